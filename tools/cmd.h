@@ -1,0 +1,21 @@
+/*
+ * cmd.h - the subcommands of the `smoe` CLI. Each returns the process exit code (0 ok, 1 failure, 2 usage).
+ * The CLI uses only the public API (include/smoe.h).
+ */
+#ifndef SMOE_TOOLS_CMD_H
+#define SMOE_TOOLS_CMD_H
+
+#include "smoe.h"
+
+typedef struct smoe_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *summary;
+} smoe_cmd;
+
+/* Prints "smoe NAME: <status string>: <last error>" to stderr and returns 1. */
+int smoe_cli_fail(const char *cmd, smoe_status st);
+
+int smoe_cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * smoe.c - the `smoe` command-line tool: dispatches to the subcommands in cmd-*.c.
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const smoe_cmd commands[] = {
+    {"info", smoe_cmd_info, "print a GGUF file's metadata and tensor table"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int smoe_cli_fail(const char *cmd, smoe_status st) {
+    const char *detail = smoe_last_error();
+    fprintf(stderr, "smoe %s: %s%s%s\n", cmd, smoe_status_string(st), detail[0] ? ": " : "", detail);
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "smoe %s - Mixtral 8x7B inference runtime\n\nusage: smoe COMMAND [ARGS...]\n\ncommands:\n",
+            smoe_version());
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun `smoe COMMAND --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("smoe %s\n", smoe_version());
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "smoe: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
