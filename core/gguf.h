@@ -61,6 +61,14 @@ const void          *smoe_gguf_arr_data(const smoe_gguf *g, int64_t i);
 const char          *smoe_gguf_arr_str(const smoe_gguf *g, int64_t i, uint64_t j, uint64_t *len);
 /* A scalar string value, NUL-terminated. */
 const char          *smoe_gguf_str(const smoe_gguf *g, int64_t i, uint64_t *len);
+/* A scalar numeric/bool value in its C representation (aligned); NULL for strings, arrays or a bad index. */
+const void          *smoe_gguf_val(const smoe_gguf *g, int64_t i);
+/* The array's elements exactly as stored in the file (little-endian, unaligned), *size bytes. For arrays of
+ * arrays, which the reader validates but keeps opaque (arr_data is NULL for them); copy_kv uses this. */
+const void          *smoe_gguf_arr_raw(const smoe_gguf *g, int64_t i, uint64_t *size);
+/* Size in bytes of a numeric/bool value type; 0 for STRING, ARRAY and unknown ids. */
+size_t               smoe_gguf_value_type_size(smoe_gguf_value_type type);
+const char          *smoe_gguf_value_type_name(smoe_gguf_value_type type); /* "u32", "string", ...; "?" if unknown */
 
 /* Typed look-ups by key. SMOE_ERR_CORRUPT_FILE if absent or of an incompatible type (integer types convert
  * to each other when the value fits; floats accept f32/f64). The message names the key. */
@@ -97,10 +105,18 @@ smoe_status smoe_gguf_writer_set_u64(smoe_gguf_writer *w, const char *key, uint6
 smoe_status smoe_gguf_writer_set_f32(smoe_gguf_writer *w, const char *key, float v);
 smoe_status smoe_gguf_writer_set_bool(smoe_gguf_writer *w, const char *key, bool v);
 smoe_status smoe_gguf_writer_set_str(smoe_gguf_writer *w, const char *key, const char *v);
+/* A string of n bytes (may contain NULs). */
+smoe_status smoe_gguf_writer_set_str_n(smoe_gguf_writer *w, const char *key, const char *v, uint64_t n);
+/* Any numeric/bool scalar: *v in the type's C representation (bool as uint8_t 0/1). */
+smoe_status smoe_gguf_writer_set_scalar(smoe_gguf_writer *w, const char *key, smoe_gguf_value_type type,
+                                        const void *v);
 /* Numeric array: n elements of `type` (not STRING/ARRAY) in their C representation. */
 smoe_status smoe_gguf_writer_set_arr(smoe_gguf_writer *w, const char *key, smoe_gguf_value_type type,
                                      const void *data, uint64_t n);
 smoe_status smoe_gguf_writer_set_arr_str(smoe_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+/* The same with explicit byte lengths (strings may contain NULs). */
+smoe_status smoe_gguf_writer_set_arr_str_n(smoe_gguf_writer *w, const char *key, const char *const *strs,
+                                           const uint64_t *lens, uint64_t n);
 /* Copies key/value i of a reader (used by `smoe quantize` to carry metadata over). */
 smoe_status smoe_gguf_writer_copy_kv(smoe_gguf_writer *w, const smoe_gguf *g, int64_t i);
 smoe_status smoe_gguf_writer_add_tensor(smoe_gguf_writer *w, const char *name, smoe_type type, uint32_t n_dims,
