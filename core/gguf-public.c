@@ -43,6 +43,10 @@ SMOE_API const char *smoe_gguf_file_kv_key(const smoe_gguf_file *file, int64_t i
 SMOE_API smoe_gguf_value_type smoe_gguf_file_kv_type(const smoe_gguf_file *file, int64_t i) {
     return smoe_gguf_kv_type(G(file), i);
 }
+SMOE_API smoe_gguf_value_type smoe_gguf_file_kv_array_type(const smoe_gguf_file *file, int64_t i) {
+    return smoe_gguf_arr_type(G(file), i);
+}
+SMOE_API uint64_t smoe_gguf_file_kv_array_n(const smoe_gguf_file *file, int64_t i) { return smoe_gguf_arr_n(G(file), i); }
 SMOE_API int64_t smoe_gguf_file_n_tensors(const smoe_gguf_file *file) { return smoe_gguf_n_tensors(G(file)); }
 
 SMOE_API const char *smoe_gguf_file_tensor_name(const smoe_gguf_file *file, int64_t i) {

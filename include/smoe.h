@@ -122,6 +122,9 @@ SMOE_API smoe_gguf_value_type smoe_gguf_file_kv_type(const smoe_gguf_file *file,
  * length the full rendering needs (excluding the NUL), like snprintf. */
 SMOE_API size_t smoe_gguf_file_kv_format(const smoe_gguf_file *file, int64_t i, char *buf, size_t size,
                                          size_t max_items);
+/* For an array value: its element type and element count (-1 and 0 if value i is not an array). */
+SMOE_API smoe_gguf_value_type smoe_gguf_file_kv_array_type(const smoe_gguf_file *file, int64_t i);
+SMOE_API uint64_t             smoe_gguf_file_kv_array_n(const smoe_gguf_file *file, int64_t i);
 
 SMOE_API int64_t     smoe_gguf_file_n_tensors(const smoe_gguf_file *file);
 SMOE_API const char *smoe_gguf_file_tensor_name(const smoe_gguf_file *file, int64_t i);
