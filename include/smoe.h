@@ -136,6 +136,84 @@ SMOE_API int64_t     smoe_gguf_file_tensor_ne(const smoe_gguf_file *file, int64_
 SMOE_API uint64_t    smoe_gguf_file_tensor_size(const smoe_gguf_file *file, int64_t i);
 SMOE_API uint64_t    smoe_gguf_file_tensor_offset(const smoe_gguf_file *file, int64_t i);
 
+/* ---- sampling ----------------------------------------------------------------------------------------------------
+ * A sampler turns logits into a token. Samplers are composed in a chain (which owns its members); the standard chain
+ * from smoe_sampler_params is: penalties -> top-k -> top-p -> min-p -> temperature -> seeded draw (greedy argmax when
+ * temperature <= 0). Custom samplers implement smoe_sampler_i. A sampler is used by one thread at a time. */
+
+typedef struct smoe_token_data {
+    int32_t id;
+    float   logit;
+    float   p; /* probability, valid after a stage that computes it (top-p, draw) */
+} smoe_token_data;
+
+typedef struct smoe_token_data_array {
+    smoe_token_data *data;
+    size_t           size;     /* candidates still in play */
+    int64_t          selected; /* index into data of the chosen token, -1 before a final stage */
+    bool             sorted;   /* data sorted by logit, descending */
+} smoe_token_data_array;
+
+typedef struct smoe_sampler smoe_sampler;
+
+typedef struct smoe_sampler_i {
+    const char *(*name)(const smoe_sampler *s);
+    /* (optional) sees every token accepted into the sequence (prompt and generated); default: nothing */
+    void (*accept)(smoe_sampler *s, int32_t token);
+    /* narrows/reweights candidates or selects one (sets `selected`) */
+    smoe_status (*apply)(smoe_sampler *s, smoe_token_data_array *cur);
+    /* (optional) forgets accepted history; default: nothing */
+    void (*reset)(smoe_sampler *s);
+    /* (optional) frees s->ctx; default: nothing */
+    void (*free)(smoe_sampler *s);
+} smoe_sampler_i;
+
+/* Wraps a custom implementation. `iface` must outlive the sampler; `ctx` is owned by the sampler (freed via
+ * iface->free). */
+SMOE_API smoe_status smoe_sampler_init_custom(const smoe_sampler_i *iface, void *ctx, smoe_sampler **out);
+SMOE_API void       *smoe_sampler_ctx(smoe_sampler *s);
+
+SMOE_API smoe_status smoe_sampler_init_greedy(smoe_sampler **out);
+SMOE_API smoe_status smoe_sampler_init_dist(uint64_t seed, smoe_sampler **out);
+SMOE_API smoe_status smoe_sampler_init_temp(float temp, smoe_sampler **out);   /* temp > 0 */
+SMOE_API smoe_status smoe_sampler_init_top_k(int32_t k, smoe_sampler **out);   /* k >= 1; 0 = no-op */
+SMOE_API smoe_status smoe_sampler_init_top_p(float p, size_t min_keep, smoe_sampler **out); /* 0 < p <= 1 */
+SMOE_API smoe_status smoe_sampler_init_min_p(float p, size_t min_keep, smoe_sampler **out); /* 0 <= p <= 1 */
+/* Over the last `last_n` accepted tokens: repetition penalty (logit / r if positive, * r if negative; r > 0, 1 = off),
+ * frequency penalty (- count * f) and presence penalty (- p if present). */
+SMOE_API smoe_status smoe_sampler_init_penalties(int32_t last_n, float repeat, float frequency, float presence,
+                                                 smoe_sampler **out);
+
+SMOE_API smoe_status smoe_sampler_chain_init(smoe_sampler **out);
+/* Appends s to the chain; the chain takes ownership (also on failure, when s is freed). */
+SMOE_API smoe_status smoe_sampler_chain_add(smoe_sampler *chain, smoe_sampler *s);
+
+typedef struct smoe_sampler_params {
+    uint32_t size;              /* sizeof(smoe_sampler_params), set by smoe_sampler_default_params */
+    float    temperature;       /* 0.8; <= 0 = greedy                                              */
+    int32_t  top_k;             /* 40; 0 = off                                                     */
+    float    top_p;             /* 0.95; 1 = off                                                   */
+    float    min_p;             /* 0.05; 0 = off                                                   */
+    float    repeat_penalty;    /* 1.0 = off                                                       */
+    int32_t  repeat_last_n;     /* 64; window of the penalties, 0 = off, -1 = whole history        */
+    float    frequency_penalty; /* 0 = off                                                         */
+    float    presence_penalty;  /* 0 = off                                                         */
+    uint64_t seed;              /* draws are a pure function of the seed and the logits           */
+} smoe_sampler_params;
+
+SMOE_API smoe_sampler_params smoe_sampler_default_params(void);
+/* Builds the standard chain. SMOE_ERR_INVALID_ARGUMENT names the parameter out of range. */
+SMOE_API smoe_status smoe_sampler_init(const smoe_sampler_params *params, smoe_sampler **out);
+
+/* Applies s to logits[0..n_vocab) and returns the chosen token in *out (and accepts it into s). */
+SMOE_API smoe_status smoe_sampler_sample(smoe_sampler *s, const float *logits, int32_t n_vocab, int32_t *out);
+/* Runs s on a caller-provided candidate array (no accept). */
+SMOE_API smoe_status smoe_sampler_apply(smoe_sampler *s, smoe_token_data_array *cur);
+SMOE_API void        smoe_sampler_accept(smoe_sampler *s, int32_t token);
+SMOE_API void        smoe_sampler_reset(smoe_sampler *s);
+SMOE_API const char *smoe_sampler_name(const smoe_sampler *s);
+SMOE_API void        smoe_sampler_free(smoe_sampler *s);
+
 #ifdef __cplusplus
 }
 #endif
