@@ -149,10 +149,8 @@ static void put_scalar(sbuf *b, smoe_gguf_value_type t, const uint8_t *p) {
     }
 }
 
-SMOE_API size_t smoe_gguf_file_kv_format(const smoe_gguf_file *file, int64_t i, char *buf, size_t size,
-                                         size_t max_items) {
-    const smoe_gguf *g = G(file);
-    sbuf             b = {buf, buf ? size : 0, 0};
+size_t smoe_gguf_kv_format(const smoe_gguf *g, int64_t i, char *buf, size_t size, size_t max_items) {
+    sbuf b = {buf, buf ? size : 0, 0};
     if (!smoe_gguf_key(g, i)) {
         if (buf && size) buf[0] = '\0';
         return 0;
@@ -191,4 +189,9 @@ SMOE_API size_t smoe_gguf_file_kv_format(const smoe_gguf_file *file, int64_t i, 
     }
     if (buf && size) buf[b.len < size ? b.len : size - 1] = '\0';
     return b.len;
+}
+
+SMOE_API size_t smoe_gguf_file_kv_format(const smoe_gguf_file *file, int64_t i, char *buf, size_t size,
+                                         size_t max_items) {
+    return smoe_gguf_kv_format(G(file), i, buf, size, max_items);
 }

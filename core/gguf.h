@@ -69,6 +69,8 @@ const void          *smoe_gguf_arr_raw(const smoe_gguf *g, int64_t i, uint64_t *
 /* Size in bytes of a numeric/bool value type; 0 for STRING, ARRAY and unknown ids. */
 size_t               smoe_gguf_value_type_size(smoe_gguf_value_type type);
 const char          *smoe_gguf_value_type_name(smoe_gguf_value_type type); /* "u32", "string", ...; "?" if unknown */
+/* Renders value i as text (what smoe_gguf_file_kv_format documents); returns the full length, like snprintf. */
+size_t               smoe_gguf_kv_format(const smoe_gguf *g, int64_t i, char *buf, size_t size, size_t max_items);
 
 /* Typed look-ups by key. SMOE_ERR_CORRUPT_FILE if absent or of an incompatible type (integer types convert
  * to each other when the value fits; floats accept f32/f64). The message names the key. */

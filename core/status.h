@@ -22,7 +22,7 @@
 
 /* Sets the calling thread's last error and returns `status` (so it can be used as `return smoe_set_error(...)`). */
 smoe_status smoe_set_error(smoe_status status, const char *fmt, ...) SMOE_PRINTF(2, 3);
-smoe_status smoe_set_errorv(smoe_status status, const char *fmt, va_list ap);
+smoe_status smoe_set_errorv(smoe_status status, const char *fmt, va_list ap) SMOE_PRINTF(2, 0);
 /* Prepends "prefix: " to the current last error (to add context such as a file name on the way up). */
 void smoe_error_prefix(const char *fmt, ...) SMOE_PRINTF(1, 2);
 void smoe_clear_error(void);

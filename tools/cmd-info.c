@@ -195,7 +195,8 @@ static int print_text(const smoe_gguf_file *f, const char *path, uint64_t file_s
            n_t, human_count(params, b1, sizeof(b1)), params, human_bytes(bytes, b2, sizeof(b2)),
            params ? (double)bytes * 8.0 / (double)params : 0.0);
     for (int k = 0; k < n_types; k++) {
-        printf("  %-7s %5" PRId64 " tensors  %s\n", types[k].name, types[k].n, human_bytes(types[k].bytes, b1, sizeof(b1)));
+        printf("  %-7s %5" PRId64 " tensor%s  %s\n", types[k].name, types[k].n, types[k].n == 1 ? " " : "s",
+               human_bytes(types[k].bytes, b1, sizeof(b1)));
     }
     return 0;
 }
