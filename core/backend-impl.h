@@ -19,7 +19,7 @@
 /* A run of consecutive graph nodes that one backend executes (made by the scheduler, core/sched.c).
  * Before compute() is called the scheduler has copied every input that lives on another backend into a tensor of
  * this backend, and the nodes' src pointers already point at those copies; the nodes' outputs are bound.
- * Nodes appear in execution order; VIEW nodes are included and need no work (their data is set). */
+ * Nodes appear in execution order. VIEW nodes are left out (they need no work; their data is set). */
 typedef struct smoe_split {
     int            backend_id; /* index in the scheduler's backend list */
     smoe_backend  *backend;

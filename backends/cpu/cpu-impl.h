@@ -1,0 +1,56 @@
+/*
+ * cpu-impl.h - the CPU backend's context and its reference kernels (plain C, one file per op family).
+ *
+ * Kernels get a node whose sources and output are bound to host memory. They parallelize over rows with the pool;
+ * every output element is computed by exactly one thread with the same code whatever the thread count, so results
+ * are bit-identical for any n_threads. Data-dependent indices (token ids, expert ids, cells) are checked before
+ * any work and fail with SMOE_ERR_INVALID_ARGUMENT instead of reading or writing out of bounds.
+ */
+#ifndef SMOE_CPU_IMPL_H
+#define SMOE_CPU_IMPL_H
+
+#include "core/backend-impl.h"
+#include "threadpool.h"
+
+typedef struct smoe_cpu_ctx {
+    smoe_threadpool *pool;
+    int              n_threads;
+    char             name[32];
+    char             description[64];
+    uint8_t         *work; /* scratch, grown on demand and kept (a re-run allocates nothing) */
+    size_t           work_size;
+} smoe_cpu_ctx;
+
+/* Ensures ctx->work has at least `size` bytes (64-byte aligned). */
+smoe_status smoe_cpu_work_reserve(smoe_cpu_ctx *ctx, size_t size);
+
+typedef smoe_status (*smoe_cpu_kernel)(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+
+/* ops-matmul.c */
+smoe_status smoe_cpu_get_rows(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_mul_mat(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_mul_mat_id(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+/* ops-attention.c */
+smoe_status smoe_cpu_rope(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_kv_write(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_attention(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+/* ops-eltwise.c */
+smoe_status smoe_cpu_rms_norm(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_swiglu(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_add(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_mul(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_scale(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_cpy(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+/* ops-moe.c */
+smoe_status smoe_cpu_moe_route(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+smoe_status smoe_cpu_moe_combine(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+
+/* f32 dot product (also used by the attention kernel). */
+float smoe_cpu_dot_f32(const float *a, const float *b, int64_t n);
+
+/* Address of row (i1, i2, i3) of a bound host tensor. */
+static inline void *smoe_cpu_row(const smoe_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
+    return (char *)t->data + (size_t)i1 * t->nb[1] + (size_t)i2 * t->nb[2] + (size_t)i3 * t->nb[3];
+}
+
+#endif /* SMOE_CPU_IMPL_H */

@@ -1,0 +1,172 @@
+/*
+ * ops-attention.c - reference kernels for ROPE, KV_WRITE and the fused ATTENTION.
+ *
+ * ATTENTION is computed per (query token, kv head): the K and V rows of a cell are converted to f32 once and used by
+ * every query head of the GQA group; softmax is online (running max and sum), so no score matrix is stored.
+ */
+#include "cpu-impl.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- ROPE ---- */
+
+typedef struct rope_args {
+    const smoe_tensor *x, *pos, *out;
+    float             *scratch; /* n_threads * n_rot floats: cos/sin per pair */
+} rope_args;
+
+static void rope_task(void *p, int ith, int nth) {
+    const rope_args *a = p;
+    const smoe_op_rope_params *rp = &a->out->params.rope;
+    const int64_t head_dim = a->x->ne[0], n_head = a->x->ne[1], n_tokens = a->x->ne[2];
+    const int64_t half = rp->n_rot / 2;
+    float *cs = a->scratch + (size_t)ith * (size_t)rp->n_rot;
+    const int32_t *pos = a->pos->data;
+    int64_t t0, t1;
+    smoe_split_range(n_tokens, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        /* angles in double: positions reach 32k and theta_base 1e6, where float angles lose digits */
+        const double pt = (double)pos[t] * (double)rp->freq_scale;
+        for (int64_t i = 0; i < half; i++) {
+            const double inv_freq = pow((double)rp->theta_base, -2.0 * (double)i / (double)rp->n_rot);
+            const double ang = pt * inv_freq;
+            cs[2 * i] = (float)cos(ang);
+            cs[2 * i + 1] = (float)sin(ang);
+        }
+        for (int64_t h = 0; h < n_head; h++) {
+            const float *src = smoe_cpu_row(a->x, h, t, 0);
+            float *dst = smoe_cpu_row(a->out, h, t, 0);
+            for (int64_t i = 0; i < half; i++) {
+                const float c = cs[2 * i], s = cs[2 * i + 1];
+                const float x0 = src[2 * i], x1 = src[2 * i + 1];
+                dst[2 * i] = x0 * c - x1 * s;
+                dst[2 * i + 1] = x0 * s + x1 * c;
+            }
+            if (dst != src)
+                for (int64_t i = 2 * half; i < head_dim; i++) dst[i] = src[i];
+        }
+    }
+}
+
+smoe_status smoe_cpu_rope(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
+    SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * (size_t)node->params.rope.n_rot * sizeof(float)));
+    rope_args a = {.x = node->src[0], .pos = node->src[1], .out = node, .scratch = (float *)ctx->work};
+    smoe_threadpool_run(ctx->pool, rope_task, &a);
+    return SMOE_OK;
+}
+
+/* ---- KV_WRITE ---- */
+
+typedef struct kvw_args {
+    const smoe_tensor *cache, *rows, *cells;
+} kvw_args;
+
+static void kvw_task(void *p, int ith, int nth) {
+    const kvw_args *a = p;
+    const smoe_type_traits *tr = smoe_type_get_traits(a->cache->type);
+    const int32_t *cells = a->cells->data;
+    const int64_t n_head_kv = a->rows->ne[1], n_tokens = a->rows->ne[2];
+    int64_t h0, h1;
+    smoe_split_range(n_head_kv, ith, nth, &h0, &h1);
+    /* tokens in order within each head, so a cell written twice in one batch keeps the last row */
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t h = h0; h < h1; h++)
+            tr->from_f32(smoe_cpu_row(a->rows, h, t, 0), smoe_cpu_row(a->cache, h, cells[t], 0), a->rows->ne[0]);
+}
+
+smoe_status smoe_cpu_kv_write(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
+    const smoe_tensor *cache = node->src[0], *rows = node->src[1], *cells = node->src[2];
+    const int32_t *c = cells->data;
+    for (int64_t t = 0; t < cells->ne[0]; t++)
+        SMOE_RETURN_IF(c[t] < 0 || c[t] >= cache->ne[2], SMOE_ERR_INVALID_ARGUMENT,
+                       "cell index %d for token %" PRId64 " not in [0, %" PRId64 ")", c[t], t, cache->ne[2]);
+    kvw_args a = {.cache = cache, .rows = rows, .cells = cells};
+    smoe_threadpool_run(ctx->pool, kvw_task, &a);
+    return SMOE_OK;
+}
+
+/* ---- ATTENTION ---- */
+
+typedef struct attn_args {
+    const smoe_tensor *q, *k, *v, *q_info, *cell_info, *out;
+    int64_t            n_scan;
+    float             *scratch; /* per thread: (2 + group) * head_dim + 2 * group floats */
+    size_t             scratch_per_thread;
+} attn_args;
+
+static void attn_task(void *p, int ith, int nth) {
+    const attn_args *a = p;
+    const int64_t head_dim = a->q->ne[0], n_head = a->q->ne[1], n_tokens = a->q->ne[2];
+    const int64_t n_head_kv = a->k->ne[1];
+    const int64_t group = n_head / n_head_kv;
+    const float scale = a->out->params.attention.scale;
+    const smoe_type_traits *kt = smoe_type_get_traits(a->k->type), *vt = smoe_type_get_traits(a->v->type);
+    const bool k_f32 = a->k->type == SMOE_TYPE_F32, v_f32 = a->v->type == SMOE_TYPE_F32;
+
+    float *base = a->scratch + (size_t)ith * a->scratch_per_thread;
+    float *kbuf = base, *vbuf = kbuf + head_dim, *acc = vbuf + head_dim;
+    float *mx = acc + group * head_dim, *sum = mx + group;
+
+    const int32_t *qi = a->q_info->data, *ci = a->cell_info->data;
+    int64_t w0, w1;
+    smoe_split_range(n_tokens * n_head_kv, ith, nth, &w0, &w1);
+    for (int64_t w = w0; w < w1; w++) {
+        const int64_t t = w / n_head_kv, hkv = w % n_head_kv;
+        const int32_t qpos = qi[2 * t], qseq = qi[2 * t + 1];
+        for (int64_t g = 0; g < group; g++) {
+            mx[g] = -INFINITY;
+            sum[g] = 0.0f;
+        }
+        memset(acc, 0, (size_t)(group * head_dim) * sizeof(float));
+        for (int64_t j = 0; j < a->n_scan; j++) {
+            const int32_t cpos = ci[2 * j], cseq = ci[2 * j + 1];
+            if (cseq < 0 || cseq != qseq || cpos > qpos) continue;
+            const void *kraw = smoe_cpu_row(a->k, hkv, j, 0);
+            const void *vraw = smoe_cpu_row(a->v, hkv, j, 0);
+            const float *kr = k_f32 ? kraw : (kt->to_f32(kraw, kbuf, head_dim), kbuf);
+            const float *vr = NULL;
+            for (int64_t g = 0; g < group; g++) {
+                const float *qr = smoe_cpu_row(a->q, hkv * group + g, t, 0);
+                const float s = scale * smoe_cpu_dot_f32(qr, kr, head_dim);
+                if (!vr) vr = v_f32 ? vraw : (vt->to_f32(vraw, vbuf, head_dim), vbuf);
+                float *ac = acc + g * head_dim;
+                if (s > mx[g]) {
+                    const float c = mx[g] == -INFINITY ? 0.0f : expf(mx[g] - s);
+                    for (int64_t d = 0; d < head_dim; d++) ac[d] *= c;
+                    sum[g] *= c;
+                    mx[g] = s;
+                }
+                const float e = expf(s - mx[g]);
+                for (int64_t d = 0; d < head_dim; d++) ac[d] += e * vr[d];
+                sum[g] += e;
+            }
+        }
+        for (int64_t g = 0; g < group; g++) {
+            float *dst = smoe_cpu_row(a->out, hkv * group + g, t, 0);
+            const float inv = sum[g] > 0.0f ? 1.0f / sum[g] : 0.0f;
+            for (int64_t d = 0; d < head_dim; d++) dst[d] = acc[g * head_dim + d] * inv;
+        }
+    }
+}
+
+smoe_status smoe_cpu_attention(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
+    const smoe_tensor *q = node->src[0], *k = node->src[1];
+    const int64_t head_dim = q->ne[0], group = q->ne[1] / k->ne[1];
+    const int32_t n_scan_raw = *(const int32_t *)node->src[5]->data;
+    int64_t n_scan = n_scan_raw < 0 ? 0 : n_scan_raw;
+    if (n_scan > k->ne[2]) n_scan = k->ne[2];
+    const size_t per_thread = (size_t)((2 + group) * head_dim + 2 * group + 15) & ~(size_t)15;
+    SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * per_thread * sizeof(float)));
+    attn_args a = {.q = q,
+                   .k = k,
+                   .v = node->src[2],
+                   .q_info = node->src[3],
+                   .cell_info = node->src[4],
+                   .out = node,
+                   .n_scan = n_scan,
+                   .scratch = (float *)ctx->work,
+                   .scratch_per_thread = per_thread};
+    smoe_threadpool_run(ctx->pool, attn_task, &a);
+    return SMOE_OK;
+}
