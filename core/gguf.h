@@ -95,7 +95,12 @@ const void                  *smoe_gguf_tensor_data(const smoe_gguf *g, int64_t i
  * Usage: open; set_* metadata and add_tensor (any order); begin_data (writes header, kv and tensor infos); then
  * write_data the bytes of each tensor in the order they were added (in pieces of any size: padding is inserted when a
  * tensor's byte count is complete); finish (flush, fsync, rename into place). abort (or any error) removes the
- * temporary file; after an error only abort is valid. Keys are unique: setting a key twice replaces its value. */
+ * temporary file; after an error only abort is valid. Keys are unique: setting a key twice replaces its value.
+ * The output is GGUF v3, metadata in the order first set, tensors in the order added, each tensor's data at a multiple
+ * of the alignment: 32, or `general.alignment` if set (it must then be a u32 power of two, else begin_data fails).
+ * The temporary file is PATH.tmp.XXXXXX in PATH's directory; PATH holds either its old content or the complete new
+ * file, never a partial one. Errors are INVALID_ARGUMENT (misuse, bad shapes/types, duplicate tensor names, data
+ * count mismatch), IO or OUT_OF_MEMORY, with a message naming PATH. */
 
 typedef struct smoe_gguf_writer smoe_gguf_writer;
 
