@@ -214,6 +214,122 @@ SMOE_API void        smoe_sampler_reset(smoe_sampler *s);
 SMOE_API const char *smoe_sampler_name(const smoe_sampler *s);
 SMOE_API void        smoe_sampler_free(smoe_sampler *s);
 
+/* ---- tokenizer ---------------------------------------------------------------------------------------------------
+ * SentencePiece BPE (Mixtral's tokenizer), built from a GGUF file's tokenizer.ggml.* keys. Ids and text equal the
+ * `sentencepiece` library's for the same vocabulary: a dummy leading space, ' ' -> U+2581, merges by piece score,
+ * byte fallback to <0xNN> tokens. A tokenizer is immutable after load: every function below that takes a
+ * `const smoe_tokenizer *` may be called from several threads at once. Text is UTF-8, passed with its byte length
+ * (it may contain NUL bytes); invalid UTF-8 is rejected with SMOE_ERR_INVALID_TEXT (sentencepiece would silently
+ * turn each bad byte into U+FFFD). */
+
+typedef struct smoe_tokenizer smoe_tokenizer;
+
+/* Token types, numbered as SentencePiece and GGUF's tokenizer.ggml.token_type number them. */
+typedef enum smoe_token_type {
+    SMOE_TOKEN_TYPE_INVALID      = 0, /* returned for an id out of range */
+    SMOE_TOKEN_TYPE_NORMAL       = 1,
+    SMOE_TOKEN_TYPE_UNKNOWN      = 2, /* <unk> */
+    SMOE_TOKEN_TYPE_CONTROL      = 3, /* <s>, </s>: never produced from plain text, invisible when decoded */
+    SMOE_TOKEN_TYPE_USER_DEFINED = 4,
+    SMOE_TOKEN_TYPE_UNUSED       = 5,
+    SMOE_TOKEN_TYPE_BYTE         = 6, /* <0x00>..<0xFF> */
+} smoe_token_type;
+
+/* Flags of smoe_tokenize. */
+#define SMOE_TOKENIZE_ADD_BOS       (1u << 0) /* prepend the BOS token (if the vocabulary has one) */
+#define SMOE_TOKENIZE_ADD_EOS       (1u << 1) /* append the EOS token (if the vocabulary has one) */
+#define SMOE_TOKENIZE_PARSE_SPECIAL (1u << 2) /* control pieces written in the text ("<s>", "</s>", "<unk>") become
+                                                 their ids; the text between them is tokenized piece by piece, each
+                                                 with its own leading space. Default: plain text (for user input) */
+
+/* Loads the tokenizer of a GGUF file (the tokenizer.ggml.* keys; tokenizer.ggml.model must be "llama").
+ * SMOE_ERR_IO if the file cannot be read, SMOE_ERR_CORRUPT_FILE for missing keys or arrays of different lengths,
+ * SMOE_ERR_UNSUPPORTED for another tokenizer model. On failure *out is NULL. */
+SMOE_API smoe_status smoe_tokenizer_load_gguf(const char *path, smoe_tokenizer **out);
+SMOE_API void        smoe_tokenizer_free(smoe_tokenizer *tok);
+
+SMOE_API int32_t smoe_tokenizer_n_vocab(const smoe_tokenizer *tok);
+SMOE_API int32_t smoe_tokenizer_bos(const smoe_tokenizer *tok); /* -1 if none */
+SMOE_API int32_t smoe_tokenizer_eos(const smoe_tokenizer *tok); /* -1 if none */
+SMOE_API int32_t smoe_tokenizer_unk(const smoe_tokenizer *tok);
+/* The flags the model asks for by default: SMOE_TOKENIZE_ADD_BOS / _ADD_EOS as tokenizer.ggml.add_bos_token /
+ * add_eos_token say (BOS yes, EOS no when absent). */
+SMOE_API uint32_t smoe_tokenizer_default_flags(const smoe_tokenizer *tok);
+/* The GGUF's tokenizer.chat_template (a Jinja template, not interpreted by smoe; see smoe_chat_format), or NULL. */
+SMOE_API const char *smoe_tokenizer_chat_template(const smoe_tokenizer *tok);
+
+/* Tokenizes text[0..len). Writes at most `cap` ids and sets *n_out to the number of ids of the full result; if that
+ * is more than cap, returns SMOE_ERR_BUFFER_TOO_SMALL (call again with a buffer of *n_out ids). `ids` may be NULL
+ * when cap is 0. Returns SMOE_ERR_INVALID_TEXT for invalid UTF-8 (the message gives the byte offset). */
+SMOE_API smoe_status smoe_tokenize(const smoe_tokenizer *tok, const char *text, size_t len, int32_t *ids, size_t cap,
+                                   size_t *n_out, uint32_t flags);
+
+/* The vocabulary piece of a token as stored (U+2581 for spaces, "<0x0A>" for a byte token), NUL-terminated,
+ * valid while tok lives; NULL if id is out of range. */
+SMOE_API const char     *smoe_token_to_piece(const smoe_tokenizer *tok, int32_t id);
+SMOE_API smoe_token_type smoe_token_get_type(const smoe_tokenizer *tok, int32_t id);
+
+/* ---- detokenizer: token ids to text, streamed --------------------------------------------------------------------
+ * Feed ids one at a time; each call returns the text that became complete. The concatenation of all returned text
+ * equals sentencepiece's decode of the whole sequence: control tokens are invisible, <unk> is " \u2047 ", U+2581
+ * becomes ' ', the leading space of the first piece is dropped, and byte tokens are gathered into UTF-8 characters
+ * (a character split over several byte tokens is returned once its last byte arrives; each byte of an invalid or
+ * truncated sequence becomes U+FFFD). A detokenizer is used by one thread at a time; it borrows the tokenizer,
+ * which must outlive it. */
+
+typedef struct smoe_detokenizer smoe_detokenizer;
+
+/* Flags of smoe_detokenizer_init and smoe_detokenize. */
+#define SMOE_DETOKENIZE_KEEP_LEADING_SPACE (1u << 0) /* keep the first piece's space: for text that continues a
+                                                        prompt (the ids of a reply after the prompt's ids) */
+#define SMOE_DETOKENIZE_RENDER_SPECIAL     (1u << 1) /* control tokens appear as their piece ("</s>") */
+
+SMOE_API smoe_status smoe_detokenizer_init(const smoe_tokenizer *tok, uint32_t flags, smoe_detokenizer **out);
+/* Adds one token. *text (NUL-terminated) and *len get the text completed by it, possibly empty; *text is valid
+ * until the next call on det. SMOE_ERR_INVALID_ARGUMENT for an id out of range (the state is unchanged). */
+SMOE_API smoe_status smoe_detokenizer_feed(smoe_detokenizer *det, int32_t id, const char **text, size_t *len);
+/* Ends the text: returns what is still pending (U+FFFD for each byte of an incomplete character) and resets det
+ * to its initial state, ready for a new text. */
+SMOE_API smoe_status smoe_detokenizer_flush(smoe_detokenizer *det, const char **text, size_t *len);
+SMOE_API void        smoe_detokenizer_free(smoe_detokenizer *det);
+
+/* Decodes a whole sequence (what a detokenizer fed ids[0..n) and flushed returns). Writes the text and a NUL to buf;
+ * *n_out gets the text's length without the NUL. If cap < *n_out + 1, returns SMOE_ERR_BUFFER_TOO_SMALL. */
+SMOE_API smoe_status smoe_detokenize(const smoe_tokenizer *tok, const int32_t *ids, size_t n, char *buf, size_t cap,
+                                     size_t *n_out, uint32_t flags);
+
+/* ---- chat --------------------------------------------------------------------------------------------------------
+ * Conversations to prompt tokens exactly as mistral-common's `encode_chat_completion` with the v1 tokenizer (the
+ * one Mixtral 8x7B Instruct was trained with): BOS, then for each user turn the ids of "[INST] {content} [/INST]"
+ * and for each assistant turn the ids of "{content}" followed by EOS, each segment tokenized on its own (so "[INST]"
+ * is plain text, never a special token). System messages have no turn of their own: all non-empty ones, joined by
+ * "\n\n", are prepended to the first user message as "{system}\n\n{user}". A conversation of only system messages
+ * is encoded as one user turn with empty content.
+ * Rules, checked (SMOE_ERR_INVALID_ARGUMENT with a message naming the message index): roles are "system", "user",
+ * "assistant"; after removing system messages the turns alternate user, assistant, user, ... starting with a user
+ * turn (mistral-common silently merges repeated roles and inserts an empty user turn before a leading assistant
+ * turn; smoe rejects both); assistant content is not empty. A conversation normally ends with a user turn; if it ends
+ * with an assistant turn, that turn is a prefix the model should continue: it gets no EOS (mistral-common's
+ * `prefix=True`). Content must be valid UTF-8 (SMOE_ERR_INVALID_TEXT). */
+
+typedef struct smoe_chat_message {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* UTF-8, NUL-terminated */
+} smoe_chat_message;
+
+/* Same buffer convention as smoe_tokenize. */
+SMOE_API smoe_status smoe_chat_tokenize(const smoe_tokenizer *tok, const smoe_chat_message *msgs, size_t n_msgs,
+                                        int32_t *ids, size_t cap, size_t *n_out);
+
+/* The text form of a conversation as Hugging Face renders Mixtral-8x7B-Instruct-v0.1's chat template:
+ * "<s>[INST] {user} [/INST]{assistant}</s>[INST] {user} [/INST]" (BOS/EOS written as their pieces). smoe does not
+ * interpret Jinja: this is that one template, whatever tokenizer.chat_template holds. The template accepts only
+ * alternating user/assistant messages starting with user (else SMOE_ERR_INVALID_ARGUMENT, as the template raises).
+ * Same buffer convention as smoe_detokenize (NUL-terminated). Note the ids of this text are not the ids of
+ * smoe_chat_tokenize (segments tokenized on their own differ at their boundaries): prompt with the latter. */
+SMOE_API smoe_status smoe_chat_format(const smoe_tokenizer *tok, const smoe_chat_message *msgs, size_t n_msgs,
+                                      char *buf, size_t cap, size_t *n_out);
+
 #ifdef __cplusplus
 }
 #endif
