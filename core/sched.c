@@ -228,7 +228,7 @@ static smoe_status build_plan(smoe_sched *s, smoe_graph *g, sched_plan **out) {
     sched_plan *pl = calloc(1, sizeof(*pl));
     SMOE_RETURN_IF(!pl, SMOE_ERR_OUT_OF_MEMORY, "sched: out of memory");
     const int nn = g->n_nodes, nl = g->n_leaves;
-    int *last = NULL, *node_split = NULL, *copy_first = NULL, *copy_last = NULL;
+    int *last = NULL, *node_split = NULL, *copy_last = NULL;
     smoe_plan_req *reqs = NULL;
     size_t *align = NULL;
     /* per (split, tensor) copies: found by scanning; at most one per src slot of each node */
@@ -265,12 +265,11 @@ static smoe_status build_plan(smoe_sched *s, smoe_graph *g, sched_plan **out) {
     const int max_copies = n_compute * SMOE_MAX_SRC + 1;
     copy_src = calloc((size_t)max_copies, sizeof(*copy_src));
     copy_split = calloc((size_t)max_copies, sizeof(*copy_split));
-    copy_first = calloc((size_t)max_copies, sizeof(*copy_first));
     copy_last = calloc((size_t)max_copies, sizeof(*copy_last));
     pl->shadow_orig = calloc((size_t)n_compute + 1, sizeof(*pl->shadow_orig));
     pl->shadows = calloc((size_t)n_compute + 1, sizeof(*pl->shadows));
     shadow_copy = malloc(((size_t)n_compute + 1) * SMOE_MAX_SRC * sizeof(*shadow_copy));
-    SMOE_GOTO_IF(!shadow_copy || !pl->splits || !pl->node_lists || !copy_src || !copy_split || !copy_first || !copy_last ||
+    SMOE_GOTO_IF(!shadow_copy || !pl->splits || !pl->node_lists || !copy_src || !copy_split || !copy_last ||
                      !pl->shadow_orig || !pl->shadows,
                  st, fail, SMOE_ERR_OUT_OF_MEMORY, "sched: out of memory");
 
@@ -314,7 +313,6 @@ static smoe_status build_plan(smoe_sched *s, smoe_graph *g, sched_plan **out) {
                     c = n_copies++;
                     copy_src[c] = src;
                     copy_split[c] = sp;
-                    copy_first[c] = i;
                 }
                 copy_last[c] = i;
                 shadow_copy[sh * SMOE_MAX_SRC + j] = c; /* pointed at the copy once the copies exist */
@@ -417,7 +415,6 @@ static smoe_status build_plan(smoe_sched *s, smoe_graph *g, sched_plan **out) {
     free(node_split);
     free(copy_src);
     free(copy_split);
-    free(copy_first);
     free(copy_last);
     free(shadow_copy);
     free(reqs);
@@ -430,7 +427,6 @@ fail:
     free(node_split);
     free(copy_src);
     free(copy_split);
-    free(copy_first);
     free(copy_last);
     free(shadow_copy);
     free(reqs);
