@@ -71,7 +71,7 @@ fi
 echo "== fuzz (build-fuzz/, ${FUZZ_SECONDS}s per target)"
 if build build-fuzz -Dfuzz=true -Dtests=false --native-file scripts/clang.ini; then
   for t in build-fuzz/tests/fuzz/fuzz-*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue  # skip the fuzz-*.p object folders
     name=$(basename "$t")
     corpus=$(mktemp -d)
     seeds=tests/fuzz/corpus/${name#fuzz-}
