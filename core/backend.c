@@ -65,6 +65,9 @@ smoe_status smoe_backend_buffer_from_host_ptr(smoe_backend *b, void *ptr, size_t
         return smoe_set_error(SMOE_ERR_UNSUPPORTED, "buffer: backend %s cannot wrap host memory",
                               smoe_backend_name(b));
     }
+    /* wrapped memory is laid out by its owner: GGUF aligns tensor data to 32 bytes (general.alignment), which is
+     * enough for every kernel reading weights, so ask no more than that */
+    if (buf->alignment > SMOE_HOST_PTR_ALIGNMENT) buf->alignment = SMOE_HOST_PTR_ALIGNMENT;
     if ((uintptr_t)ptr % buf->alignment != 0) {
         size_t al = buf->alignment;
         free(buf);

@@ -50,7 +50,10 @@ void        smoe_backend_free(smoe_backend *b); /* NULL is a no-op; free its buf
 /* A new buffer of `size` bytes (contents undefined). SMOE_ERR_OUT_OF_MEMORY when the device has no room. */
 smoe_status smoe_backend_buffer_alloc(smoe_backend *b, size_t size, smoe_buffer **out);
 /* A buffer over caller memory (e.g. an mmap'd GGUF data section) that must outlive it; host-memory backends only
- * (others: SMOE_ERR_UNSUPPORTED). `ptr` must be aligned to props.alignment. */
+ * (others: SMOE_ERR_UNSUPPORTED). Its alignment is min(props.alignment, SMOE_HOST_PTR_ALIGNMENT): `ptr` and the
+ * offsets of tensors bound in it must be multiples of that (GGUF's default alignment, so mmap'd files bind as
+ * they are). */
+#define SMOE_HOST_PTR_ALIGNMENT 32
 smoe_status smoe_backend_buffer_from_host_ptr(smoe_backend *b, void *ptr, size_t size, smoe_buffer **out);
 void        smoe_buffer_free(smoe_buffer *buf); /* NULL is a no-op */
 /* Fills the whole buffer with a byte value (e.g. zeroing a KV cache). */
