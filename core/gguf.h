@@ -9,6 +9,8 @@
  *
  * The reader copies all metadata into its own arena (NUL-terminated strings, aligned numeric arrays), so callers
  * never touch unaligned mmap'd bytes for metadata. Tensor data stays in the mapping.
+ * A reader is immutable after open: any number of threads may use it at once. Pointers it returns live until close.
+ * Getters take an index in [0, n) and return NULL / 0 / -1 for anything else (they never crash on a bad index).
  */
 #ifndef SMOE_GGUF_H
 #define SMOE_GGUF_H
