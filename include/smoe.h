@@ -136,6 +136,75 @@ SMOE_API int64_t     smoe_gguf_file_tensor_ne(const smoe_gguf_file *file, int64_
 SMOE_API uint64_t    smoe_gguf_file_tensor_size(const smoe_gguf_file *file, int64_t i);
 SMOE_API uint64_t    smoe_gguf_file_tensor_offset(const smoe_gguf_file *file, int64_t i);
 
+/* ---- file types: what `smoe convert` and `smoe quantize` produce -------------------------------------------------
+ * One element type for the weight matrices, or a per-tensor mix. Values are llama.cpp's LlamaFileType numbers (they
+ * are written as general.file_type), except SMOE_FTYPE_AUTO, smoe's MoE-aware mix: experts at 4 bits (Q4_K, Q4_0
+ * where rows are not multiples of 256), attention at Q8_0, router and norms at F32, token embeddings Q4_K and the
+ * output matrix Q6_K as llama.cpp's K-mixes do. Its file records general.file_type 15 (Q4_K_M). */
+typedef enum smoe_ftype {
+    SMOE_FTYPE_F32    = 0,
+    SMOE_FTYPE_F16    = 1,
+    SMOE_FTYPE_Q4_0   = 2,
+    SMOE_FTYPE_Q4_1   = 3,
+    SMOE_FTYPE_Q8_0   = 7,
+    SMOE_FTYPE_Q5_0   = 8,
+    SMOE_FTYPE_Q5_1   = 9,
+    SMOE_FTYPE_Q4_K   = 14, /* every matrix Q4_K (llama-quantize --pure); llama.cpp's number for Q4_K_S */
+    SMOE_FTYPE_Q4_K_M = 15,
+    SMOE_FTYPE_Q5_K   = 16, /* every matrix Q5_K (llama-quantize --pure); llama.cpp's number for Q5_K_S */
+    SMOE_FTYPE_Q5_K_M = 17,
+    SMOE_FTYPE_Q6_K   = 18, /* every matrix Q6_K (llama-quantize --pure)                                 */
+    SMOE_FTYPE_BF16   = 32,
+    SMOE_FTYPE_AUTO   = 1024,
+} smoe_ftype;
+
+/* ---- re-quantizing GGUF files (`smoe quantize`) ------------------------------------------------------------------ */
+
+/* What happened to one tensor; passed to smoe_quantize_params.stats after the tensor is written. The strings are
+ * valid during the call only. Errors are measured against the source values (dequantized if the source is
+ * quantized): rmse = sqrt(mean((x - q)^2)), nmse = sum (x - q)^2 / sum x^2, max_abs_err = max |x - q|. */
+typedef struct smoe_quantize_tensor_stats {
+    const char *name;
+    const char *src_type;    /* "f16", "bf16", ...                                                        */
+    const char *dst_type;    /* "q4_k", ...                                                               */
+    uint32_t    n_dims;
+    int64_t     ne[4];       /* ne[0]: row length; unused dims 1                                          */
+    uint64_t    n_elements;
+    uint64_t    src_bytes, dst_bytes;
+    bool        copied;      /* same type in and out: bytes copied unchanged, errors 0                    */
+    double      rmse, nmse, max_abs_err;
+} smoe_quantize_tensor_stats;
+
+typedef void (*smoe_quantize_stats_fn)(const smoe_quantize_tensor_stats *stats, void *user_data);
+
+typedef struct smoe_quantize_params {
+    uint32_t               size;        /* sizeof(smoe_quantize_params), set by smoe_quantize_default_params    */
+    smoe_ftype             ftype;       /* SMOE_FTYPE_Q4_K_M                                                    */
+    int32_t                n_threads;   /* worker threads; 0 = online CPUs                                      */
+    smoe_progress_fn       progress;    /* NULL = none; called on the calling thread, units: input bytes         */
+    void                  *progress_user_data;
+    smoe_log_fn            log;         /* NULL = silent                                                        */
+    void                  *log_user_data;
+    smoe_quantize_stats_fn stats;       /* NULL = errors not measured (measuring costs a dequantization)       */
+    void                  *stats_user_data;
+    bool                   allow_requantize; /* false: a quantized source tensor that needs another type fails */
+} smoe_quantize_params;
+
+SMOE_API smoe_quantize_params smoe_quantize_default_params(void);
+
+/* Re-quantizes the GGUF file `in_path` (F32/F16/BF16 weights, smoe's or llama.cpp's) into `out_path` with the file
+ * type params->ftype: the per-tensor types mirror llama-quantize's mixes (norms and the expert router stay F32;
+ * see quant/quant-policy.c); every metadata key is carried over, general.file_type and
+ * general.quantization_version (2) are set. Tensors are streamed one batch of rows at a time through worker
+ * threads (memory: about 32 MiB of output plus 1 MiB per thread, whatever the model size); the output is written to
+ * a temporary file and renamed into place on success, so a failed or cancelled run leaves no output file.
+ * params: NULL = defaults. Returns SMOE_ERR_IO (input unreadable, output not writable), SMOE_ERR_CORRUPT_FILE (a
+ * malformed input, or a tensor holding NaN/Inf where it must be quantized), SMOE_ERR_UNSUPPORTED (a source type
+ * that cannot be converted, a quantized source without allow_requantize), SMOE_ERR_CANCELLED (progress returned
+ * false), SMOE_ERR_INVALID_ARGUMENT (NULL paths, an unknown ftype), SMOE_ERR_OUT_OF_MEMORY; smoe_last_error() names
+ * the tensor. Thread-safe; the callbacks run on the calling thread. */
+SMOE_API smoe_status smoe_model_quantize(const char *in_path, const char *out_path, const smoe_quantize_params *params);
+
 /* ---- sampling ----------------------------------------------------------------------------------------------------
  * A sampler turns logits into a token. Samplers are composed in a chain (which owns its members); the standard chain
  * from smoe_sampler_params is: penalties -> top-k -> top-p -> min-p -> temperature -> seeded draw (greedy argmax when

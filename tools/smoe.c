@@ -8,6 +8,7 @@
 
 static const smoe_cmd commands[] = {
     {"info", smoe_cmd_info, "print a GGUF file's metadata and tensor table"},
+    {"quantize", smoe_cmd_quantize, "re-quantize a GGUF model (q4_k_m, q8_0, ...); --stats for its errors"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

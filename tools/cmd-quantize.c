@@ -1,0 +1,226 @@
+/*
+ * cmd-quantize.c - `smoe quantize IN.gguf OUT.gguf --type T [--stats] [--threads N] [--quiet]
+ * [--allow-requantize]`: re-quantizes an F32/F16/BF16 GGUF file (smoe's or llama.cpp's).
+ *
+ * --stats prints one line per tensor to stdout (types, size, RMSE, relative RMSE, max error against the source)
+ * and a total. Ctrl-C cancels through the progress callback: the library removes its temporary file, so an
+ * interrupted run leaves no output.
+ */
+#include "cmd.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t q_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    q_interrupted = 1;
+}
+
+static const struct {
+    const char *name;
+    smoe_ftype  ftype;
+} types[] = {
+    {"q8_0", SMOE_FTYPE_Q8_0},     {"q4_0", SMOE_FTYPE_Q4_0}, {"q4_1", SMOE_FTYPE_Q4_1}, {"q5_0", SMOE_FTYPE_Q5_0},
+    {"q5_1", SMOE_FTYPE_Q5_1},     {"q4_k", SMOE_FTYPE_Q4_K}, {"q5_k", SMOE_FTYPE_Q5_K}, {"q6_k", SMOE_FTYPE_Q6_K},
+    {"q4_k_m", SMOE_FTYPE_Q4_K_M}, {"q5_k_m", SMOE_FTYPE_Q5_K_M}, {"f16", SMOE_FTYPE_F16},
+    {"bf16", SMOE_FTYPE_BF16},     {"f32", SMOE_FTYPE_F32},   {"auto", SMOE_FTYPE_AUTO},
+};
+
+static bool parse_type(const char *s, smoe_ftype *out) {
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        const char *a = types[i].name, *b = s;
+        while (*a && tolower((unsigned char)*b) == *a) a++, b++;
+        if (!*a && !*b) {
+            *out = types[i].ftype;
+            return true;
+        }
+    }
+    return false;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct cli_state {
+    bool   bar, quiet, stats;
+    bool   drawn;
+    double t0, last;
+    /* totals for --stats */
+    uint64_t n_el, src_bytes, dst_bytes;
+    double   sum_sq_err;
+    int64_t  n_quantized;
+} cli_state;
+
+static void clear_bar(cli_state *s) {
+    if (s->drawn) fputc('\n', stderr);
+    s->drawn = false;
+}
+
+static bool on_progress(uint64_t done, uint64_t total, void *user_data) {
+    cli_state *s = user_data;
+    if (q_interrupted) return false;
+    if (!s->bar) return true;
+    const double t = now_s();
+    const bool   final = done >= total;
+    if (!final && t - s->last < 0.1) return true;
+    const double el = t - s->t0, frac = total ? (double)done / (double)total : 1.0;
+    char         eta[32] = "--:--";
+    if (final) snprintf(eta, sizeof(eta), "%d:%02d", (int)el / 60, (int)el % 60);
+    else if (frac > 0) snprintf(eta, sizeof(eta), "%d:%02d", (int)(el * (1 - frac) / frac) / 60,
+                                (int)(el * (1 - frac) / frac) % 60);
+    char bar[31];
+    for (int i = 0; i < 30; i++) bar[i] = i < (int)(frac * 30 + 0.5) ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r[%s] %5.1f%%  %.0f/%.0f MiB  %6.1f MB/s  %s %s ", bar, frac * 100, (double)done / 1048576.0,
+            (double)total / 1048576.0, el > 0 ? (double)done / el / 1e6 : 0.0, final ? "in" : "ETA", eta);
+    if (final) fputc('\n', stderr);
+    s->drawn = !final;
+    s->last  = t;
+    fflush(stderr);
+    return true;
+}
+
+static void on_log(smoe_log_level level, const char *msg, void *user_data) {
+    cli_state *s = user_data;
+    if (level > SMOE_LOG_INFO || (s->quiet && level > SMOE_LOG_WARN)) return;
+    clear_bar(s);
+    fprintf(stderr, "%s%s\n", level == SMOE_LOG_ERROR ? "error: " : level == SMOE_LOG_WARN ? "warning: " : "", msg);
+}
+
+static void on_stats(const smoe_quantize_tensor_stats *t, void *user_data) {
+    cli_state *s = user_data;
+    s->n_el += t->n_elements;
+    s->src_bytes += t->src_bytes;
+    s->dst_bytes += t->dst_bytes;
+    if (!s->stats) return;
+    s->sum_sq_err += t->rmse * t->rmse * (double)t->n_elements;
+    if (!t->copied) s->n_quantized++;
+    clear_bar(s);
+    char shape[96];
+    int  len = snprintf(shape, sizeof(shape), "%" PRId64, t->ne[0]);
+    for (uint32_t d = 1; d < t->n_dims && d < 4 && len < (int)sizeof(shape); d++) {
+        len += snprintf(shape + len, sizeof(shape) - (size_t)len, "x%" PRId64, t->ne[d]);
+    }
+    printf("%-36s %-18s %-5s -> %-5s %6.2f bpw  rmse %.4e  rel %.4e  max %.4e%s\n", t->name, shape, t->src_type,
+           t->dst_type, t->n_elements ? 8.0 * (double)t->dst_bytes / (double)t->n_elements : 0.0, t->rmse,
+           sqrt(t->nmse), t->max_abs_err, t->copied ? "  (copied)" : "");
+    fflush(stdout);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: smoe quantize IN.gguf OUT.gguf --type T [--stats] [--threads N] [--quiet] [--allow-requantize]\n"
+            "\n"
+            "Re-quantizes a GGUF model with F32/F16/BF16 weights (smoe's or llama.cpp's).\n"
+            "\n"
+            "  -t, --type T          q8_0, q4_0, q4_1, q5_0, q5_1: that type, with llama-quantize's exceptions\n"
+            "                        (output q6_k; attn_k/attn_v q8_0 with 8 experts)\n"
+            "                        q4_k_m, q5_k_m: llama-quantize's K-mixes\n"
+            "                        q4_k, q5_k, q6_k: every matrix in that type\n"
+            "                        f16, bf16, f32: plain types; auto: smoe's MoE mix\n"
+            "                        Norms and the expert router stay f32; rows that a type's block does not\n"
+            "                        divide fall back as llama-quantize does (q4_k->q5_0, q5_k->q5_1, q6_k->q8_0).\n"
+            "      --stats           per-tensor RMSE and max error against the source, on stdout\n"
+            "  -j, --threads N       worker threads (default: CPU count)\n"
+            "  -q, --quiet           no progress bar or info lines\n"
+            "      --allow-requantize  accept already-quantized source tensors (the errors compound)\n");
+}
+
+int smoe_cmd_quantize(int argc, char **argv) {
+    const char          *in = NULL, *out = NULL;
+    smoe_quantize_params p     = smoe_quantize_default_params();
+    bool                 typed = false;
+    cli_state            s;
+    memset(&s, 0, sizeof(s));
+    for (int i = 1; i < argc; i++) {
+        const char *a       = argv[i];
+        const bool  has_val = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if ((!strcmp(a, "-t") || !strcmp(a, "--type")) && has_val) {
+            if (!parse_type(argv[++i], &p.ftype)) {
+                fprintf(stderr, "smoe quantize: unknown type '%s'\n\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+            typed = true;
+        } else if ((!strcmp(a, "-j") || !strcmp(a, "--threads")) && has_val) {
+            char *end;
+            long  n = strtol(argv[++i], &end, 10);
+            if (*end || n < 0 || n > 256) {
+                fprintf(stderr, "smoe quantize: --threads wants a number in [0, 256], not '%s'\n", argv[i]);
+                return 2;
+            }
+            p.n_threads = (int32_t)n;
+        } else if (!strcmp(a, "--stats")) {
+            s.stats = true;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            s.quiet = true;
+        } else if (!strcmp(a, "--allow-requantize")) {
+            p.allow_requantize = true;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "smoe quantize: unknown option '%s'%s\n\n", a, has_val ? "" : " (or missing value)");
+            usage(stderr);
+            return 2;
+        } else if (!in) {
+            in = a;
+        } else if (!out) {
+            out = a;
+        } else {
+            fprintf(stderr, "smoe quantize: unexpected argument '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!in || !out || !typed) {
+        usage(stderr);
+        return 2;
+    }
+    s.bar = !s.quiet && isatty(STDERR_FILENO);
+    s.t0 = s.last = now_s();
+    p.progress           = on_progress;
+    p.progress_user_data = &s;
+    p.log                = on_log;
+    p.log_user_data      = &s;
+    if (s.stats) {
+        p.stats           = on_stats;
+        p.stats_user_data = &s;
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sa.sa_flags   = (int)SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, &old);
+    const smoe_status st = smoe_model_quantize(in, out, &p);
+    sigaction(SIGINT, &old, NULL);
+    clear_bar(&s);
+    if (st != SMOE_OK) return smoe_cli_fail("quantize", st);
+    if (s.stats && s.n_el) {
+        printf("total: %" PRIu64 " elements, %.1f -> %.1f MiB (%.2f bits/weight), %" PRId64
+               " tensors quantized, rmse %.4e\n",
+               s.n_el, (double)s.src_bytes / 1048576.0, (double)s.dst_bytes / 1048576.0,
+               8.0 * (double)s.dst_bytes / (double)s.n_el, s.n_quantized, sqrt(s.sum_sq_err / (double)s.n_el));
+    }
+    if (!s.quiet) {
+        struct stat sb_in, sb_out;
+        if (stat(in, &sb_in) == 0 && stat(out, &sb_out) == 0) {
+            fprintf(stderr, "wrote %s: %.1f MiB (from %.1f MiB) in %.1f s\n", out, (double)sb_out.st_size / 1048576.0,
+                    (double)sb_in.st_size / 1048576.0, now_s() - s.t0);
+        }
+    }
+    return 0;
+}
