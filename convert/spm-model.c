@@ -18,6 +18,7 @@
 #include "spm-model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,8 @@ static smoe_status validate(const spm_parsed *m, int32_t *unk_out) {
         SMOE_RETURN_IF(t < SMOE_TOK_NORMAL || t > SMOE_TOK_BYTE, SMOE_ERR_CORRUPT_FILE, "piece %zu: invalid type %d",
                        i, t);
         SMOE_RETURN_IF(m->piece[i].n == 0, SMOE_ERR_CORRUPT_FILE, "piece %zu is empty", i);
+        /* sentencepiece would order merges by NaN (undefined behaviour in its priority queue) */
+        SMOE_RETURN_IF(isnan(m->score[i]), SMOE_ERR_CORRUPT_FILE, "piece %zu: score is NaN", i);
         SMOE_RETURN_IF(m->piece[i].n > SPM_MAX_PIECE, SMOE_ERR_CORRUPT_FILE, "piece %zu: %zu bytes (limit %d)", i,
                        m->piece[i].n, SPM_MAX_PIECE);
         if (t == SMOE_TOK_UNKNOWN) {

@@ -17,6 +17,7 @@ typedef struct smoe_cmd {
 int smoe_cli_fail(const char *cmd, smoe_status st);
 
 int smoe_cmd_info(int argc, char **argv);
+int smoe_cmd_tokenize(int argc, char **argv);
 int smoe_cmd_quantize(int argc, char **argv);
 
 #endif
