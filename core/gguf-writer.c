@@ -84,6 +84,12 @@ static smoe_status w_check(smoe_gguf_writer *w, int phase, const char *fn) {
     return SMOE_OK;
 }
 
+static smoe_status w_check_key(smoe_gguf_writer *w, const char *key, const char *fn) {
+    SMOE_TRY(w_check(w, PHASE_META, fn));
+    if (!key || !key[0]) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "%s: metadata key is empty", fn);
+    return SMOE_OK;
+}
+
 static smoe_status w_flush(smoe_gguf_writer *w) {
     size_t off = 0;
     while (off < w->buf_used) {
@@ -205,7 +211,7 @@ static uint8_t *w_alloc(smoe_gguf_writer *w, uint64_t size, smoe_status *st) {
 smoe_status smoe_gguf_writer_set_scalar(smoe_gguf_writer *w, const char *key, smoe_gguf_value_type type,
                                         const void *v) {
     size_t es = smoe_gguf_value_type_size(type);
-    SMOE_TRY(w_check(w, PHASE_META, "set_scalar"));
+    SMOE_TRY(w_check_key(w, key, "set_scalar"));
     if (!es || !v) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': not a scalar type (%d)", key, (int)type);
     if (type == SMOE_GGUF_BOOL && *(const uint8_t *)v > 1) {
         return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': bool value %u", key, *(const uint8_t *)v);
@@ -238,8 +244,8 @@ smoe_status smoe_gguf_writer_set_bool(smoe_gguf_writer *w, const char *key, bool
 }
 
 smoe_status smoe_gguf_writer_set_str_n(smoe_gguf_writer *w, const char *key, const char *v, uint64_t n) {
-    SMOE_TRY(w_check(w, PHASE_META, "set_str"));
-    if (!v && n) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': string is NULL", key ? key : "");
+    SMOE_TRY(w_check_key(w, key, "set_str"));
+    if (!v && n) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': string is NULL", key);
     smoe_status st = SMOE_OK;
     if (n > UINT64_MAX - 8) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': string too long", key);
     uint8_t *val = w_alloc(w, 8 + n, &st);
@@ -269,7 +275,7 @@ static smoe_status w_set_array(smoe_gguf_writer *w, const char *key, smoe_gguf_v
 
 smoe_status smoe_gguf_writer_set_arr(smoe_gguf_writer *w, const char *key, smoe_gguf_value_type type,
                                      const void *data, uint64_t n) {
-    SMOE_TRY(w_check(w, PHASE_META, "set_arr"));
+    SMOE_TRY(w_check_key(w, key, "set_arr"));
     size_t   es = smoe_gguf_value_type_size(type);
     uint64_t bytes;
     if (!es) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': array element type %d is not numeric", key, (int)type);
@@ -289,8 +295,8 @@ smoe_status smoe_gguf_writer_set_arr(smoe_gguf_writer *w, const char *key, smoe_
 
 smoe_status smoe_gguf_writer_set_arr_str_n(smoe_gguf_writer *w, const char *key, const char *const *strs,
                                            const uint64_t *lens, uint64_t n) {
-    SMOE_TRY(w_check(w, PHASE_META, "set_arr_str"));
-    if (n && !strs) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': strings are NULL", key ? key : "");
+    SMOE_TRY(w_check_key(w, key, "set_arr_str"));
+    if (n && !strs) return w_error(w, SMOE_ERR_INVALID_ARGUMENT, "key '%s': strings are NULL", key);
     uint64_t total = 12;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t len = lens ? lens[i] : (strs[i] ? strlen(strs[i]) : 0);

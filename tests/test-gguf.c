@@ -510,6 +510,12 @@ static void test_writer_abort_and_errors(void **state) {
     assert_int_equal(smoe_gguf_writer_begin_data(w), SMOE_ERR_INVALID_ARGUMENT);
     smoe_gguf_writer_abort(w);
     assert_int_equal(smoe_gguf_writer_open(path, &w), SMOE_OK);
+    assert_int_equal(smoe_gguf_writer_set_u32(w, "", 1), SMOE_ERR_INVALID_ARGUMENT);
+    smoe_gguf_writer_abort(w);
+    assert_int_equal(smoe_gguf_writer_open(path, &w), SMOE_OK);
+    assert_int_equal(smoe_gguf_writer_set_str(w, NULL, "x"), SMOE_ERR_INVALID_ARGUMENT);
+    smoe_gguf_writer_abort(w);
+    assert_int_equal(smoe_gguf_writer_open(path, &w), SMOE_OK);
     uint8_t two = 2;
     assert_int_equal(smoe_gguf_writer_set_scalar(w, "b", SMOE_GGUF_BOOL, &two), SMOE_ERR_INVALID_ARGUMENT);
     smoe_gguf_writer_abort(w);
