@@ -158,6 +158,40 @@ typedef enum smoe_ftype {
     SMOE_FTYPE_AUTO   = 1024,
 } smoe_ftype;
 
+/* The names of the values above, lower case: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "auto",
+ * "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k" (case-insensitive). SMOE_ERR_INVALID_ARGUMENT for another name. */
+SMOE_API smoe_status smoe_ftype_from_name(const char *name, smoe_ftype *out);
+/* The lower-case name; "unknown" for a value not listed above. Static storage. */
+SMOE_API const char *smoe_ftype_name(smoe_ftype ftype);
+
+/* ---- converting Hugging Face checkpoints ------------------------------------------------------------------------- */
+
+typedef struct smoe_convert_params {
+    uint32_t         size;               /* sizeof(smoe_convert_params), set by smoe_convert_default_params */
+    smoe_ftype       ftype;              /* SMOE_FTYPE_AUTO                                                  */
+    int32_t          n_threads;          /* worker threads; 0 = online CPUs, at most 8                      */
+    smoe_progress_fn progress;           /* NULL = none; called on the calling thread, units: input bytes   */
+    void            *progress_user_data;
+    smoe_log_fn      log;                /* NULL = silent                                                    */
+    void            *log_user_data;
+} smoe_convert_params;
+
+SMOE_API smoe_convert_params smoe_convert_default_params(void);
+
+/* Converts the Hugging Face Mixtral checkpoint in folder `hf_dir` (config.json with MixtralForCausalLM, one or
+ * sharded *.safetensors with model.safetensors.index.json in F32/F16/BF16, tokenizer.model, and optionally
+ * tokenizer_config.json, generation_config.json) into the GGUF v3 file `out_path`, in the layout llama.cpp's
+ * convert_hf_to_gguf.py writes (architecture "llama", experts merged into 3-D tensors, Q/K rows permuted for
+ * RoPE, tokenizer.ggml.* keys). Tensors are read through mmap and converted by worker threads in bounded memory
+ * (a few buffers of 16 MiB, plus the pages of the source tensor being read); the output is written to a temporary
+ * file in the same folder and renamed into place on success, so a failed or cancelled run leaves no file.
+ * params: NULL = defaults. Returns SMOE_ERR_IO (a file cannot be read, the output cannot be written),
+ * SMOE_ERR_CORRUPT_FILE (malformed or truncated safetensors or JSON, missing tensors, shapes that do not match
+ * config.json), SMOE_ERR_UNSUPPORTED (not a Mixtral, a dtype other than F32/F16/BF16), SMOE_ERR_CANCELLED (the
+ * progress callback returned false), SMOE_ERR_INVALID_ARGUMENT, SMOE_ERR_OUT_OF_MEMORY; smoe_last_error() says
+ * what and where. Thread-safe (no shared state); the callbacks are called from the calling thread. */
+SMOE_API smoe_status smoe_convert(const char *hf_dir, const char *out_path, const smoe_convert_params *params);
+
 /* ---- re-quantizing GGUF files (`smoe quantize`) ------------------------------------------------------------------ */
 
 /* What happened to one tensor; passed to smoe_quantize_params.stats after the tensor is written. The strings are

@@ -18,6 +18,7 @@ int smoe_cli_fail(const char *cmd, smoe_status st);
 
 int smoe_cmd_info(int argc, char **argv);
 int smoe_cmd_tokenize(int argc, char **argv);
+int smoe_cmd_convert(int argc, char **argv);
 int smoe_cmd_quantize(int argc, char **argv);
 
 #endif
