@@ -87,6 +87,8 @@ smoe_status smoe_backend_init_by_name(const char *name, int device, smoe_backend
 typedef struct smoe_cpu_params {
     int         n_threads; /* 0 = number of online CPUs */
     const char *name;      /* props.name; NULL = "cpu" (tests name a second instance "cpu-2") */
+    int         isa;       /* kernels: smoe_cpu_isa (backends/cpu/cpu-simd.h); 0 = the best this CPU runs,
+                              SMOE_CPU_ISA_SCALAR = the plain-C reference; one the CPU lacks: SMOE_ERR_UNSUPPORTED */
 } smoe_cpu_params;
 
 smoe_cpu_params smoe_cpu_default_params(void);

@@ -168,7 +168,7 @@ static const struct smoe_backend_i cpu_iface = {
 };
 
 smoe_cpu_params smoe_cpu_default_params(void) {
-    smoe_cpu_params p = {.n_threads = 0, .name = NULL};
+    smoe_cpu_params p = {.n_threads = 0, .name = NULL, .isa = SMOE_CPU_ISA_AUTO};
     return p;
 }
 
@@ -188,7 +188,8 @@ smoe_status smoe_cpu_backend_set_n_threads(smoe_backend *b, int n_threads) {
     smoe_threadpool_free(ctx->pool);
     ctx->pool = pool;
     ctx->n_threads = n_threads;
-    snprintf(ctx->description, sizeof(ctx->description), "CPU, %d thread%s", n_threads, n_threads == 1 ? "" : "s");
+    snprintf(ctx->description, sizeof(ctx->description), "CPU, %d thread%s, %s", n_threads, n_threads == 1 ? "" : "s",
+             ctx->kern ? ctx->kern->name : "scalar");
     return SMOE_OK;
 }
 
@@ -208,6 +209,12 @@ smoe_status smoe_cpu_backend_init(const smoe_cpu_params *params, smoe_backend **
     b->api_version = SMOE_BACKEND_API_VERSION;
     b->iface = cpu_iface;
     b->ctx = ctx;
+    ctx->kern = smoe_cpu_kernels_get((smoe_cpu_isa)p.isa);
+    if (!ctx->kern) {
+        cpu_free(b);
+        return smoe_set_error(SMOE_ERR_UNSUPPORTED, "cpu: instruction set %d (%s) not available on this CPU or build",
+                              p.isa, smoe_cpu_isa_name((smoe_cpu_isa)p.isa));
+    }
     snprintf(ctx->name, sizeof(ctx->name), "%s", p.name ? p.name : "cpu");
     smoe_status st = smoe_cpu_backend_set_n_threads(b, p.n_threads ? p.n_threads : online_cpus());
     if (st != SMOE_OK) {

@@ -10,6 +10,7 @@
 #define SMOE_CPU_IMPL_H
 
 #include "core/backend-impl.h"
+#include "cpu-simd.h"
 #include "threadpool.h"
 
 typedef struct smoe_cpu_ctx {
@@ -19,6 +20,7 @@ typedef struct smoe_cpu_ctx {
     char             description[64];
     uint8_t         *work; /* scratch, grown on demand and kept (a re-run allocates nothing) */
     size_t           work_size;
+    const smoe_cpu_kernels *kern; /* SIMD kernel table (cpu-simd.h); its isa SMOE_CPU_ISA_SCALAR = reference only */
 } smoe_cpu_ctx;
 
 /* Ensures ctx->work has at least `size` bytes (64-byte aligned). */
@@ -30,6 +32,9 @@ typedef smoe_status (*smoe_cpu_kernel)(smoe_cpu_ctx *ctx, const smoe_tensor *nod
 smoe_status smoe_cpu_get_rows(smoe_cpu_ctx *ctx, const smoe_tensor *node);
 smoe_status smoe_cpu_mul_mat(smoe_cpu_ctx *ctx, const smoe_tensor *node);
 smoe_status smoe_cpu_mul_mat_id(smoe_cpu_ctx *ctx, const smoe_tensor *node);
+/* cpu-matmul.c: the SIMD paths; false when the node is left to the reference (then *st is untouched) */
+bool smoe_cpu_mul_mat_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_status *st);
+bool smoe_cpu_mul_mat_id_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_status *st);
 /* ops-attention.c */
 smoe_status smoe_cpu_rope(smoe_cpu_ctx *ctx, const smoe_tensor *node);
 smoe_status smoe_cpu_kv_write(smoe_cpu_ctx *ctx, const smoe_tensor *node);

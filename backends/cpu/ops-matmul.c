@@ -136,6 +136,8 @@ static void mm_task(void *p, int ith, int nth) {
 }
 
 smoe_status smoe_cpu_mul_mat(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
+    smoe_status fast_st;
+    if (smoe_cpu_mul_mat_fast(ctx, node, &fast_st)) return fast_st;
     const smoe_tensor *w = node->src[0], *x = node->src[1];
     const mm_plan plan = mm_choose(w);
     const int64_t n_x = smoe_tensor_nrows(x), k = w->ne[0], m = w->ne[1];
@@ -200,6 +202,8 @@ static void mmid_task(void *p, int ith, int nth) {
 }
 
 smoe_status smoe_cpu_mul_mat_id(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
+    smoe_status fast_st;
+    if (smoe_cpu_mul_mat_id_fast(ctx, node, &fast_st)) return fast_st;
     const smoe_tensor *w = node->src[0], *x = node->src[1], *ids = node->src[2];
     const mm_plan plan = mm_choose(w);
     const int64_t k = w->ne[0], n_expert = w->ne[2];
