@@ -18,15 +18,27 @@
 #include "quant-impl.h"
 
 /* candidate grids for the sub-block search */
+#ifndef K4_NSTEP
 #define K4_NSTEP 10
+#endif
+#ifndef K4_STEP
 #define K4_STEP 0.2f
+#endif
+#ifndef K5_NSTEP
 #define K5_NSTEP 10
+#endif
+#ifndef K5_STEP
 #define K5_STEP 0.3f
+#endif
+#ifndef K6_NSTEP
 #define K6_NSTEP 10
+#endif
+#ifndef K6_STEP
 #define K6_STEP 0.3f
+#endif
+#ifndef K_REFIT_ROUNDS
 #define K_REFIT_ROUNDS 2
-
-static inline float wt(const float *w, int i) { return w ? w[i] : 1.0f; }
+#endif
 
 /* ---- step 1: sub-block search ---- */
 
@@ -37,7 +49,7 @@ static float asym_sub_eval(const float *x, const float *w, int n, int nmax, floa
     for (int i = 0; i < n; i++) {
         const int   q = smoe_q_round_clamp((x[i] - b) * id, 0, nmax);
         const float e = x[i] - ((float)q * s + b);
-        err += wt(w, i) * e * e;
+        err += w[i] * e * e;
     }
     return err;
 }
@@ -47,7 +59,7 @@ static bool asym_sub_refit(const float *x, const float *w, int n, int nmax, floa
     float sw = 0.0f, sq = 0.0f, sqq = 0.0f, sx = 0.0f, sqx = 0.0f;
     for (int i = 0; i < n; i++) {
         const float q  = (float)smoe_q_round_clamp((x[i] - b0) * id, 0, nmax);
-        const float wi = wt(w, i);
+        const float wi = w[i];
         sw += wi;
         sq += wi * q;
         sqq += wi * q * q;
@@ -116,7 +128,7 @@ static float sym_sub_eval(const float *x, const float *w, int n, int qmin, int q
     float       err = 0.0f;
     for (int i = 0; i < n; i++) {
         const float e = x[i] - (float)smoe_q_round_clamp(x[i] * id, qmin, qmax) * s;
-        err += wt(w, i) * e * e;
+        err += w[i] * e * e;
     }
     return err;
 }
@@ -125,8 +137,8 @@ static float sym_sub_refit(const float *x, const float *w, int n, int qmin, int 
     float sxq = 0.0f, sqq = 0.0f;
     for (int i = 0; i < n; i++) {
         const float q = (float)smoe_q_round_clamp(x[i] * id, qmin, qmax);
-        sxq += wt(w, i) * x[i] * q;
-        sqq += wt(w, i) * q * q;
+        sxq += w[i] * x[i] * q;
+        sqq += w[i] * q * q;
     }
     return sqq > 0.0f ? sxq / sqq : 0.0f;
 }
@@ -168,13 +180,13 @@ static float asym_levels(const float *x, const float *w, int nmax, float d1, flo
         for (int i = 0; i < 32; i++) {
             const int   q = smoe_q_round_clamp((x[i] + m1) * id, 0, nmax);
             const float e = x[i] - ((float)q * d1 - m1);
-            err += wt(w, i) * e * e;
+            err += w[i] * e * e;
             if (L) L[i] = (uint8_t)q;
         }
     } else {
         for (int i = 0; i < 32; i++) {
             const float e = x[i] + m1;
-            err += wt(w, i) * e * e;
+            err += w[i] * e * e;
             if (L) L[i] = 0;
         }
     }
@@ -186,7 +198,7 @@ static float asym_pick_scales(const float *x, const float *w, int nmax, float d,
                               const int *c_m, uint8_t *sc, uint8_t *m, uint8_t *L) {
     float total = 0.0f;
     for (int j = 0; j < 8; j++) {
-        const float *xj = x + 32 * j, *wj = w ? w + 32 * j : NULL;
+        const float *xj = x + 32 * j, *wj = w + 32 * j;
         float        best = INFINITY;
         int          bs = 0, bm = 0;
         for (int a = c_sc[j] - 1; a <= c_sc[j] + 1; a++) {
@@ -218,7 +230,7 @@ typedef struct asym_block {
 static void asym_block_quantize(const float *x, const float *w, int nmax, int nstep, float step, asym_block *out) {
     float s[8], mn[8], max_s = 0.0f, max_m = 0.0f;
     for (int j = 0; j < 8; j++) {
-        asym_sub_search(x + 32 * j, w ? w + 32 * j : NULL, 32, nmax, nstep, step, &s[j], &mn[j]);
+        asym_sub_search(x + 32 * j, w + 32 * j, 32, nmax, nstep, step, &s[j], &mn[j]);
         if (s[j] > max_s) max_s = s[j];
         if (mn[j] > max_m) max_m = mn[j];
     }
@@ -238,7 +250,7 @@ static void asym_block_quantize(const float *x, const float *w, int nmax, int ns
         /* step 4: x ~ d * A - dmin * B with A = sc * q, B = m */
         double saa = 0, sab = 0, sbb = 0, sxa = 0, sxb = 0;
         for (int i = 0; i < SMOE_QK_K; i++) {
-            const double A = (double)out->sc[i / 32] * out->L[i], B = out->m[i / 32], wi = wt(w, i);
+            const double A = (double)out->sc[i / 32] * out->L[i], B = out->m[i / 32], wi = w[i];
             saa += wi * A * A;
             sab += wi * A * B;
             sbb += wi * B * B;
@@ -284,8 +296,9 @@ static void pack_k4_scales(const uint8_t *sc, const uint8_t *m, uint8_t *q) {
 void smoe_quant_q4_k_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q4_k *y = dst;
     asym_block       b;
-    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K, w = w ? w + SMOE_QK_K : NULL) {
-        asym_block_quantize(src, w, 15, K4_NSTEP, K4_STEP, &b);
+    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K) {
+        const float *wb = w ? w + i * SMOE_QK_K : smoe_q_ones;
+        asym_block_quantize(src, wb, 15, K4_NSTEP, K4_STEP, &b);
         y[i].d    = smoe_f32_to_fp16(b.d);
         y[i].dmin = smoe_f32_to_fp16(b.dmin);
         pack_k4_scales(b.sc, b.m, y[i].scales);
@@ -300,8 +313,9 @@ void smoe_quant_q4_k_search(const float *src, void *dst, int64_t n, const float 
 void smoe_quant_q5_k_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q5_k *y = dst;
     asym_block       b;
-    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K, w = w ? w + SMOE_QK_K : NULL) {
-        asym_block_quantize(src, w, 31, K5_NSTEP, K5_STEP, &b);
+    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K) {
+        const float *wb = w ? w + i * SMOE_QK_K : smoe_q_ones;
+        asym_block_quantize(src, wb, 31, K5_NSTEP, K5_STEP, &b);
         y[i].d    = smoe_f32_to_fp16(b.d);
         y[i].dmin = smoe_f32_to_fp16(b.dmin);
         pack_k4_scales(b.sc, b.m, y[i].scales);
@@ -326,7 +340,7 @@ static float sym_levels16(const float *x, const float *w, float d1, int8_t *L) {
     float err = 0.0f;
     if (d1 == 0.0f) {
         for (int i = 0; i < 16; i++) {
-            err += wt(w, i) * x[i] * x[i];
+            err += w[i] * x[i] * x[i];
             if (L) L[i] = 0;
         }
         return err;
@@ -335,7 +349,7 @@ static float sym_levels16(const float *x, const float *w, float d1, int8_t *L) {
     for (int i = 0; i < 16; i++) {
         const int   q = smoe_q_round_clamp(x[i] * id, -32, 31);
         const float e = x[i] - d1 * (float)q;
-        err += wt(w, i) * e * e;
+        err += w[i] * e * e;
         if (L) L[i] = (int8_t)q;
     }
     return err;
@@ -344,7 +358,7 @@ static float sym_levels16(const float *x, const float *w, float d1, int8_t *L) {
 static float sym_pick_scales(const float *x, const float *w, float d, const int *center, int8_t *sc, int8_t *L) {
     float total = 0.0f;
     for (int j = 0; j < 16; j++) {
-        const float *xj = x + 16 * j, *wj = w ? w + 16 * j : NULL;
+        const float *xj = x + 16 * j, *wj = w + 16 * j;
         float        best = INFINITY;
         int          bs   = 0;
         for (int a = center[j] - 1; a <= center[j] + 1; a++) {
@@ -364,10 +378,11 @@ static float sym_pick_scales(const float *x, const float *w, float d, const int 
 
 void smoe_quant_q6_k_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q6_k *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K, w = w ? w + SMOE_QK_K : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK_K; i++, src += SMOE_QK_K) {
+        const float *wb = w ? w + i * SMOE_QK_K : smoe_q_ones;
         float s[16], amax = 0.0f, max = 0.0f;
         for (int j = 0; j < 16; j++) {
-            s[j] = sym_sub_search(src + 16 * j, w ? w + 16 * j : NULL, 16, -32, 31, K6_NSTEP, K6_STEP);
+            s[j] = sym_sub_search(src + 16 * j, wb + 16 * j, 16, -32, 31, K6_NSTEP, K6_STEP);
             if (fabsf(s[j]) > amax) {
                 amax = fabsf(s[j]);
                 max  = s[j];
@@ -377,20 +392,20 @@ void smoe_quant_q6_k_search(const float *src, void *dst, int64_t n, const float 
         int    center[16];
         int8_t sc[16], L[SMOE_QK_K];
         for (int j = 0; j < 16; j++) center[j] = d != 0.0f ? smoe_q_round_clamp(s[j] / d, -128, 127) : 0;
-        float best_err = sym_pick_scales(src, w, d, center, sc, L);
+        float best_err = sym_pick_scales(src, wb, d, center, sc, L);
         for (int round = 0; round < K_REFIT_ROUNDS && d != 0.0f; round++) {
             double saa = 0, sxa = 0;
             for (int k = 0; k < SMOE_QK_K; k++) {
                 const double A = (double)sc[k / 16] * L[k];
-                saa += wt(w, k) * A * A;
-                sxa += wt(w, k) * src[k] * A;
+                saa += wb[k] * A * A;
+                sxa += wb[k] * src[k] * A;
             }
             if (!(saa > 0)) break;
             const float nd = smoe_q_fp16_round((float)(sxa / saa));
             if (nd == d || nd == 0.0f) break;
             int8_t tsc[16], tL[SMOE_QK_K];
             for (int j = 0; j < 16; j++) center[j] = sc[j];
-            const float err = sym_pick_scales(src, w, nd, center, tsc, tL);
+            const float err = sym_pick_scales(src, wb, nd, center, tsc, tL);
             if (!(err < best_err)) break;
             best_err = err;
             d        = nd;

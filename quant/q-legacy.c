@@ -18,7 +18,7 @@ static float sym_eval(const float *x, const float *w, int n, int qmin, int qmax,
     float err = 0.0f;
     if (d16 == 0.0f) {
         for (int i = 0; i < n; i++) {
-            err += (w ? w[i] : 1.0f) * x[i] * x[i];
+            err += w[i] * x[i] * x[i];
             if (L) L[i] = 0;
         }
         return err;
@@ -27,7 +27,7 @@ static float sym_eval(const float *x, const float *w, int n, int qmin, int qmax,
     for (int i = 0; i < n; i++) {
         const int   q = smoe_q_round_clamp(x[i] * id, qmin, qmax);
         const float e = x[i] - (float)q * d16;
-        err += (w ? w[i] : 1.0f) * e * e;
+        err += w[i] * e * e;
         if (L) L[i] = (int8_t)q;
     }
     return err;
@@ -38,7 +38,7 @@ static float sym_refit(const float *x, const float *w, int n, int qmin, int qmax
     float sxq = 0.0f, sqq = 0.0f;
     for (int i = 0; i < n; i++) {
         const float q  = (float)smoe_q_round_clamp(x[i] * id, qmin, qmax);
-        const float wi = w ? w[i] : 1.0f;
+        const float wi = w[i];
         sxq += wi * x[i] * q;
         sqq += wi * q * q;
     }
@@ -90,7 +90,7 @@ static float asym_eval(const float *x, const float *w, int n, int nmax, float d1
     for (int i = 0; i < n; i++) {
         const int   q = d16 != 0.0f ? smoe_q_round_clamp((x[i] - m16) * id, 0, nmax) : 0;
         const float e = x[i] - ((float)q * d16 + m16);
-        err += (w ? w[i] : 1.0f) * e * e;
+        err += w[i] * e * e;
         if (L) L[i] = (uint8_t)q;
     }
     return err;
@@ -101,7 +101,7 @@ static bool asym_refit(const float *x, const float *w, int n, int nmax, float m0
     float sw = 0.0f, sq = 0.0f, sqq = 0.0f, sx = 0.0f, sqx = 0.0f;
     for (int i = 0; i < n; i++) {
         const float q  = (float)smoe_q_round_clamp((x[i] - m0) * id, 0, nmax);
-        const float wi = w ? w[i] : 1.0f;
+        const float wi = w[i];
         sw += wi;
         sq += wi * q;
         sqq += wi * q * q;
@@ -168,8 +168,18 @@ static void pack_q5(const uint8_t *q, uint8_t *qs, uint8_t qh[4]) {
     for (int b = 0; b < 4; b++) qh[b] = (uint8_t)(h >> (8 * b));
 }
 
-static uint32_t load_qh(const uint8_t qh[4]) {
-    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+/* The 32 high bits of a Q5 block as bytes 0/1 (bit j of the little-endian u32 -> hb[j]), through a constant table
+ * of each byte's bits spread over 8 bytes, so no loop needs a per-element variable shift and they vectorize. */
+#define SPREAD(b)                                                                                                      \
+    {(b) & 1, ((b) >> 1) & 1, ((b) >> 2) & 1, ((b) >> 3) & 1, ((b) >> 4) & 1, ((b) >> 5) & 1, ((b) >> 6) & 1,     \
+     ((b) >> 7) & 1}
+#define SPREAD4(b) SPREAD(b), SPREAD((b) + 1), SPREAD((b) + 2), SPREAD((b) + 3)
+#define SPREAD16(b) SPREAD4(b), SPREAD4((b) + 4), SPREAD4((b) + 8), SPREAD4((b) + 12)
+#define SPREAD64(b) SPREAD16(b), SPREAD16((b) + 16), SPREAD16((b) + 32), SPREAD16((b) + 48)
+static const uint8_t spread_bits[256][8] = {SPREAD64(0), SPREAD64(64), SPREAD64(128), SPREAD64(192)};
+
+static void expand_qh(const uint8_t qh[4], uint8_t hb[32]) {
+    for (int b = 0; b < 4; b++) memcpy(hb + 8 * b, spread_bits[qh[b]], 8);
 }
 
 /* ---- reference quantizers (ggml's arithmetic, operation by operation) ---- */
@@ -282,20 +292,33 @@ void smoe_quant_q5_1_ref(const float *src, void *dst, int64_t n) {
 
 /* Candidate grids (levels around the extreme element): chosen on normal, Student-t and outlier rows; see the
  * RMSE figures in tests/python/test_quant_reference.py. */
+#ifndef Q4_NSTEP
 #define Q4_NSTEP 10
+#endif
+#ifndef Q4_STEP
 #define Q4_STEP 0.2f
+#endif
+#ifndef Q5_NSTEP
 #define Q5_NSTEP 10
+#endif
+#ifndef Q5_STEP
 #define Q5_STEP 0.3f
+#endif
+#ifndef Q8_NSTEP
 #define Q8_NSTEP 4
+#endif
+#ifndef Q8_STEP
 #define Q8_STEP 1.0f
+#endif
 
 void smoe_quant_q4_0_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q4_0 *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK4_0; i++, src += SMOE_QK4_0, w = w ? w + SMOE_QK4_0 : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK4_0; i++, src += SMOE_QK4_0) {
+        const float *wb = w ? w + i * SMOE_QK4_0 : smoe_q_ones;
         float max;
         block_absmax(src, SMOE_QK4_0, &max);
         int8_t      L[32];
-        const float d = sym_search(src, w, 32, -8, 7, max / -8.0f, Q4_NSTEP, Q4_STEP, L);
+        const float d = sym_search(src, wb, 32, -8, 7, max / -8.0f, Q4_NSTEP, Q4_STEP, L);
         uint8_t     q[32];
         for (int j = 0; j < 32; j++) q[j] = (uint8_t)(L[j] + 8);
         y[i].d = smoe_f32_to_fp16(d);
@@ -305,11 +328,12 @@ void smoe_quant_q4_0_search(const float *src, void *dst, int64_t n, const float 
 
 void smoe_quant_q5_0_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q5_0 *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK5_0; i++, src += SMOE_QK5_0, w = w ? w + SMOE_QK5_0 : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK5_0; i++, src += SMOE_QK5_0) {
+        const float *wb = w ? w + i * SMOE_QK5_0 : smoe_q_ones;
         float max;
         block_absmax(src, SMOE_QK5_0, &max);
         int8_t      L[32];
-        const float d = sym_search(src, w, 32, -16, 15, max / -16.0f, Q5_NSTEP, Q5_STEP, L);
+        const float d = sym_search(src, wb, 32, -16, 15, max / -16.0f, Q5_NSTEP, Q5_STEP, L);
         uint8_t     q[32];
         for (int j = 0; j < 32; j++) q[j] = (uint8_t)(L[j] + 16);
         y[i].d = smoe_f32_to_fp16(d);
@@ -319,20 +343,22 @@ void smoe_quant_q5_0_search(const float *src, void *dst, int64_t n, const float 
 
 void smoe_quant_q8_0_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK8_0; i++, src += SMOE_QK8_0, w = w ? w + SMOE_QK8_0 : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK8_0; i++, src += SMOE_QK8_0) {
+        const float *wb = w ? w + i * SMOE_QK8_0 : smoe_q_ones;
         float       max;
         const float amax = block_absmax(src, SMOE_QK8_0, &max);
-        const float d    = sym_search(src, w, 32, -127, 127, amax / 127.0f, Q8_NSTEP, Q8_STEP, y[i].qs);
+        const float d    = sym_search(src, wb, 32, -127, 127, amax / 127.0f, Q8_NSTEP, Q8_STEP, y[i].qs);
         y[i].d           = smoe_f32_to_fp16(d);
     }
 }
 
 void smoe_quant_q4_1_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q4_1 *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK4_1; i++, src += SMOE_QK4_1, w = w ? w + SMOE_QK4_1 : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK4_1; i++, src += SMOE_QK4_1) {
+        const float *wb = w ? w + i * SMOE_QK4_1 : smoe_q_ones;
         uint8_t q[32];
         float   d, m;
-        asym_search(src, w, 32, 15, Q4_NSTEP, Q4_STEP, q, &d, &m);
+        asym_search(src, wb, 32, 15, Q4_NSTEP, Q4_STEP, q, &d, &m);
         y[i].d = smoe_f32_to_fp16(d);
         y[i].m = smoe_f32_to_fp16(m);
         pack_nibbles(q, y[i].qs);
@@ -341,10 +367,11 @@ void smoe_quant_q4_1_search(const float *src, void *dst, int64_t n, const float 
 
 void smoe_quant_q5_1_search(const float *src, void *dst, int64_t n, const float *w) {
     smoe_block_q5_1 *y = dst;
-    for (int64_t i = 0; i < n / SMOE_QK5_1; i++, src += SMOE_QK5_1, w = w ? w + SMOE_QK5_1 : NULL) {
+    for (int64_t i = 0; i < n / SMOE_QK5_1; i++, src += SMOE_QK5_1) {
+        const float *wb = w ? w + i * SMOE_QK5_1 : smoe_q_ones;
         uint8_t q[32];
         float   d, m;
-        asym_search(src, w, 32, 31, Q5_NSTEP, Q5_STEP, q, &d, &m);
+        asym_search(src, wb, 32, 31, Q5_NSTEP, Q5_STEP, q, &d, &m);
         y[i].d = smoe_f32_to_fp16(d);
         y[i].m = smoe_f32_to_fp16(m);
         pack_q5(q, y[i].qs, y[i].qh);
@@ -378,11 +405,12 @@ void smoe_dequant_q4_1(const void *src, float *dst, int64_t n) {
 void smoe_dequant_q5_0(const void *src, float *dst, int64_t n) {
     const smoe_block_q5_0 *x = src;
     for (int64_t i = 0; i < n / SMOE_QK5_0; i++, dst += SMOE_QK5_0) {
-        const float    d  = smoe_fp16_to_f32(x[i].d);
-        const uint32_t qh = load_qh(x[i].qh);
+        const float d = smoe_fp16_to_f32(x[i].d);
+        uint8_t     hb[32];
+        expand_qh(x[i].qh, hb);
         for (int j = 0; j < 16; j++) {
-            const int q0 = (x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+            const int q0 = (x[i].qs[j] & 0xF) | (hb[j] << 4);
+            const int q1 = (x[i].qs[j] >> 4) | (hb[j + 16] << 4);
             dst[j]       = (float)(q0 - 16) * d;
             dst[j + 16]  = (float)(q1 - 16) * d;
         }
@@ -392,11 +420,12 @@ void smoe_dequant_q5_0(const void *src, float *dst, int64_t n) {
 void smoe_dequant_q5_1(const void *src, float *dst, int64_t n) {
     const smoe_block_q5_1 *x = src;
     for (int64_t i = 0; i < n / SMOE_QK5_1; i++, dst += SMOE_QK5_1) {
-        const float    d = smoe_fp16_to_f32(x[i].d), m = smoe_fp16_to_f32(x[i].m);
-        const uint32_t qh = load_qh(x[i].qh);
+        const float d = smoe_fp16_to_f32(x[i].d), m = smoe_fp16_to_f32(x[i].m);
+        uint8_t     hb[32];
+        expand_qh(x[i].qh, hb);
         for (int j = 0; j < 16; j++) {
-            const int q0 = (x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+            const int q0 = (x[i].qs[j] & 0xF) | (hb[j] << 4);
+            const int q1 = (x[i].qs[j] >> 4) | (hb[j + 16] << 4);
             dst[j]       = (float)q0 * d + m;
             dst[j + 16]  = (float)q1 * d + m;
         }
@@ -459,13 +488,16 @@ void smoe_vec_dot_q5_0_q8_0(int64_t n, float *out, const void *vx, const void *v
     const smoe_block_q8_0 *y   = vy;
     float                  sum = 0.0f;
     for (int64_t i = 0; i < n / SMOE_QK5_0; i++) {
-        const uint32_t qh = load_qh(x[i].qh);
-        int32_t        s  = 0;
-        for (int j = 0; j < 16; j++) {
-            const int q0 = ((x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1u) << 4)) - 16;
-            const int q1 = ((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16;
-            s += q0 * y[i].qs[j] + q1 * y[i].qs[j + 16];
+        /* sum (lo + 16 h - 16) y, as three sums that each vectorize */
+        uint8_t hb[32];
+        expand_qh(x[i].qh, hb);
+        int32_t s = 0, sh = 0, sy = 0;
+        for (int j = 0; j < 16; j++) s += (x[i].qs[j] & 0xF) * y[i].qs[j] + (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+        for (int j = 0; j < 32; j++) {
+            sh += hb[j] * y[i].qs[j];
+            sy += y[i].qs[j];
         }
+        s += 16 * (sh - sy);
         sum += (float)s * (smoe_fp16_to_f32(x[i].d) * smoe_fp16_to_f32(y[i].d));
     }
     *out = sum;
@@ -476,14 +508,15 @@ void smoe_vec_dot_q5_1_q8_0(int64_t n, float *out, const void *vx, const void *v
     const smoe_block_q8_0 *y   = vy;
     float                  sum = 0.0f;
     for (int64_t i = 0; i < n / SMOE_QK5_1; i++) {
-        const uint32_t qh = load_qh(x[i].qh);
-        int32_t        s = 0, sy = 0;
-        for (int j = 0; j < 16; j++) {
-            const int q0 = (x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
-            s += q0 * y[i].qs[j] + q1 * y[i].qs[j + 16];
-            sy += y[i].qs[j] + y[i].qs[j + 16];
+        uint8_t hb[32];
+        expand_qh(x[i].qh, hb);
+        int32_t s = 0, sh = 0, sy = 0;
+        for (int j = 0; j < 16; j++) s += (x[i].qs[j] & 0xF) * y[i].qs[j] + (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+        for (int j = 0; j < 32; j++) {
+            sh += hb[j] * y[i].qs[j];
+            sy += y[i].qs[j];
         }
+        s += 16 * sh;
         const float dy = smoe_fp16_to_f32(y[i].d);
         sum += (float)s * (smoe_fp16_to_f32(x[i].d) * dy) + (float)sy * (smoe_fp16_to_f32(x[i].m) * dy);
     }

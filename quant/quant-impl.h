@@ -20,6 +20,12 @@
 
 #define SMOE_FP16_MAX 65504.0f
 
+/* Uniform weights for the search quantizers when no importance matrix is given (their loops then need no branch). */
+#define SMOE_Q_ONES4 1.0f, 1.0f, 1.0f, 1.0f
+#define SMOE_Q_ONES16 SMOE_Q_ONES4, SMOE_Q_ONES4, SMOE_Q_ONES4, SMOE_Q_ONES4
+#define SMOE_Q_ONES64 SMOE_Q_ONES16, SMOE_Q_ONES16, SMOE_Q_ONES16, SMOE_Q_ONES16
+static const float smoe_q_ones[256] = {SMOE_Q_ONES64, SMOE_Q_ONES64, SMOE_Q_ONES64, SMOE_Q_ONES64};
+
 /* Round to nearest, ties to even, for |x| < 2^22 (magic-number trick: exact and branch-free). Callers clamp first. */
 static inline int smoe_q_nearest(float x) {
     float    v = x + 12582912.0f;
@@ -46,6 +52,20 @@ static inline float smoe_q_fp16_round(float x) {
 
 static inline smoe_fp16 smoe_q_to_fp16(float x) {
     return smoe_f32_to_fp16(smoe_q_clampf(x, -SMOE_FP16_MAX, SMOE_FP16_MAX));
+}
+
+/* fp16 -> f32 without branches (so loops over it vectorize); equal to smoe_fp16_to_f32 for every non-NaN input.
+ * Normal numbers: exponent and mantissa shifted into place and the exponent rebiased by a multiply by 2^-112
+ * (224 added to the exponent field first, so 15 - 127 = 224 - 112 - 127 + 15 - 15 works out); subnormals: the
+ * mantissa placed under an exponent of 2^-1 and the implicit 0.5 subtracted, exactly. */
+static inline float smoe_q_fp16_to_f32_fast(uint16_t h) {
+    const uint32_t w      = (uint32_t)h << 16;
+    const uint32_t sign   = w & 0x80000000u;
+    const uint32_t two_w  = w + w;
+    const float    normal = smoe_bits_f32((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+    const float    sub    = smoe_bits_f32((two_w >> 17) | (126u << 23)) - 0.5f;
+    const uint32_t is_sub = 0u - (uint32_t)(two_w < (1u << 27)); /* all ones for subnormals: a mask, not a branch */
+    return smoe_bits_f32(sign | (smoe_f32_bits(sub) & is_sub) | (smoe_f32_bits(normal) & ~is_sub));
 }
 
 #endif /* SMOE_QUANT_IMPL_H */

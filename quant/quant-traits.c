@@ -2,7 +2,7 @@
  * quant-traits.c - the one table of element types: block size, bytes per block, conversions.
  * Sizes follow GGUF (ggml_type); the function pointers are set for the types smoe computes with.
  */
-#include "quant.h"
+#include "quant-impl.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -44,7 +44,25 @@ static void bf16_from_f32(const float *src, void *dst, int64_t n) {
     }
 #define CONV_F32(v) (v)
 DOT_F32(vec_dot_f32_f32, float, CONV_F32)
-DOT_F32(vec_dot_f16_f32, smoe_fp16, smoe_fp16_to_f32)
+/* F16: converted 64 at a time into a buffer first (a plain loop the compiler vectorizes), then the same sums */
+static void vec_dot_f16_f32(int64_t n, float *out, const void *vx, const void *vy) {
+    const smoe_fp16 *x      = vx;
+    const float     *y      = vy;
+    float            acc[8] = {0}, buf[64];
+    int64_t          i      = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int k = 0; k < 64; k++) buf[k] = smoe_q_fp16_to_f32_fast(x[i + k]);
+        for (int k = 0; k < 64; k += 8) {
+            for (int l = 0; l < 8; l++) acc[l] += buf[k + l] * y[i + k + l];
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        for (int l = 0; l < 8; l++) acc[l] += smoe_q_fp16_to_f32_fast(x[i + l]) * y[i + l];
+    }
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += smoe_q_fp16_to_f32_fast(x[i]) * y[i];
+    *out = s;
+}
 DOT_F32(vec_dot_bf16_f32, smoe_bf16, smoe_bf16_to_f32)
 
 #define PLAIN(id, nm, sz) [id] = {.name = nm, .block_size = 1, .type_size = sz, .is_quantized = false}

@@ -185,6 +185,45 @@ static void test_vec_dot(void **state) {
     free(qa);
 }
 
+/* the F16 row dot converts with a branch-free routine: every half value, one at a time and in a vector-sized run,
+ * must convert exactly as core/fp16.h does (NaN only needs to stay NaN) */
+static void test_f16_dot_conversion(void **state) {
+    (void)state;
+    const smoe_type_traits *t = smoe_type_get_traits(SMOE_TYPE_F16);
+    smoe_fp16               h[64];
+    float                   ones[64], basis[64];
+    for (int k = 0; k < 64; k++) ones[k] = 1.0f;
+    for (uint32_t v = 0; v < 65536; v++) {
+        const float want = smoe_fp16_to_f32((smoe_fp16)v);
+        float       got  = 0.0f;
+        h[0]             = (smoe_fp16)v;
+        t->vec_dot(1, &got, h, ones);
+        if (isnan(want)) {
+            assert_true(isnan(got));
+            continue;
+        }
+        /* (a sum starts at +0, so -0 comes out as +0) */
+        if (smoe_f32_bits(got) != smoe_f32_bits(want) && !(want == 0.0f && got == 0.0f)) {
+            fail_msg("fp16 0x%04x: %a, expected %a", v, got, want);
+        }
+        /* the same value inside a 64-element run (the vectorized path): pick it out with a one-hot activation */
+        for (int k = 0; k < 64; k++) {
+            h[k]     = (smoe_fp16)(v ^ (uint32_t)(k * 977));
+            basis[k] = 0.0f;
+        }
+        h[37]     = (smoe_fp16)v;
+        basis[37] = 1.0f;
+        for (int k = 0; k < 64; k++) {
+            if (k != 37 && isnan(smoe_fp16_to_f32(h[k]))) h[k] = 0; /* NaN * 0 would poison the sum */
+            if (k != 37 && isinf(smoe_fp16_to_f32(h[k]))) h[k] = 0;
+        }
+        t->vec_dot(64, &got, h, basis);
+        if (smoe_f32_bits(got) != smoe_f32_bits(want) && !(want == 0.0f && got == 0.0f)) {
+            fail_msg("fp16 0x%04x in a run: %a, expected %a", v, got, want);
+        }
+    }
+}
+
 static void test_q8_k_bsums(void **state) {
     (void)state;
     rng   r = {99};
@@ -395,7 +434,7 @@ static void test_error_metrics(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_rmse), cmocka_unit_test(test_heavy_tails),   cmocka_unit_test(test_vec_dot),
-        cmocka_unit_test(test_q8_k_bsums),     cmocka_unit_test(test_ragged_rejected), cmocka_unit_test(test_degenerate_rows),
+        cmocka_unit_test(test_f16_dot_conversion), cmocka_unit_test(test_q8_k_bsums),     cmocka_unit_test(test_ragged_rejected), cmocka_unit_test(test_degenerate_rows),
         cmocka_unit_test(test_imatrix),        cmocka_unit_test(test_threads),       cmocka_unit_test(test_error_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
