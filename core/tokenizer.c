@@ -2,7 +2,7 @@
  * tokenizer.c - SentencePiece BPE encoding (see tokenizer.h for the algorithm and its invariants), construction from
  * arrays or GGUF keys, and the tokenize part of the public API.
  *
- * Complexity: O(n log n) in the text length. Merges run on a binary heap of adjacent symbol pairs with lazy
+ * Complexity: O(n log n) in the text length. Merges run on a heap of adjacent symbol pairs with lazy
  * deletion (a popped pair whose two symbols changed since it was pushed is skipped), as sentencepiece does. When no
  * piece can span "<char>U+2581" (true for Mixtral's vocabulary, checked at load) the text is cut into words before
  * each such U+2581 and each word is merged on its own, which gives the same result with small heaps.
@@ -247,6 +247,9 @@ smoe_status smoe_tokenizer_create(const smoe_vocab_desc *d, smoe_tokenizer **out
     }
     SMOE_GOTO_IF(t->unk_id < 0 || t->unk_id >= n, st, fail, SMOE_ERR_CORRUPT_FILE,
                  "tokenizer: unknown token id %d out of range [0, %d)", t->unk_id, n);
+    /* llama.cpp's converter marks <unk> CONTROL (from tokenizer_config.json's special tokens); SentencePiece's view
+     * of the same model, which decoding and byte fallback follow, has it UNKNOWN */
+    if (t->types[t->unk_id] == SMOE_TOK_CONTROL) t->types[t->unk_id] = SMOE_TOK_UNKNOWN;
     SMOE_GOTO_IF(t->types[t->unk_id] != SMOE_TOK_UNKNOWN, st, fail, SMOE_ERR_CORRUPT_FILE,
                  "tokenizer: unknown token id %d ('%s') is not of type UNKNOWN (2) but %d", t->unk_id,
                  t->pieces[t->unk_id], t->types[t->unk_id]);
@@ -275,6 +278,7 @@ smoe_status smoe_tokenizer_create(const smoe_vocab_desc *d, smoe_tokenizer **out
         /* the first of duplicate pieces wins (sentencepiece refuses duplicates) */
         if (is_normal_class(t->types[i])) {
             if (e->normal_id < 0) e->normal_id = i;
+            if (len > t->max_normal_len) t->max_normal_len = len;
         } else if (e->reserved_id < 0) {
             e->reserved_id = i;
         }
@@ -413,9 +417,14 @@ smoe_status smoe_tokenizer_from_gguf(const smoe_gguf *g, smoe_tokenizer **out) {
 
     SMOE_TRY(gguf_id(g, KEY_BOS, 1, &d.bos_id));
     SMOE_TRY(gguf_id(g, KEY_EOS, 2, &d.eos_id));
-    int32_t unk_default = -1;
-    for (uint64_t j = 0; j < n && unk_default < 0; j++)
-        if (d.types[j] == SMOE_TOK_UNKNOWN) unk_default = (int32_t)j;
+    /* without the key: the UNKNOWN token, else id 0 (llama.cpp's default for SentencePiece vocabularies, whose
+     * converter writes no unknown_token_id and types <unk> CONTROL) */
+    int32_t unk_default = 0;
+    for (uint64_t j = 0; j < n; j++)
+        if (d.types[j] == SMOE_TOK_UNKNOWN) {
+            unk_default = (int32_t)j;
+            break;
+        }
     SMOE_TRY(gguf_id(g, KEY_UNK, unk_default, &d.unk_id));
     if (d.bos_id >= (int64_t)n) d.bos_id = -1;
     if (d.eos_id >= (int64_t)n) d.eos_id = -1;
@@ -498,7 +507,27 @@ static bool pair_before(const pair *a, const pair *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static smoe_status heap_push(scratch *s, pair p) {
+/* A 4-ary min-heap in pair_before order: half the depth of a binary heap, and the four children of a node share
+ * one 64-byte cache line, which matters when a long run without word breaks puts ~10^6 pairs in it. */
+#define HEAP_D 4
+
+static void heap_sift_down(pair *h, size_t n, size_t i) {
+    pair x = h[i];
+    for (;;) {
+        size_t c = HEAP_D * i + 1, best = c;
+        if (c >= n) break;
+        size_t end = c + HEAP_D < n ? c + HEAP_D : n;
+        for (size_t k = c + 1; k < end; k++)
+            if (pair_before(&h[k], &h[best])) best = k;
+        if (!pair_before(&h[best], &x)) break;
+        h[i] = h[best];
+        i    = best;
+    }
+    h[i] = x;
+}
+
+/* Appends p; with `sift` restores the heap order, else the caller calls heap_build later. */
+static smoe_status heap_push(scratch *s, pair p, bool sift) {
     if (s->heap_n == s->heap_cap) {
         size_t cap = s->heap_cap ? s->heap_cap * 2 : 256;
         pair  *h   = realloc(s->heap, cap * sizeof(*h));
@@ -507,8 +536,8 @@ static smoe_status heap_push(scratch *s, pair p) {
         s->heap_cap = cap;
     }
     size_t i = s->heap_n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
+    while (sift && i > 0) {
+        size_t up = (i - 1) / HEAP_D;
         if (!pair_before(&p, &s->heap[up])) break;
         s->heap[i] = s->heap[up];
         i          = up;
@@ -517,30 +546,30 @@ static smoe_status heap_push(scratch *s, pair p) {
     return SMOE_OK;
 }
 
+static void heap_build(scratch *s) {
+    for (size_t i = s->heap_n / HEAP_D + 1; i-- > 0;)
+        if (i < s->heap_n) heap_sift_down(s->heap, s->heap_n, i);
+}
+
 static pair heap_pop(scratch *s) {
-    pair   top  = s->heap[0];
-    pair   last = s->heap[--s->heap_n];
-    size_t n = s->heap_n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && pair_before(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!pair_before(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i          = c;
+    pair top = s->heap[0];
+    s->heap_n--;
+    if (s->heap_n) {
+        s->heap[0] = s->heap[s->heap_n];
+        heap_sift_down(s->heap, s->heap_n, 0);
     }
-    if (n) s->heap[i] = last;
     return top;
 }
 
 /* sentencepiece's MaybeAddNewSymbolPair */
-static smoe_status maybe_add_pair(const smoe_tokenizer *t, scratch *s, int32_t l, int32_t r) {
+static smoe_status maybe_add_pair(const smoe_tokenizer *t, scratch *s, int32_t l, int32_t r, bool sift) {
     if (l < 0 || r < 0 || s->syms[l].freeze || s->syms[r].freeze) return SMOE_OK;
-    uint32_t              size = s->syms[l].len + s->syms[r].len;
-    const smoe_tok_entry *e    = table_find(t, s->norm + s->syms[l].start, size);
+    uint32_t size = s->syms[l].len + s->syms[r].len;
+    if (size > t->max_normal_len) return SMOE_OK;
+    const smoe_tok_entry *e = table_find(t, s->norm + s->syms[l].start, size);
     if (!e || e->normal_id < 0) return SMOE_OK;
     int32_t id = e->normal_id;
-    SMOE_TRY(heap_push(s, (pair){t->scores[id], l, r, size}));
+    SMOE_TRY(heap_push(s, (pair){t->scores[id], l, r, size}, sift));
     if (t->types[id] == SMOE_TOK_UNUSED) {
         if (!s->rev_left) {
             s->rev_left = malloc((size_t)t->n_vocab * sizeof(*s->rev_left));
@@ -555,7 +584,8 @@ static smoe_status maybe_add_pair(const smoe_tokenizer *t, scratch *s, int32_t l
 /* Merges symbols [a, b) (already linked as a list with -1 at both ends). */
 static smoe_status bpe_merge(const smoe_tokenizer *t, scratch *s, int32_t a, int32_t b) {
     s->heap_n = 0;
-    for (int32_t i = a + 1; i < b; i++) SMOE_TRY(maybe_add_pair(t, s, i - 1, i));
+    for (int32_t i = a + 1; i < b; i++) SMOE_TRY(maybe_add_pair(t, s, i - 1, i, false));
+    heap_build(s);
     while (s->heap_n) {
         pair p = heap_pop(s);
         sym *l = &s->syms[p.left], *r = &s->syms[p.right];
@@ -564,8 +594,8 @@ static smoe_status bpe_merge(const smoe_tokenizer *t, scratch *s, int32_t a, int
         l->next = r->next;
         if (r->next >= 0) s->syms[r->next].prev = p.left;
         r->len = 0;
-        SMOE_TRY(maybe_add_pair(t, s, l->prev, p.left));
-        SMOE_TRY(maybe_add_pair(t, s, p.left, l->next));
+        SMOE_TRY(maybe_add_pair(t, s, l->prev, p.left, true));
+        SMOE_TRY(maybe_add_pair(t, s, p.left, l->next, true));
     }
     return SMOE_OK;
 }

@@ -50,7 +50,7 @@ typedef struct smoe_vocab_desc {
     const float        *scores;     /* NULL: all 0 */
     const int32_t      *types;      /* SMOE_TOK_*; 0 is taken as NORMAL */
     int32_t             bos_id, eos_id; /* -1: none */
-    int32_t             unk_id;         /* must be the (only) UNKNOWN piece */
+    int32_t             unk_id;         /* an UNKNOWN piece (a CONTROL one is retyped UNKNOWN, as llama.cpp types <unk>) */
     bool                add_bos, add_eos;       /* the model's defaults (smoe_tokenizer_default_flags) */
     bool                add_dummy_prefix;       /* SentencePiece normalizer_spec; GGUF add_space_prefix */
     bool                remove_extra_whitespaces;
@@ -84,6 +84,7 @@ struct smoe_tokenizer {
 
     /* user-defined pieces: matched longest-first while splitting into symbols */
     uint32_t max_user_len;
+    uint32_t max_normal_len; /* longest NORMAL/USER_DEFINED/UNUSED piece: no merge makes a longer one */
     uint8_t  user_first[32]; /* bitmap of first bytes */
 
     /* special tokens for SMOE_TOKENIZE_PARSE_SPECIAL: CONTROL and UNKNOWN pieces */

@@ -285,6 +285,7 @@ enum {
     BAD_UNK_NOT_UNKNOWN,
     BAD_BYTE_PIECE,
     BAD_BOS_RANGE,
+    LLAMACPP_UNK, /* not bad: <unk> typed CONTROL and no unknown_token_id key, as llama.cpp writes */
     N_BAD
 };
 
@@ -306,6 +307,7 @@ static void write_vocab(const char *path, int bad) {
     ty[N_VOCAB] = 1;
     if (bad == BAD_TYPE_VALUE) ty[P_C] = 9;
     if (bad == BAD_UNK_NOT_UNKNOWN) ty[0] = 1;
+    if (bad == LLAMACPP_UNK) ty[0] = 3;
     const char *pc[N_VOCAB];
     memcpy(pc, pieces, sizeof(pieces));
     if (bad == BAD_BYTE_PIECE) pc[BYTE(5)] = "<0x5>";
@@ -325,7 +327,7 @@ static void write_vocab(const char *path, int bad) {
                          SMOE_OK);
     assert_int_equal(smoe_gguf_writer_set_i32(w, "tokenizer.ggml.bos_token_id", bad == BAD_BOS_RANGE ? -5 : 1), SMOE_OK);
     assert_int_equal(smoe_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2), SMOE_OK);
-    assert_int_equal(smoe_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0), SMOE_OK);
+    if (bad != LLAMACPP_UNK) assert_int_equal(smoe_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0), SMOE_OK);
     assert_int_equal(smoe_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false), SMOE_OK);
     assert_int_equal(smoe_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", true), SMOE_OK);
     assert_int_equal(smoe_gguf_writer_set_str(w, "tokenizer.chat_template", "{{ bos_token }}"), SMOE_OK);
@@ -346,6 +348,23 @@ static void test_gguf_vocab(void **state) {
     assert_int_equal(smoe_tokenizer_default_flags(t), SMOE_TOKENIZE_ADD_EOS); /* from the file's add_*_token */
     assert_string_equal(smoe_tokenizer_chat_template(t), "{{ bos_token }}");
     EXPECT(t, "abc", 0, P_SP_AB, P_C);
+    smoe_tokenizer_free(t);
+    unlink(path);
+
+    /* llama.cpp's typing of <unk>: still the unknown token (decoded " \u2047 ", not invisible) */
+    tmp_path(path, sizeof(path), "llamacpp");
+    write_vocab(path, LLAMACPP_UNK);
+    assert_int_equal(smoe_tokenizer_load_gguf(path, &t), SMOE_OK);
+    assert_int_equal(smoe_tokenizer_unk(t), 0);
+    assert_int_equal(smoe_token_get_type(t, 0), SMOE_TOKEN_TYPE_UNKNOWN);
+    EXPECT(t, "\xE2\x82\xAC", 0, P_SP, BYTE(0xE2), BYTE(0x82), BYTE(0xAC));
+    {
+        const int32_t unk = 0;
+        char          buf[16];
+        size_t        n;
+        assert_int_equal(smoe_detokenize(t, &unk, 1, buf, sizeof(buf), &n, 0), SMOE_OK);
+        assert_string_equal(buf, " \xE2\x81\x87 ");
+    }
     smoe_tokenizer_free(t);
     unlink(path);
 

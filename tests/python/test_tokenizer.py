@@ -522,6 +522,43 @@ def test_spm_reader_rejects(sp, tmp_path):
         assert r.returncode == 1 and "corrupt file" in r.stderr.decode(), cut
 
 
+# ---- GGUF files written by llama.cpp's converter (development data; skipped when absent) --------------------------
+
+LLAMACPP_REF = os.environ.get("SMOE_LLAMACPP_REF", os.path.join(ROOT, "..", "shared", "data", "llamacpp-ref"))
+
+
+def llamacpp_ggufs():
+    paths = sorted(glob.glob(os.path.join(LLAMACPP_REF, "gguf", "*.gguf")))
+    if not paths:
+        pytest.skip(f"no llama.cpp reference GGUFs in {LLAMACPP_REF} (development data, not in the repository)")
+    return paths
+
+
+def test_llamacpp_gguf_prompts():
+    """llama.cpp writes <unk> as CONTROL and no unknown_token_id; its prompt ids (BOS, plain text) are ours."""
+    n = 0
+    for path in llamacpp_ggufs():
+        model = os.path.basename(path)[: -len(".gguf")]
+        for ref_path in sorted(glob.glob(os.path.join(LLAMACPP_REF, "refs", model, "*.json"))):
+            prompt = os.path.join(LLAMACPP_REF, "prompts", os.path.basename(ref_path)[: -len(".json")] + ".txt")
+            with open(ref_path) as f:
+                ref = json.load(f)["prompt_tokens"]
+            with open(prompt, "rb") as f:
+                (r,) = encode(path, [f.read()], "--bos")
+            assert r["ids"] == ref, (model, prompt)
+            n += 1
+    assert n > 0
+
+
+def test_llamacpp_gguf_corpus(sp, corpus):
+    path = llamacpp_ggufs()[0]
+    check_corpus(sp, path, corpus)
+    # the template smoe_chat_format renders is the one these files carry
+    r = gguf.GGUFReader(path)
+    f = r.fields["tokenizer.chat_template"]
+    assert bytes(f.parts[f.data[0]]).decode() == MIXTRAL_TEMPLATE
+
+
 # ---- speed ---------------------------------------------------------------------------------------------------------
 
 
