@@ -35,27 +35,8 @@ smoe_quantize_params smoe_quantize_default_params(void) {
     return p;
 }
 
-static const char *ftype_label(smoe_ftype f) {
-    switch (f) {
-    case SMOE_FTYPE_F32: return "f32";
-    case SMOE_FTYPE_F16: return "f16";
-    case SMOE_FTYPE_BF16: return "bf16";
-    case SMOE_FTYPE_Q4_0: return "q4_0";
-    case SMOE_FTYPE_Q4_1: return "q4_1";
-    case SMOE_FTYPE_Q5_0: return "q5_0";
-    case SMOE_FTYPE_Q5_1: return "q5_1";
-    case SMOE_FTYPE_Q8_0: return "q8_0";
-    case SMOE_FTYPE_Q4_K: return "q4_k";
-    case SMOE_FTYPE_Q5_K: return "q5_k";
-    case SMOE_FTYPE_Q6_K: return "q6_k";
-    case SMOE_FTYPE_Q4_K_M: return "q4_k_m";
-    case SMOE_FTYPE_Q5_K_M: return "q5_k_m";
-    case SMOE_FTYPE_AUTO: return "auto";
-    default: return NULL;
-    }
-}
-
-static bool ftype_known(smoe_ftype f) { return ftype_label(f) != NULL; }
+/* Every file type smoe_ftype_name knows (convert/convert.c holds the one name table). */
+static bool ftype_known(smoe_ftype f) { return strcmp(smoe_ftype_name(f), "unknown") != 0; }
 
 /* ---- model facts the type policy needs ---- */
 
@@ -296,7 +277,7 @@ smoe_status smoe_model_quantize(const char *in_path, const char *out_path, const
         c.total += ti->size;
     }
     smoe_log(&c.log, SMOE_LOG_INFO, "quantize: %s -> %s, %s, %" PRId64 " tensors, %d layers, %d experts, %d threads",
-             in_path, out_path, ftype_label(p.ftype), n_t, mi.n_layer, mi.n_expert, c.n_threads);
+             in_path, out_path, smoe_ftype_name(p.ftype), n_t, mi.n_layer, mi.n_expert, c.n_threads);
 
     /* header: every key of the source, then the file type (AUTO records Q4_K_M, as the converter does) */
     SMOE_GOTO_TRY(st, done, smoe_gguf_writer_open(out_path, &w));

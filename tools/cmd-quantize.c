@@ -8,7 +8,6 @@
  */
 #include "cmd.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -24,28 +23,6 @@ static volatile sig_atomic_t q_interrupted;
 static void on_sigint(int sig) {
     (void)sig;
     q_interrupted = 1;
-}
-
-static const struct {
-    const char *name;
-    smoe_ftype  ftype;
-} types[] = {
-    {"q8_0", SMOE_FTYPE_Q8_0},     {"q4_0", SMOE_FTYPE_Q4_0}, {"q4_1", SMOE_FTYPE_Q4_1}, {"q5_0", SMOE_FTYPE_Q5_0},
-    {"q5_1", SMOE_FTYPE_Q5_1},     {"q4_k", SMOE_FTYPE_Q4_K}, {"q5_k", SMOE_FTYPE_Q5_K}, {"q6_k", SMOE_FTYPE_Q6_K},
-    {"q4_k_m", SMOE_FTYPE_Q4_K_M}, {"q5_k_m", SMOE_FTYPE_Q5_K_M}, {"f16", SMOE_FTYPE_F16},
-    {"bf16", SMOE_FTYPE_BF16},     {"f32", SMOE_FTYPE_F32},   {"auto", SMOE_FTYPE_AUTO},
-};
-
-static bool parse_type(const char *s, smoe_ftype *out) {
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        const char *a = types[i].name, *b = s;
-        while (*a && tolower((unsigned char)*b) == *a) a++, b++;
-        if (!*a && !*b) {
-            *out = types[i].ftype;
-            return true;
-        }
-    }
-    return false;
 }
 
 static double now_s(void) {
@@ -152,8 +129,8 @@ int smoe_cmd_quantize(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--type")) && has_val) {
-            if (!parse_type(argv[++i], &p.ftype)) {
-                fprintf(stderr, "smoe quantize: unknown type '%s'\n\n", argv[i]);
+            if (smoe_ftype_from_name(argv[++i], &p.ftype) != SMOE_OK) {
+                fprintf(stderr, "smoe quantize: %s\n\n", smoe_last_error());
                 usage(stderr);
                 return 2;
             }
