@@ -512,8 +512,9 @@ static smoe_status load(loader *L) {
         smoe_log(&m->logger, SMOE_LOG_WARN, "%s: no tokenizer (tokenizer.ggml.model is absent)", L->path);
     }
 
+    /* this backend only holds the weight buffers: each context computes on a CPU backend of its own */
     smoe_cpu_params cp = smoe_cpu_default_params();
-    cp.n_threads = m->n_threads;
+    cp.n_threads = 1;
     SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
     SMOE_TRY(place_weights(L, p->use_mmap));
     summarize(m, L);

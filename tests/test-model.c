@@ -884,6 +884,87 @@ static void test_shared_model_threads(void **state) {
     smoe_model_free(m);
 }
 
+/* ---- a decode step allocates nothing ----
+ * The allocator is interposed (this executable defines malloc & co. over glibc's __libc_* entry points) and counts
+ * calls while g_counting is set. Sanitizer builds interpose the allocator themselves: skipped there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define COUNT_ALLOCS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer)
+#define COUNT_ALLOCS 0
+#endif
+#endif
+#if !defined(COUNT_ALLOCS) && defined(__GLIBC__)
+#define COUNT_ALLOCS 1
+#endif
+
+#if COUNT_ALLOCS
+#include <stdatomic.h>
+static atomic_int  g_counting;
+static atomic_long g_n_allocs;
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static void count(void) {
+    if (atomic_load(&g_counting)) atomic_fetch_add(&g_n_allocs, 1);
+}
+void *malloc(size_t n) {
+    count();
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    count();
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    count();
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t a, size_t n) {
+    count();
+    return __libc_memalign(a, n);
+}
+int posix_memalign(void **p, size_t a, size_t n) {
+    count();
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12 /* ENOMEM */;
+}
+#endif
+
+static void test_decode_allocates_nothing(void **state) {
+    (void)state;
+#if COUNT_ALLOCS
+    gen_opts      o = default_opts();
+    smoe_model   *m = load(model_file("alloc.gguf", &o), true);
+    smoe_context *ctx = new_ctx(m, 64, 0, 1, SMOE_KV_F16);
+    decode_all(ctx, k_prompt, 8, 0, 0, NULL);
+    smoe_batch b;
+    assert_int_equal(smoe_batch_init(1, &b), SMOE_OK);
+    for (int32_t pos = 8; pos < 20; pos++) {
+        b.n_tokens = 0;
+        smoe_batch_add(&b, k_prompt[pos % 12], pos, 0, true);
+        if (pos >= 10) atomic_store(&g_counting, 1); /* the first steps build and plan the 1-token graph */
+        assert_int_equal(smoe_decode(ctx, &b), SMOE_OK);
+        atomic_store(&g_counting, 0);
+        assert_non_null(smoe_get_logits(ctx, 0));
+    }
+    assert_int_equal(atomic_load(&g_n_allocs), 0);
+    /* the allocation counter works */
+    atomic_store(&g_counting, 1);
+    void *volatile probe = malloc(16);
+    atomic_store(&g_counting, 0);
+    free(probe);
+    assert_int_equal(atomic_load(&g_n_allocs), 1);
+    smoe_batch_free(&b);
+    smoe_context_free(ctx);
+    smoe_model_free(m);
+#else
+    print_message("allocation counting is not available in this build (sanitizer): skipped\n");
+    skip();
+#endif
+}
+
 /* ---- llama.cpp's files and logits (development data; skipped when absent) ---- */
 
 static float *read_f32(const char *path, size_t n) {
@@ -984,6 +1065,7 @@ int main(void) {
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_kv_and_weight_types),
         cmocka_unit_test(test_shared_model_threads),
+        cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_llamacpp_refs),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
