@@ -2,6 +2,9 @@
  * backend.c - argument-checking wrappers around the backend vtable, and the static registry of backend kinds.
  */
 #include "backend-impl.h"
+#if SMOE_HAVE_VULKAN
+#include "backends/vulkan/vk-backend.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +165,9 @@ static smoe_status cpu_init(int device, smoe_backend **out) {
 static const smoe_backend_reg registry[] = {
     {.name = "cpu", .device_count = cpu_device_count, .init = cpu_init},
     /* TODO(#6): #if SMOE_HAVE_CUDA {"cuda", smoe_cuda_device_count, smoe_cuda_backend_init}, #endif */
-    /* TODO(#7): #if SMOE_HAVE_VULKAN {"vulkan", smoe_vk_device_count, smoe_vk_backend_init}, #endif */
+#if SMOE_HAVE_VULKAN
+    {.name = "vulkan", .device_count = smoe_vk_device_count, .init = smoe_vk_backend_init},
+#endif
 };
 
 int smoe_backend_reg_count(void) { return (int)(sizeof(registry) / sizeof(registry[0])); }

@@ -1,0 +1,623 @@
+/*
+ * vk-ops.c - which nodes the Vulkan backend runs (supports_op) and how each is recorded: shader, specialization,
+ * bindings, push constants, grid.
+ *
+ * Bindings and limits: every operand is bound as a window of its buffer (bind_range) that starts at a multiple of
+ * the offset alignment and spans at most ctx->max_range bytes. Activations, caches and small tensors must fit one
+ * window (supports_op checks their sizes; a tensor too large for that runs on the CPU). Weights, the operands that
+ * legitimately exceed a binding (token embeddings, expert tensors, lm_head on devices with 128 MiB bindings), are
+ * split: GET_ROWS and MUL_MAT over ranges of rows, MUL_MAT_ID over ranges of experts (and of rows within an expert
+ * when one expert is larger than a window), one dispatch per range; each dispatch skips the rows/experts it does not
+ * hold. Grid sizes are split the same way where they could exceed maxComputeWorkGroupCount.
+ */
+#include "vk-impl.h"
+#include "vk-push.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SLACK 4 /* a 32-bit read at a 2-aligned offset may touch 2 bytes past a tensor's last byte */
+
+static size_t t_offset(const smoe_tensor *t) { return (size_t)((uintptr_t)t->data - (uintptr_t)t->buffer->base); }
+
+/* Bytes a window must hold for an operand of `bytes` bytes starting anywhere (alignment waste + slack). */
+static bool fits_window(const smoe_vk_ctx *c, size_t bytes) {
+    return bytes <= c->max_range && c->max_range - bytes >= c->min_align + SLACK;
+}
+
+static bool fits(const smoe_vk_ctx *c, const smoe_tensor *t) { return fits_window(c, smoe_tensor_nbytes(t)); }
+
+/* Binds bytes [lo, hi) of t's memory (counted from t->data) to b; *rel receives the byte offset of t->data + lo
+ * inside the window. */
+static smoe_status bind_range(smoe_vk_ctx *c, smoe_vk_binding *b, const smoe_tensor *t, size_t lo, size_t hi,
+                              uint32_t *rel) {
+    SMOE_RETURN_IF(!t->buffer || !t->data || !t->buffer->ctx, SMOE_ERR_INVALID_ARGUMENT, "vulkan: %s has no memory",
+                   t->name);
+    const smoe_vk_mem *m = t->buffer->ctx;
+    const VkDeviceSize off = t_offset(t) + lo, end = (t_offset(t) + hi + 3) & ~(VkDeviceSize)3;
+    const VkDeviceSize start = off / c->min_align * c->min_align;
+    VkDeviceSize range = m->size - start;
+    if (range > c->max_range) range = c->max_range;
+    SMOE_RETURN_IF(end > m->size || end - start > range, SMOE_ERR_UNSUPPORTED,
+                   "vulkan: %s: bytes [%zu, %zu) do not fit one binding (internal)", t->name, lo, hi);
+    b->buffer = m->buffer;
+    b->offset = start;
+    b->range = range;
+    *rel = (uint32_t)(off - start);
+    return SMOE_OK;
+}
+
+static smoe_status bind_all(smoe_vk_ctx *c, smoe_vk_binding *b, const smoe_tensor *t, uint32_t *rel) {
+    return bind_range(c, b, t, 0, smoe_tensor_nbytes(t), rel);
+}
+
+/* Binds a 4-byte-element tensor (f32, i32) and returns its offset and strides in elements. */
+static smoe_status bind_elems(smoe_vk_ctx *c, smoe_vk_binding *b, const smoe_tensor *t, uint32_t *off, uint32_t nb[4]) {
+    uint32_t rel = 0;
+    SMOE_TRY(bind_all(c, b, t, &rel));
+    SMOE_RETURN_IF(rel % 4 != 0, SMOE_ERR_UNSUPPORTED, "vulkan: %s is not 4-byte aligned", t->name);
+    *off = rel / 4;
+    if (nb)
+        for (int i = 0; i < 4; i++) nb[i] = (uint32_t)(t->nb[i] / 4);
+    return SMOE_OK;
+}
+
+static uint32_t err_code(int index, int kind) { return ((uint32_t)(index + 1) << 2) | (uint32_t)kind; }
+
+static uint32_t ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+static uint32_t wg_size(const smoe_vk_ctx *c, uint32_t want) {
+    while (want > c->max_wg && want > 1) want /= 2;
+    return want;
+}
+
+/* Spreads n workgroups over x and y (x * y >= n); shaders flatten (y * num_x + x). */
+static void grid_2d(const smoe_vk_ctx *c, uint64_t n, uint32_t g[3]) {
+    g[0] = (uint32_t)(n < c->max_groups[0] ? n : c->max_groups[0]);
+    if (g[0] == 0) g[0] = 1;
+    g[1] = ceil_div(n, g[0]);
+    g[2] = 1;
+}
+
+/* ---- what the backend runs ---- */
+
+static bool f32_rows(const smoe_tensor *t) {
+    return t->type == SMOE_TYPE_F32 && t->nb[0] == 4 && t->nb[1] % 4 == 0 && t->nb[2] % 4 == 0 && t->nb[3] % 4 == 0;
+}
+
+static bool i32_rows(const smoe_tensor *t) {
+    return t->type == SMOE_TYPE_I32 && t->nb[0] == 4 && t->nb[1] % 4 == 0 && t->nb[2] % 4 == 0 && t->nb[3] % 4 == 0;
+}
+
+static bool kv_type(smoe_type t) {
+    switch (t) {
+    case SMOE_TYPE_F32:
+    case SMOE_TYPE_F16:
+    case SMOE_TYPE_BF16:
+    case SMOE_TYPE_Q8_0:
+    case SMOE_TYPE_Q4_0:
+    case SMOE_TYPE_Q4_1:
+    case SMOE_TYPE_Q5_0:
+    case SMOE_TYPE_Q5_1: return true;
+    default: return false;
+    }
+}
+
+/* Whether every element count and byte offset of the operand fits the shaders' 32-bit arithmetic. */
+static bool small_dims(const smoe_tensor *t) {
+    for (int i = 0; i < 4; i++)
+        if (t->ne[i] > (int64_t)UINT32_MAX / 4 || t->nb[i] > UINT32_MAX) return false;
+    return true;
+}
+
+static bool weight_ok(const smoe_vk_ctx *c, const smoe_tensor *w, smoe_vk_kernel k) {
+    return smoe_tensor_rows_contiguous(w) && small_dims(w) &&
+           fits_window(c, smoe_tensor_row_size(w)) && smoe_vk_shader_for((smoe_vk_ctx *)c, k, w->type, 0) >= 0;
+}
+
+bool smoe_vk_supports_op(smoe_vk_ctx *c, const smoe_tensor *n) {
+    if ((int)n->op < 0 || n->op >= SMOE_OP_COUNT) return false;
+    if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) return true;
+    const int n_src = smoe_op_n_src(n->op);
+    for (int i = 0; i < n_src; i++)
+        if (!small_dims(n->src[i])) return false;
+    if (!small_dims(n)) return false;
+    const smoe_tensor *a = n->src[0], *b = n_src > 1 ? n->src[1] : NULL, *s2 = n_src > 2 ? n->src[2] : NULL;
+    switch (n->op) {
+    case SMOE_OP_GET_ROWS:
+        return weight_ok(c, a, SMOE_VK_GET_ROWS) && i32_rows(b) && fits(c, b) && fits(c, n) &&
+               b->ne[0] <= c->max_groups[1];
+    case SMOE_OP_MUL_MAT:
+        return weight_ok(c, a, SMOE_VK_MUL_MV) && f32_rows(b) && fits(c, b) && fits(c, n) &&
+               ceil_div((uint64_t)smoe_tensor_nrows(b), 8) <= c->max_groups[1];
+    case SMOE_OP_MUL_MAT_ID: {
+        const uint64_t n_pairs = (uint64_t)s2->ne[0] * (uint64_t)s2->ne[1];
+        return weight_ok(c, a, SMOE_VK_MUL_MV_ID) && f32_rows(b) && i32_rows(s2) && fits(c, b) && fits(c, s2) &&
+               fits(c, n) && a->ne[2] <= 1024 && n_pairs + (uint64_t)a->ne[2] <= c->max_groups[1] &&
+               fits_window(c, (1 + 4 * (n_pairs + (uint64_t)a->ne[2])) * 4);
+    }
+    case SMOE_OP_RMS_NORM: return f32_rows(a) && f32_rows(b) && fits(c, a) && fits(c, b) && fits(c, n);
+    case SMOE_OP_ROPE:
+        return f32_rows(a) && i32_rows(b) && fits(c, a) && fits(c, b) && fits(c, n) && a->ne[3] == 1 &&
+               a->ne[2] <= c->max_groups[1];
+    case SMOE_OP_KV_WRITE:
+        return kv_type(a->type) && smoe_tensor_is_contiguous(a) && f32_rows(b) && i32_rows(s2) && fits(c, a) &&
+               fits(c, b) && fits(c, s2) && b->ne[1] <= c->max_groups[1] && b->ne[3] <= c->max_groups[2] &&
+               smoe_vk_shader_for(c, SMOE_VK_CPY, SMOE_TYPE_F32, a->type) >= 0;
+    case SMOE_OP_ATTENTION: {
+        const smoe_tensor *k = n->src[1], *v = n->src[2];
+        const int64_t hd = a->ne[0];
+        return f32_rows(a) && k->type == v->type && kv_type(k->type) && smoe_tensor_rows_contiguous(k) &&
+               smoe_tensor_rows_contiguous(v) && hd % 4 == 0 && hd <= 512 && hd % smoe_type_get_traits(k->type)->block_size == 0 &&
+               i32_rows(n->src[3]) && i32_rows(n->src[4]) && i32_rows(n->src[5]) && fits(c, a) && fits(c, k) &&
+               fits(c, v) && fits(c, n->src[3]) && fits(c, n->src[4]) && fits(c, n) && a->ne[1] <= c->max_groups[0] &&
+               a->ne[2] <= c->max_groups[1] && smoe_vk_shader_for(c, SMOE_VK_ATTENTION, k->type, 0) >= 0;
+    }
+    case SMOE_OP_MOE_ROUTE: return f32_rows(a) && n->ne[0] <= 64 && fits(c, a) && fits(c, n);
+    case SMOE_OP_MOE_COMBINE:
+        return f32_rows(a) && f32_rows(b) && i32_rows(s2) && fits(c, a) && fits(c, b) && fits(c, s2) && fits(c, n) &&
+               n->ne[1] <= c->max_groups[1];
+    case SMOE_OP_SWIGLU:
+    case SMOE_OP_ADD:
+    case SMOE_OP_MUL: return f32_rows(a) && f32_rows(b) && f32_rows(n) && fits(c, a) && fits(c, b) && fits(c, n);
+    case SMOE_OP_SCALE: return f32_rows(a) && f32_rows(n) && fits(c, a) && fits(c, n);
+    case SMOE_OP_CPY:
+        return smoe_tensor_rows_contiguous(a) && smoe_tensor_is_contiguous(n) && fits(c, a) && fits(c, n) &&
+               a->ne[1] <= c->max_groups[1] && (uint64_t)a->ne[2] * (uint64_t)a->ne[3] <= c->max_groups[2] &&
+               smoe_vk_shader_for(c, SMOE_VK_CPY, a->type, n->type) >= 0;
+    default: return false;
+    }
+}
+
+/* ---- weights larger than one binding: ranges of rows (and experts) per dispatch ---- */
+
+/* Rows of `nb1` bytes (each row_size bytes long) that one window holds, at least 1 (supports_op checked a row). */
+static int64_t rows_per_window(const smoe_vk_ctx *c, size_t nb1, size_t row_size, int64_t n) {
+    const size_t usable = (size_t)c->max_range - (size_t)c->min_align - SLACK;
+    if (n <= 1 || nb1 == 0) return n < 1 ? 1 : n;
+    const int64_t r = (int64_t)((usable - row_size) / nb1) + 1;
+    return r < 1 ? 1 : r > n ? n : r;
+}
+
+/* ---- recorders ---- */
+
+typedef struct rec {
+    smoe_vk_ctx       *c;
+    const smoe_tensor *n;
+    int                index;
+} rec;
+
+static smoe_vk_dispatch dispatch(int shader, uint32_t wg, uint32_t s1, uint32_t s2) {
+    smoe_vk_dispatch d;
+    memset(&d, 0, sizeof(d));
+    d.shader = shader;
+    d.spec[0] = wg;
+    d.spec[1] = s1;
+    d.spec[2] = s2;
+    return d;
+}
+
+static smoe_status shader_or_fail(smoe_vk_ctx *c, const smoe_tensor *n, smoe_vk_kernel k, smoe_type t1, smoe_type t2,
+                                  int *out) {
+    *out = smoe_vk_shader_for(c, k, t1, t2);
+    SMOE_RETURN_IF(*out < 0, SMOE_ERR_UNSUPPORTED, "vulkan: no shader for %s (%s)", n->name, smoe_op_name(n->op));
+    return SMOE_OK;
+}
+
+static smoe_status rec_get_rows(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *tab = r->n->src[0], *ids = r->n->src[1];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_GET_ROWS, tab->type, 0, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_get_rows p = {.ne0 = (uint32_t)tab->ne[0],
+                               .n_rows = (uint32_t)tab->ne[1],
+                               .n_ids = (uint32_t)ids->ne[0],
+                               .a_nb1 = (uint32_t)tab->nb[1],
+                               .err_code = err_code(r->index, SMOE_VK_ERR_ROW_ID)};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[1], ids, &p.ids_off, NULL));
+    SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    p.out_nb1 = nb[1];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    d.groups[0] = ceil_div((uint64_t)tab->ne[0], 4u * wg);
+    d.groups[1] = (uint32_t)ids->ne[0];
+    d.groups[2] = 1;
+    const size_t row = smoe_tensor_row_size(tab);
+    const int64_t per = rows_per_window(c, tab->nb[1], row, tab->ne[1]);
+    for (int64_t r0 = 0; r0 < tab->ne[1]; r0 += per) {
+        const int64_t r1 = r0 + per < tab->ne[1] ? r0 + per : tab->ne[1];
+        SMOE_TRY(bind_range(c, &d.bind[0], tab, (size_t)r0 * tab->nb[1], (size_t)(r1 - 1) * tab->nb[1] + row, &p.a_off));
+        p.row_lo = (uint32_t)r0;
+        p.row_hi = (uint32_t)r1;
+        SMOE_TRY(smoe_vk_record(c, &d));
+    }
+    return SMOE_OK;
+}
+
+/* Activation columns per workgroup: 1 for decode-sized batches (a weight row is read once per column anyway),
+ * 8 otherwise. */
+static uint32_t pick_nc(int64_t n_cols) { return n_cols < 4 ? 1 : 8; }
+
+static smoe_status rec_mul_mat(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *w = r->n->src[0], *x = r->n->src[1];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MUL_MV, w->type, 0, &sh));
+    const int64_t n_cols = smoe_tensor_nrows(x);
+    const uint32_t wg = wg_size(c, 64), nr = 2, nc = pick_nc(n_cols);
+    smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
+    smoe_vk_push_mul_mv p = {.w_nb1 = (uint32_t)w->nb[1],
+                             .k = (uint32_t)w->ne[0],
+                             .x_ne1 = (uint32_t)x->ne[1],
+                             .x_ne2 = (uint32_t)x->ne[2],
+                             .n_cols = (uint32_t)n_cols};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
+    p.x_nb1 = nb[1];
+    p.x_nb2 = nb[2];
+    p.x_nb3 = nb[3];
+    SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    p.out_nb1 = nb[1];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    const size_t row = smoe_tensor_row_size(w);
+    int64_t per = rows_per_window(c, w->nb[1], row, w->ne[1]);
+    if (per > (int64_t)c->max_groups[0] * nr) per = (int64_t)c->max_groups[0] * nr;
+    for (int64_t r0 = 0; r0 < w->ne[1]; r0 += per) {
+        const int64_t r1 = r0 + per < w->ne[1] ? r0 + per : w->ne[1];
+        SMOE_TRY(bind_range(c, &d.bind[0], w, (size_t)r0 * w->nb[1], (size_t)(r1 - 1) * w->nb[1] + row, &p.w_off));
+        p.row_lo = (uint32_t)r0;
+        p.m_rows = (uint32_t)(r1 - r0);
+        d.groups[0] = ceil_div((uint64_t)(r1 - r0), nr);
+        d.groups[1] = ceil_div((uint64_t)n_cols, nc);
+        d.groups[2] = 1;
+        SMOE_TRY(smoe_vk_record(c, &d));
+    }
+    return SMOE_OK;
+}
+
+/* uints of the MUL_MAT_ID chunk table (moe_sort.comp) */
+static size_t moe_sort_words(const smoe_tensor *n) {
+    const smoe_tensor *w = n->src[0], *ids = n->src[2];
+    const size_t n_pairs = (size_t)(ids->ne[0] * ids->ne[1]), max_chunks = n_pairs + (size_t)w->ne[2];
+    return 1 + 3 * max_chunks + n_pairs;
+}
+
+size_t smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node) {
+    (void)c;
+    return node->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(node) * 4 : 0;
+}
+
+static smoe_status rec_mul_mat_id(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *w = r->n->src[0], *x = r->n->src[1], *ids = r->n->src[2];
+    const int64_t n_used = ids->ne[0], n_tokens = ids->ne[1], n_expert = w->ne[2];
+    const uint32_t n_pairs = (uint32_t)(n_used * n_tokens), max_chunks = n_pairs + (uint32_t)n_expert;
+    const uint32_t nc = pick_nc(n_tokens), nr = 2;
+
+    /* 1. group the pairs by expert */
+    int sh_sort, sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MOE_SORT, 0, 0, &sh_sort));
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MUL_MV_ID, w->type, 0, &sh));
+    smoe_vk_dispatch ds = dispatch(sh_sort, wg_size(c, 64), 0, 0);
+    uint32_t nb[4];
+    smoe_vk_push_moe_sort ps = {.n_used = (uint32_t)n_used,
+                                .n_tokens = (uint32_t)n_tokens,
+                                .n_expert = (uint32_t)n_expert,
+                                .nc = nc,
+                                .sort_off = 0,
+                                .max_chunks = max_chunks,
+                                .err_code = err_code(r->index, SMOE_VK_ERR_EXPERT_ID)};
+    SMOE_TRY(bind_elems(c, &ds.bind[0], ids, &ps.ids_off, nb));
+    ps.ids_nb1 = nb[1];
+    const VkDeviceSize words = moe_sort_words(r->n);
+    SMOE_RETURN_IF(c->scratch.size < words * 4, SMOE_ERR_UNSUPPORTED, "vulkan: scratch not reserved (internal)");
+    ds.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, words * 4};
+    ds.push = &ps;
+    ds.push_size = sizeof(ps);
+    ds.groups[0] = ds.groups[1] = ds.groups[2] = 1;
+    SMOE_TRY(smoe_vk_record(c, &ds));
+
+    /* 2. the products, over ranges of experts (and rows) that fit a binding */
+    smoe_vk_dispatch d = dispatch(sh, wg_size(c, 64), nr, nc);
+    smoe_vk_push_mul_mv_id p = {.w_nb1 = (uint32_t)w->nb[1],
+                                .w_nb2 = (uint32_t)w->nb[2],
+                                .k = (uint32_t)w->ne[0],
+                                .n_x = (uint32_t)x->ne[1],
+                                .n_used = (uint32_t)n_used,
+                                .sort_off = 0,
+                                .max_chunks = max_chunks};
+    SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
+    p.x_nb1 = nb[1];
+    p.x_nb2 = nb[2];
+    SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    p.out_nb1 = nb[1];
+    p.out_nb2 = nb[2];
+    d.bind[3] = ds.bind[1];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    const size_t row = smoe_tensor_row_size(w);
+    const int64_t m = w->ne[1];
+    const size_t expert_span = (size_t)(m - 1) * w->nb[1] + row;
+    int64_t e_per = 1, r_per = m;
+    if (fits_window(c, expert_span)) {
+        const size_t usable = (size_t)c->max_range - (size_t)c->min_align - SLACK;
+        e_per = n_expert <= 1 ? 1 : (int64_t)((usable - expert_span) / w->nb[2]) + 1;
+        if (e_per > n_expert) e_per = n_expert;
+    } else {
+        r_per = rows_per_window(c, w->nb[1], row, m);
+    }
+    if (r_per > (int64_t)c->max_groups[0] * nr) r_per = (int64_t)c->max_groups[0] * nr;
+    const uint32_t chunk_groups = nc == 1 ? n_pairs : ceil_div(n_pairs, nc) + (uint32_t)n_expert;
+    for (int64_t e0 = 0; e0 < n_expert; e0 += e_per) {
+        const int64_t e1 = e0 + e_per < n_expert ? e0 + e_per : n_expert;
+        for (int64_t r0 = 0; r0 < m; r0 += r_per) {
+            const int64_t r1 = r0 + r_per < m ? r0 + r_per : m;
+            const size_t lo = (size_t)e0 * w->nb[2] + (size_t)r0 * w->nb[1];
+            const size_t hi = (size_t)(e1 - 1) * w->nb[2] + (size_t)(r1 - 1) * w->nb[1] + row;
+            SMOE_TRY(bind_range(c, &d.bind[0], w, lo, hi, &p.w_off));
+            p.e_lo = (uint32_t)e0;
+            p.e_hi = (uint32_t)e1;
+            p.row_lo = (uint32_t)r0;
+            p.m_rows = (uint32_t)(r1 - r0);
+            d.groups[0] = ceil_div((uint64_t)(r1 - r0), nr);
+            d.groups[1] = chunk_groups;
+            d.groups[2] = 1;
+            SMOE_TRY(smoe_vk_record(c, &d));
+        }
+    }
+    return SMOE_OK;
+}
+
+static smoe_status rec_rms_norm(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *x = r->n->src[0], *w = r->n->src[1];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_RMS_NORM, 0, 0, &sh));
+    smoe_vk_dispatch d = dispatch(sh, wg_size(c, 128), 0, 0);
+    const int64_t rows = smoe_tensor_nrows(x);
+    smoe_vk_push_rms_norm p = {.ne0 = (uint32_t)x->ne[0],
+                               .ne1 = (uint32_t)x->ne[1],
+                               .ne2 = (uint32_t)x->ne[2],
+                               .n_rows = (uint32_t)rows,
+                               .eps = r->n->params.rms_norm.eps};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], x, &p.x_off, nb));
+    p.x_nb1 = nb[1];
+    p.x_nb2 = nb[2];
+    p.x_nb3 = nb[3];
+    SMOE_TRY(bind_elems(c, &d.bind[1], w, &p.w_off, NULL));
+    SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    p.o_nb2 = nb[2];
+    p.o_nb3 = nb[3];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    grid_2d(c, (uint64_t)rows, d.groups);
+    return smoe_vk_record(c, &d);
+}
+
+static smoe_status rec_rope(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *x = r->n->src[0], *pos = r->n->src[1];
+    const smoe_op_rope_params *rp = &r->n->params.rope;
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_ROPE, 0, 0, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    /* theta^(-2/n_rot) in double: the shader raises it to the power i exactly enough (see rope.comp) */
+    const double base = pow((double)rp->theta_base, -2.0 / (double)rp->n_rot);
+    uint64_t bits;
+    memcpy(&bits, &base, sizeof(bits));
+    smoe_vk_push_rope p = {.head_dim = (uint32_t)x->ne[0],
+                           .n_head = (uint32_t)x->ne[1],
+                           .n_tokens = (uint32_t)x->ne[2],
+                           .n_rot = (uint32_t)rp->n_rot,
+                           .freq_scale = rp->freq_scale,
+                           .log2_theta = (float)log2((double)rp->theta_base),
+                           .base_lo = (uint32_t)bits,
+                           .base_hi = (uint32_t)(bits >> 32)};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], x, &p.x_off, nb));
+    p.x_nb1 = nb[1];
+    p.x_nb2 = nb[2];
+    SMOE_TRY(bind_elems(c, &d.bind[1], pos, &p.pos_off, NULL));
+    SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    p.o_nb2 = nb[2];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    d.groups[0] = ceil_div((uint64_t)((x->ne[0] + 1) / 2) * (uint64_t)x->ne[1], wg);
+    d.groups[1] = (uint32_t)x->ne[2];
+    d.groups[2] = 1;
+    return smoe_vk_record(c, &d);
+}
+
+/* CPY (scatter = false) and KV_WRITE (scatter = true: rows -> cache cells). */
+static smoe_status rec_copy(const rec *r, const smoe_tensor *src, const smoe_tensor *dst, const smoe_tensor *cells) {
+    smoe_vk_ctx *c = r->c;
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_CPY, src->type, dst->type, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_cpy p = {.ne0 = (uint32_t)src->ne[0],
+                          .ne1 = (uint32_t)src->ne[1],
+                          .ne2 = (uint32_t)src->ne[2],
+                          .ne3 = (uint32_t)src->ne[3],
+                          .s_nb1 = (uint32_t)src->nb[1],
+                          .s_nb2 = (uint32_t)src->nb[2],
+                          .s_nb3 = (uint32_t)src->nb[3],
+                          .d_nb1 = (uint32_t)dst->nb[1],
+                          .d_nb2 = (uint32_t)dst->nb[2],
+                          .d_nb3 = (uint32_t)dst->nb[3],
+                          .scatter = cells ? 1u : 0u,
+                          .n_cells = cells ? (uint32_t)dst->ne[2] : 0u,
+                          .err_code = err_code(r->index, SMOE_VK_ERR_CELL)};
+    SMOE_TRY(bind_all(c, &d.bind[0], src, &p.s_off));
+    SMOE_TRY(bind_all(c, &d.bind[1], dst, &p.d_off));
+    if (cells) SMOE_TRY(bind_elems(c, &d.bind[2], cells, &p.idx_off, NULL));
+    d.push = &p;
+    d.push_size = sizeof(p);
+    const smoe_type_traits *dt = smoe_type_get_traits(dst->type);
+    const uint64_t units = dt->block_size == 1 ? (uint64_t)(src->ne[0] + 3) / 4 : (uint64_t)(src->ne[0] / 32);
+    d.groups[0] = ceil_div(units, wg);
+    d.groups[1] = (uint32_t)src->ne[1];
+    d.groups[2] = cells ? (uint32_t)src->ne[3] : (uint32_t)(src->ne[2] * src->ne[3]);
+    return smoe_vk_record(c, &d);
+}
+
+static smoe_status rec_attention(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *n = r->n, *q = n->src[0], *k = n->src[1], *v = n->src[2];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, n, SMOE_VK_ATTENTION, k->type, 0, &sh));
+    const uint32_t wg = wg_size(c, q->ne[0] <= 128 ? 32 : 64);
+    SMOE_RETURN_IF((uint64_t)q->ne[0] > 16u * wg, SMOE_ERR_UNSUPPORTED, "vulkan: %s: head_dim too large", n->name);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_attention p = {.k_nb1 = (uint32_t)k->nb[1],
+                                .k_nb2 = (uint32_t)k->nb[2],
+                                .v_nb1 = (uint32_t)v->nb[1],
+                                .v_nb2 = (uint32_t)v->nb[2],
+                                .head_dim = (uint32_t)q->ne[0],
+                                .n_head = (uint32_t)q->ne[1],
+                                .n_head_kv = (uint32_t)k->ne[1],
+                                .n_cells = (uint32_t)k->ne[2],
+                                .scale = n->params.attention.scale};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], q, &p.q_off, nb));
+    p.q_nb1 = nb[1];
+    p.q_nb2 = nb[2];
+    SMOE_TRY(bind_all(c, &d.bind[1], k, &p.k_off));
+    SMOE_TRY(bind_all(c, &d.bind[2], v, &p.v_off));
+    SMOE_TRY(bind_elems(c, &d.bind[3], n->src[3], &p.qi_off, nb));
+    p.qi_nb1 = nb[1];
+    SMOE_TRY(bind_elems(c, &d.bind[4], n->src[4], &p.ci_off, nb));
+    p.ci_nb1 = nb[1];
+    SMOE_TRY(bind_elems(c, &d.bind[5], n->src[5], &p.ns_off, NULL));
+    SMOE_TRY(bind_elems(c, &d.bind[6], n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    p.o_nb2 = nb[2];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    d.groups[0] = (uint32_t)q->ne[1];
+    d.groups[1] = (uint32_t)q->ne[2];
+    d.groups[2] = 1;
+    return smoe_vk_record(c, &d);
+}
+
+static smoe_status rec_moe_route(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *l = r->n->src[0];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MOE_ROUTE, 0, 0, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_moe_route p = {.n_expert = (uint32_t)l->ne[0],
+                                .n_used = (uint32_t)r->n->ne[0],
+                                .n_tokens = (uint32_t)l->ne[1]};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], l, &p.l_off, nb));
+    p.l_nb1 = nb[1];
+    SMOE_TRY(bind_elems(c, &d.bind[1], r->n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    grid_2d(c, ceil_div((uint64_t)l->ne[1], wg), d.groups);
+    SMOE_RETURN_IF(d.groups[1] != 1, SMOE_ERR_UNSUPPORTED, "vulkan: %s: too many tokens", r->n->name);
+    return smoe_vk_record(c, &d);
+}
+
+static smoe_status rec_moe_combine(const rec *r) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *y = r->n->src[0], *l = r->n->src[1], *ids = r->n->src[2];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MOE_COMBINE, 0, 0, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_moe_combine p = {.n_embd = (uint32_t)y->ne[0],
+                                  .n_used = (uint32_t)ids->ne[0],
+                                  .n_expert = (uint32_t)l->ne[0],
+                                  .err_code = err_code(r->index, SMOE_VK_ERR_EXPERT_ID)};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], y, &p.y_off, nb));
+    p.y_nb1 = nb[1];
+    p.y_nb2 = nb[2];
+    SMOE_TRY(bind_elems(c, &d.bind[1], l, &p.l_off, nb));
+    p.l_nb1 = nb[1];
+    SMOE_TRY(bind_elems(c, &d.bind[2], ids, &p.i_off, nb));
+    p.i_nb1 = nb[1];
+    SMOE_TRY(bind_elems(c, &d.bind[3], r->n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    d.groups[0] = ceil_div((uint64_t)y->ne[0], wg);
+    d.groups[1] = (uint32_t)ids->ne[1];
+    d.groups[2] = 1;
+    return smoe_vk_record(c, &d);
+}
+
+static smoe_status rec_eltwise(const rec *r, uint32_t op) {
+    smoe_vk_ctx *c = r->c;
+    const smoe_tensor *n = r->n, *a = n->src[0], *b = op == SMOE_VK_ELT_SCALE ? NULL : n->src[1];
+    int sh;
+    SMOE_TRY(shader_or_fail(c, n, SMOE_VK_ELTWISE, 0, 0, &sh));
+    const uint32_t wg = wg_size(c, 256);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_eltwise p = {.ne0 = (uint32_t)n->ne[0],
+                              .ne1 = (uint32_t)n->ne[1],
+                              .ne2 = (uint32_t)n->ne[2],
+                              .ne3 = (uint32_t)n->ne[3],
+                              .b_ne0 = 1, .b_ne1 = 1, .b_ne2 = 1, .b_ne3 = 1,
+                              .op = op,
+                              .s = op == SMOE_VK_ELT_SCALE ? n->params.scale.s : 0.0f};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], a, &p.a_off, nb));
+    p.a_nb1 = nb[1];
+    p.a_nb2 = nb[2];
+    p.a_nb3 = nb[3];
+    if (b) {
+        SMOE_TRY(bind_elems(c, &d.bind[1], b, &p.b_off, nb));
+        p.b_nb1 = nb[1];
+        p.b_nb2 = nb[2];
+        p.b_nb3 = nb[3];
+        p.b_ne0 = (uint32_t)b->ne[0];
+        p.b_ne1 = (uint32_t)b->ne[1];
+        p.b_ne2 = (uint32_t)b->ne[2];
+        p.b_ne3 = (uint32_t)b->ne[3];
+    }
+    SMOE_TRY(bind_elems(c, &d.bind[2], n, &p.o_off, nb));
+    p.o_nb1 = nb[1];
+    p.o_nb2 = nb[2];
+    p.o_nb3 = nb[3];
+    d.push = &p;
+    d.push_size = sizeof(p);
+    grid_2d(c, ceil_div((uint64_t)smoe_tensor_nelements(n), wg), d.groups);
+    return smoe_vk_record(c, &d);
+}
+
+smoe_status smoe_vk_record_op(smoe_vk_ctx *c, const smoe_tensor *node, int index) {
+    const rec r = {.c = c, .n = node, .index = index};
+    switch (node->op) {
+    case SMOE_OP_NONE:
+    case SMOE_OP_VIEW: return SMOE_OK;
+    case SMOE_OP_GET_ROWS: return rec_get_rows(&r);
+    case SMOE_OP_MUL_MAT: return rec_mul_mat(&r);
+    case SMOE_OP_MUL_MAT_ID: return rec_mul_mat_id(&r);
+    case SMOE_OP_RMS_NORM: return rec_rms_norm(&r);
+    case SMOE_OP_ROPE: return rec_rope(&r);
+    case SMOE_OP_KV_WRITE: return rec_copy(&r, node->src[1], node->src[0], node->src[2]);
+    case SMOE_OP_ATTENTION: return rec_attention(&r);
+    case SMOE_OP_MOE_ROUTE: return rec_moe_route(&r);
+    case SMOE_OP_MOE_COMBINE: return rec_moe_combine(&r);
+    case SMOE_OP_SWIGLU: return rec_eltwise(&r, SMOE_VK_ELT_SWIGLU);
+    case SMOE_OP_ADD: return rec_eltwise(&r, SMOE_VK_ELT_ADD);
+    case SMOE_OP_MUL: return rec_eltwise(&r, SMOE_VK_ELT_MUL);
+    case SMOE_OP_SCALE: return rec_eltwise(&r, SMOE_VK_ELT_SCALE);
+    case SMOE_OP_CPY: return rec_copy(&r, node->src[0], node, NULL);
+    default: break;
+    }
+    return smoe_set_error(SMOE_ERR_UNSUPPORTED, "vulkan: no kernel for %s (%s)", smoe_op_name(node->op), node->name);
+}
