@@ -266,8 +266,10 @@ smoe_status smoe_tokenizer_create(const smoe_vocab_desc *d, smoe_tokenizer **out
     for (uint64_t i = 0; i < cap; i++) t->table[i] = (smoe_tok_entry){0, -1, -1, false};
     t->table_mask = cap - 1;
 
-    size_t   n_lens = 0;
-    uint32_t lens[64]; /* distinct special-token lengths; more than 64 distinct lengths is absurd */
+    /* which lengths special pieces have (a piece is at most SMOE_TOKENIZER_MAX_PIECE_LEN bytes) */
+    bool *special_len = calloc(SMOE_TOKENIZER_MAX_PIECE_LEN + 1, sizeof(*special_len));
+    SMOE_GOTO_IF(!special_len, st, fail, SMOE_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
+    uint32_t n_lens = 0;
     for (int32_t i = 0; i < n; i++) {
         const char *s   = t->pieces[i];
         uint32_t    len = t->piece_lens[i];
@@ -289,27 +291,20 @@ smoe_status smoe_tokenizer_create(const smoe_vocab_desc *d, smoe_tokenizer **out
         }
         if ((t->types[i] == SMOE_TOK_CONTROL || t->types[i] == SMOE_TOK_UNKNOWN) &&
             smoe_utf8_valid_prefix(s, len) == len) {
-            bool seen = false;
-            for (size_t k = 0; k < n_lens; k++) seen |= lens[k] == len;
-            if (!seen && n_lens < sizeof(lens) / sizeof(lens[0])) {
-                lens[n_lens++] = len;
-                bitmap_set(t->special_first, (unsigned char)s[0]);
-            }
+            n_lens += !special_len[len];
+            special_len[len] = true;
+            bitmap_set(t->special_first, (unsigned char)s[0]);
         }
     }
     if (n_lens) {
-        /* longest first: the longest special piece at a position wins */
-        for (size_t a = 1; a < n_lens; a++)
-            for (size_t b = a; b > 0 && lens[b - 1] < lens[b]; b--) {
-                uint32_t tmp = lens[b];
-                lens[b]      = lens[b - 1];
-                lens[b - 1]  = tmp;
-            }
         t->special_lens = malloc(n_lens * sizeof(*t->special_lens));
+        if (!t->special_lens) free(special_len);
         SMOE_GOTO_IF(!t->special_lens, st, fail, SMOE_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
-        memcpy(t->special_lens, lens, n_lens * sizeof(*lens));
-        t->n_special_lens = (uint32_t)n_lens;
+        /* longest first: the longest special piece at a position wins */
+        for (uint32_t len = SMOE_TOKENIZER_MAX_PIECE_LEN; len > 0; len--)
+            if (special_len[len]) t->special_lens[t->n_special_lens++] = len;
     }
+    free(special_len);
 
     for (int b = 0; b < 256; b++) {
         char bp[8];

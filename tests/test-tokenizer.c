@@ -115,6 +115,20 @@ static void test_flags_and_special(void **state) {
     EXPECT(t, "a</s>b", SMOE_TOKENIZE_PARSE_SPECIAL, P_SP_A, 2, P_SP, P_B);
     EXPECT(t, "<s><unk></s>", SMOE_TOKENIZE_PARSE_SPECIAL, 1, 0, 2);
     EXPECT(t, "<s", SMOE_TOKENIZE_PARSE_SPECIAL, P_SP, BYTE('<'), BYTE('s'));
+    {
+        /* a control piece with the length of <s> but another first character */
+        int32_t ty2[N_VOCAB];
+        memcpy(ty2, types, sizeof(ty2));
+        ty2[P_ABC]        = 3;
+        smoe_vocab_desc d = {.n_vocab = N_VOCAB, .pieces = pieces, .scores = scores, .types = ty2, .bos_id = 1,
+                             .eos_id = 2, .unk_id = 0, .add_dummy_prefix = true, .byte_fallback = true};
+        smoe_tokenizer *t2;
+        assert_int_equal(smoe_tokenizer_create(&d, &t2), SMOE_OK);
+        EXPECT(t2, "abc", SMOE_TOKENIZE_PARSE_SPECIAL, P_ABC);
+        EXPECT(t2, "<s>abc</s>", SMOE_TOKENIZE_PARSE_SPECIAL, 1, P_ABC, 2);
+        EXPECT(t2, "abc", 0, P_SP_AB, P_C);
+        smoe_tokenizer_free(t2);
+    }
 
     int32_t ids[4];
     size_t  n = 99;
