@@ -230,7 +230,8 @@ SMOE_API smoe_quantize_params smoe_quantize_default_params(void);
  * type params->ftype: the per-tensor types mirror llama-quantize's mixes (norms and the expert router stay F32;
  * see quant/quant-policy.c); every metadata key is carried over, general.file_type and
  * general.quantization_version (2) are set. Tensors are streamed one batch of rows at a time through worker
- * threads (memory: about 32 MiB of output plus 1 MiB per thread, whatever the model size); the output is written to
+ * threads (resident memory: under 64 MiB for a batch of source rows and its output, plus 1 MiB per thread,
+ * whatever the model size: read pages are released after use); the output is written to
  * a temporary file and renamed into place on success, so a failed or cancelled run leaves no output file.
  * params: NULL = defaults. Returns SMOE_ERR_IO (input unreadable, output not writable), SMOE_ERR_CORRUPT_FILE (a
  * malformed input, or a tensor holding NaN/Inf where it must be quantized), SMOE_ERR_UNSUPPORTED (a source type
