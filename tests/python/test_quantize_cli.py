@@ -16,6 +16,7 @@
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +322,32 @@ def test_failures_leave_nothing(models, tmp_path):
     assert out.exists()
     # what remains in the folder: inputs and finished outputs only, no temporary files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.gguf", "out.gguf", "q8.gguf"]
+
+
+# ---- bounded memory --------------------------------------------------------------------------------------------
+
+def test_peak_memory_bounded(tmp_path):
+    """Resident memory does not grow with the file: a ~170 MB F16 model quantizes in well under its size (the source
+    is read through mmap; pages are released once read)."""
+    rng = np.random.default_rng(1)
+    src = tmp_path / "big-f16.gguf"
+    w = gguf.GGUFWriter(str(src), "llama")
+    w.add_block_count(2)
+    w.add_expert_count(8)
+    for name, shape in [("token_embd.weight", (32000, 1024)), ("blk.0.ffn_up_exps.weight", (8, 1024, 1024)),
+                        ("blk.1.ffn_up_exps.weight", (8, 1024, 1024)), ("output.weight", (32000, 1024))]:
+        w.add_tensor(name, (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    size = src.stat().st_size
+    probe = ("import resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:])\n"
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", probe, smoe(), "quantize", str(src), str(tmp_path / "q.gguf"),
+                          "--type", "q8_0", "--quiet", "--threads", "2"], capture_output=True, text=True, check=True)
+    rc, maxrss_kib = map(int, out.stdout.split())
+    assert rc == 0
+    print(f"input {size / 2**20:.0f} MiB, peak RSS {maxrss_kib / 1024:.0f} MiB")
+    assert maxrss_kib * 1024 < min(size / 2, 120 * 2**20)
