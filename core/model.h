@@ -4,7 +4,8 @@
  * A model (core/model-mixtral.c) is immutable after smoe_model_load and may be shared by contexts in several threads.
  * Its weights are leaf tensors flagged SMOE_TENSOR_WEIGHT, bound to buffers of the model's own CPU backend: a
  * buffer over the mmap'd GGUF data section (no copy), or one the data section was read into (use_mmap = false), plus
- * one allocated buffer holding expert tensors assembled from the older one-tensor-per-expert layout.
+ * one allocated buffer holding expert tensors assembled from the older one-tensor-per-expert layout. With a device
+ * backend (smoe_model_params.backend) they are copied into device buffers instead (on_device, weight_bufs).
  *
  * The forward graph (core/model-graph.c) is built per batch shape (n_tokens, n_outputs) and reused: everything
  * data-dependent is in its input tensors (see smoe_fwd_graph).
@@ -17,6 +18,7 @@
 #include "graph.h"
 #include "kv-cache.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Sanity limits on hyper-parameters read from files (no fixed-size arrays depend on them). */
@@ -62,13 +64,20 @@ typedef struct smoe_layer {
 struct smoe_model {
     smoe_hparams hp;
     smoe_logger  logger;
-    int32_t      n_threads; /* resolved: >= 1 */
+    int32_t      n_threads; /* default threads of a context's CPU backend (resolved: >= 1) */
 
     smoe_gguf   *gguf;       /* kept open while weights live in its mapping (use_mmap); else NULL */
     smoe_arena  *arena;      /* weight tensor structs */
     smoe_backend *backend;   /* holds the weight buffers (CPU) */
     smoe_buffer *data_buf;   /* the GGUF data section: mapped (borrowed) or read into memory */
     smoe_buffer *experts_buf; /* experts merged from the per-expert layout; NULL if none */
+    /* A device backend (smoe_model_params.backend, e.g. "vulkan"): `backend` is the device; every weight is copied
+     * into weight_bufs (each at most the device's largest buffer) instead of data_buf/experts_buf. Contexts then run
+     * their graphs and keep their KV caches there, taking turns on device_lock. */
+    bool            on_device;
+    smoe_buffer   **weight_bufs;
+    int32_t         n_weight_bufs;
+    pthread_mutex_t device_lock;
 
     smoe_tensor *tok_embd;    /* [n_embd, n_vocab] */
     smoe_tensor *output_norm; /* f32 [n_embd] */
