@@ -123,7 +123,9 @@ static int write_model(const char *path, const gen_opts *o) {
             for (int e = 0; e < o->n_expert; e++) {
                 gen_tensor *t = &ts[n++];
                 *t = ts[i];
-                snprintf(t->name, sizeof(t->name), "%.*s.%d.weight", (int)(p - ts[i].name), ts[i].name, e);
+                char nm[sizeof(t->name)]; /* via a copy: gcc -O0 -Wrestrict cannot tell t from ts[i] */
+                snprintf(nm, sizeof(nm), "%.*s.%d.weight", (int)(p - ts[i].name), ts[i].name, e);
+                memcpy(t->name, nm, sizeof(nm));
                 t->n_dims = 2;
                 t->ne[2] = 1;
                 t->data = malloc((size_t)per * sizeof(float));
