@@ -6,8 +6,11 @@
  *   quant-tool dequantize TYPE IN.bin OUT.f32
  *   quant-tool vecdot TYPE W.bin ACT.f32 N_PER_ROW OUT.f32   one dot per row of W with ACT (ACT quantized to the
  *                                                            type's vec_dot_type by its reference quantizer)
+ *   quant-tool gguf-dequant FILE.gguf TENSOR OUT.f32          a tensor of a GGUF file (read with core/gguf.c),
+ *                                                            dequantized
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on usage errors.
  */
+#include "core/gguf.h"
 #include "quant/quant.h"
 
 #include <errno.h>
@@ -146,15 +149,44 @@ static int cmd_vecdot(int argc, char **argv) {
     return rc;
 }
 
+static int cmd_gguf_dequant(int argc, char **argv) {
+    if (argc < 4) return 2;
+    smoe_gguf *g = NULL;
+    if (smoe_gguf_open(argv[1], &g) != SMOE_OK) {
+        fprintf(stderr, "quant-tool: %s\n", smoe_last_error());
+        return 1;
+    }
+    int           rc = 1;
+    const int64_t i  = smoe_gguf_find_tensor(g, argv[2]);
+    if (i < 0) {
+        fprintf(stderr, "quant-tool: no tensor '%s'\n", argv[2]);
+    } else {
+        const smoe_gguf_tensor_info *ti = smoe_gguf_tensor(g, i);
+        int64_t                      n  = 1;
+        for (uint32_t d = 0; d < ti->n_dims; d++) n *= ti->ne[d];
+        float *dst = malloc((size_t)n * sizeof(float) + 1);
+        if (dst && smoe_dequantize_row(ti->type, smoe_gguf_tensor_data(g, i), dst, n)) {
+            rc = write_file(argv[3], dst, (size_t)n * sizeof(float));
+        } else {
+            fprintf(stderr, "quant-tool: cannot dequantize '%s' (%s)\n", argv[2], smoe_type_name(ti->type));
+        }
+        free(dst);
+    }
+    smoe_gguf_close(g);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int rc = 2;
     if (argc >= 2 && !strcmp(argv[1], "quantize")) rc = cmd_quantize(argc - 1, argv + 1);
     else if (argc >= 2 && !strcmp(argv[1], "dequantize")) rc = cmd_dequantize(argc - 1, argv + 1);
     else if (argc >= 2 && !strcmp(argv[1], "vecdot")) rc = cmd_vecdot(argc - 1, argv + 1);
+    else if (argc >= 2 && !strcmp(argv[1], "gguf-dequant")) rc = cmd_gguf_dequant(argc - 1, argv + 1);
     if (rc == 2) {
         fprintf(stderr, "usage: quant-tool quantize TYPE ref|search IN.f32 OUT.bin N_PER_ROW [IMATRIX.f32]\n"
                         "       quant-tool dequantize TYPE IN.bin OUT.f32\n"
-                        "       quant-tool vecdot TYPE W.bin ACT.f32 N_PER_ROW OUT.f32\n");
+                        "       quant-tool vecdot TYPE W.bin ACT.f32 N_PER_ROW OUT.f32\n"
+                        "       quant-tool gguf-dequant FILE.gguf TENSOR OUT.f32\n");
     }
     return rc;
 }

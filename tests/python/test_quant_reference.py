@@ -2,8 +2,9 @@
 
 (a) Dequantization is bit-exact: for every type, blocks written by gguf's quantizer (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1),
     random-byte blocks with sane fp16 scales (all types, K-quants included), blocks written by our quantizers, and
-    the real Q4_K/Q5_K/Q6_K/Q8_0 tensors of llama.cpp's small-seed7-Q4_K_M.gguf (skipped when absent) dequantize to
-    the same float32 bits in smoe (tests/quant-tool) and in gguf.quants.dequantize.
+    the real Q4_K/Q5_K/Q6_K/Q8_0 tensors of llama.cpp's small-seed7-Q4_K_M.gguf (skipped when absent; also read
+    through our GGUF reader) dequantize to the same float32 bits in smoe (tests/quant-tool) and in
+    gguf.quants.dequantize.
 (b) Quantization: our reference quantizers (the types' `from_f32`, used for activations) produce byte-identical
     blocks to gguf.quants.quantize. Our search quantizer (what the converter uses) writes different bytes by design
     (other scales; the nearest level under the stored fp16 scale); its RMSE must be <= gguf's over realistic rows:
@@ -235,6 +236,21 @@ def test_llamacpp_tensors_dequant(tmp_path):
         assert_bits_equal(smoe_dequantize(t.tensor_type, raw, tmp_path), ref, t.name)
         seen.add(t.tensor_type)
     assert {QT.Q4_K, QT.Q5_K, QT.Q6_K, QT.Q8_0} <= seen
+
+
+@pytest.mark.parametrize("name", ["small-seed7-Q4_K_M.gguf", "tiny-seed7-Q4_K_M.gguf", "tiny-seed7-F16.gguf"])
+def test_llamacpp_files_through_our_reader(tmp_path, name):
+    """The same, but the tensors are found and read by our GGUF reader (core/gguf.c) instead of numpy."""
+    r = reader(name)
+    for t in r.tensors:
+        run("gguf-dequant", REF_DIR / name, t.name, tmp_path / "t.f32")
+        ours = np.fromfile(tmp_path / "t.f32", dtype=np.float32)
+        data = np.array(t.data)
+        if t.tensor_type in (QT.F32, QT.F16):
+            ref = data.astype(np.float32)
+        else:
+            ref = quants.dequantize(data.view(np.uint8), t.tensor_type)
+        assert_bits_equal(ours, ref, f"{name}: {t.name} ({t.tensor_type.name})")
 
 
 def test_llamacpp_kquant_error(tmp_path):
