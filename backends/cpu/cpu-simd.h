@@ -93,7 +93,23 @@ typedef struct smoe_cpu_kernels {
     void (*swiglu_f32)(int64_t n, const float *g, const float *u, float *out);
     /* sum of x[i]^2 (double accumulation is not required; result as float) */
     float (*sumsq_f32)(const float *x, int64_t n);
+    /* y[i] = (x[i] * s) * w[i] (RMS_NORM's last step, in the reference's order) */
+    void (*mul_scaled_f32)(int64_t n, const float *x, float s, const float *w, float *y);
+    /* Fused attention of `group` (1..SMOE_ATTN_MAX_GROUP) query heads sharing one KV head, over the n cells listed in
+     * cells[] (n >= 0): out[g] = sum_j softmax_j(scale * q[g] . K_j) V_j, or zeros when n == 0. K_j and V_j are rows
+     * of hd elements (a multiple of 8) of kv_type (SMOE_TYPE_F16 or SMOE_TYPE_F32) at k + cells[j] * k_stride and
+     * v + cells[j] * v_stride. Online softmax over chunks of cells: no score matrix. scratch: smoe_attn_scratch(). */
+    void (*attn)(int64_t hd, int group, const float *const *q, float scale, smoe_type kv_type, const void *k,
+                 size_t k_stride, const void *v, size_t v_stride, const int32_t *cells, int64_t n, float *const *out,
+                 float *scratch);
 } smoe_cpu_kernels;
+
+#define SMOE_ATTN_MAX_GROUP 8
+#define SMOE_ATTN_CHUNK     64 /* cells per online-softmax step */
+/* floats of scratch one attn call needs */
+static inline size_t smoe_attn_scratch(int64_t hd, int group) {
+    return (size_t)group * ((size_t)hd + SMOE_ATTN_CHUNK) + 16;
+}
 
 /* The table for an ISA: NULL if this build or this CPU lacks it. AUTO gives the best available (never NULL). */
 const smoe_cpu_kernels *smoe_cpu_kernels_get(smoe_cpu_isa isa);

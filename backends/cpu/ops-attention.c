@@ -7,6 +7,7 @@
 #include "cpu-impl.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ---- ROPE ---- */
@@ -150,12 +151,64 @@ static void attn_task(void *p, int ith, int nth) {
     }
 }
 
+/* The SIMD path (kern->attn): work items (query token, KV head) handed out from an atomic counter, since causal
+ * prefill gives later tokens more cells; each item lists its visible cells, then one kernel call does the group. */
+typedef struct attn_fast_args {
+    const attn_args        *a;
+    const smoe_cpu_kernels *kern;
+    atomic_llong            next;
+    size_t                  per_thread; /* bytes of scratch per thread */
+    uint8_t                *scratch;
+} attn_fast_args;
+
+static void attn_fast_task(void *p, int ith, int nth) {
+    attn_fast_args *f = p;
+    const attn_args *a = f->a;
+    (void)nth;
+    const int64_t head_dim = a->q->ne[0], n_head = a->q->ne[1], n_tokens = a->q->ne[2];
+    const int64_t n_head_kv = a->k->ne[1], group = n_head / n_head_kv;
+    const float scale = a->out->params.attention.scale;
+    float *scratch = (float *)(f->scratch + (size_t)ith * f->per_thread);
+    int32_t *cells = (int32_t *)(scratch + smoe_attn_scratch(head_dim, (int)group));
+    const int32_t *qi = a->q_info->data, *ci = a->cell_info->data;
+    const float *qp[SMOE_ATTN_MAX_GROUP];
+    float *op[SMOE_ATTN_MAX_GROUP];
+    for (;;) {
+        const int64_t w = atomic_fetch_add_explicit(&f->next, 1, memory_order_relaxed);
+        if (w >= n_tokens * n_head_kv) break;
+        const int64_t t = w / n_head_kv, hkv = w % n_head_kv;
+        const int32_t qpos = qi[2 * t], qseq = qi[2 * t + 1];
+        int64_t n = 0;
+        for (int64_t j = 0; j < a->n_scan; j++)
+            if (ci[2 * j + 1] >= 0 && ci[2 * j + 1] == qseq && ci[2 * j] <= qpos) cells[n++] = (int32_t)j;
+        for (int64_t g = 0; g < group; g++) {
+            qp[g] = smoe_cpu_row(a->q, hkv * group + g, t, 0);
+            op[g] = smoe_cpu_row(a->out, hkv * group + g, t, 0);
+        }
+        f->kern->attn(head_dim, (int)group, qp, scale, a->k->type, smoe_cpu_row(a->k, hkv, 0, 0), a->k->nb[2],
+                      smoe_cpu_row(a->v, hkv, 0, 0), a->v->nb[2], cells, n, op, scratch);
+    }
+}
+
 smoe_status smoe_cpu_attention(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
     const smoe_tensor *q = node->src[0], *k = node->src[1];
     const int64_t head_dim = q->ne[0], group = q->ne[1] / k->ne[1];
     const int32_t n_scan_raw = *(const int32_t *)node->src[5]->data;
     int64_t n_scan = n_scan_raw < 0 ? 0 : n_scan_raw;
     if (n_scan > k->ne[2]) n_scan = k->ne[2];
+    const smoe_tensor *v = node->src[2];
+    if (ctx->kern->attn && k->type == v->type && (k->type == SMOE_TYPE_F16 || k->type == SMOE_TYPE_F32) &&
+        head_dim % 8 == 0 && group <= SMOE_ATTN_MAX_GROUP) {
+        const size_t per = ((smoe_attn_scratch(head_dim, (int)group) * sizeof(float) +
+                             (size_t)(n_scan > 0 ? n_scan : 1) * sizeof(int32_t)) + 63) & ~(size_t)63;
+        SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * per));
+        attn_args a = {.q = q, .k = k, .v = v, .q_info = node->src[3], .cell_info = node->src[4], .out = node,
+                       .n_scan = n_scan};
+        attn_fast_args f = {.a = &a, .kern = ctx->kern, .per_thread = per, .scratch = ctx->work};
+        atomic_store(&f.next, 0);
+        smoe_threadpool_run(ctx->pool, attn_fast_task, &f);
+        return SMOE_OK;
+    }
     const size_t per_thread = (size_t)((2 + group) * head_dim + 2 * group + 15) & ~(size_t)15;
     SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * per_thread * sizeof(float)));
     attn_args a = {.q = q,

@@ -9,6 +9,7 @@
 
 typedef struct rows_args {
     const smoe_tensor *out;
+    const smoe_cpu_kernels *kern; /* SIMD helpers; NULL members: the loops below */
     float             *scratch; /* CPY: n_threads * ne[0] floats */
     void (*row_fn)(const struct rows_args *a, int64_t i1, int64_t i2, int64_t i3, int ith);
 } rows_args;
@@ -26,7 +27,7 @@ static void rows_task(void *p, int ith, int nth) {
 
 static smoe_status run_rows(smoe_cpu_ctx *ctx, const smoe_tensor *node,
                             void (*fn)(const rows_args *, int64_t, int64_t, int64_t, int), float *scratch) {
-    rows_args a = {.out = node, .scratch = scratch, .row_fn = fn};
+    rows_args a = {.out = node, .kern = ctx->kern, .scratch = scratch, .row_fn = fn};
     smoe_threadpool_run(ctx->pool, rows_task, &a);
     return SMOE_OK;
 }
@@ -40,6 +41,11 @@ static void rms_norm_row(const rows_args *a, int64_t i1, int64_t i2, int64_t i3,
     const float *xr = smoe_cpu_row(x, i1, i2, i3);
     const float *wr = w->data;
     float *y = smoe_cpu_row(a->out, i1, i2, i3);
+    if (a->kern->sumsq_f32 && a->kern->mul_scaled_f32) { /* float sums (SIMD): within rounding of the double sum */
+        const float ms = a->kern->sumsq_f32(xr, n) / (float)n;
+        a->kern->mul_scaled_f32(n, xr, (float)(1.0 / sqrt((double)ms + (double)a->out->params.rms_norm.eps)), wr, y);
+        return;
+    }
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++) ss += (double)xr[i] * (double)xr[i];
     const float r = (float)(1.0 / sqrt(ss / (double)n + (double)a->out->params.rms_norm.eps));
@@ -57,6 +63,10 @@ static void swiglu_row(const rows_args *a, int64_t i1, int64_t i2, int64_t i3, i
     const float *g = smoe_cpu_row(a->out->src[0], i1, i2, i3);
     const float *u = smoe_cpu_row(a->out->src[1], i1, i2, i3);
     float *y = smoe_cpu_row(a->out, i1, i2, i3);
+    if (a->kern->swiglu_f32) {
+        a->kern->swiglu_f32(a->out->ne[0], g, u, y);
+        return;
+    }
     for (int64_t i = 0; i < a->out->ne[0]; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
