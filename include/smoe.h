@@ -240,6 +240,139 @@ SMOE_API smoe_quantize_params smoe_quantize_default_params(void);
  * the tensor. Thread-safe; the callbacks run on the calling thread. */
 SMOE_API smoe_status smoe_model_quantize(const char *in_path, const char *out_path, const smoe_quantize_params *params);
 
+/* ---- model ----------------------------------------------------------------------------------------------------
+ * A model is the weights of a Mixtral GGUF file (ours or llama.cpp's: merged `ffn_*_exps` expert tensors or the
+ * older one-tensor-per-expert layout) plus its tokenizer. It is immutable after load and may be shared by several
+ * contexts used from different threads. */
+
+typedef struct smoe_model     smoe_model;
+typedef struct smoe_context   smoe_context;
+typedef struct smoe_tokenizer smoe_tokenizer;
+
+typedef struct smoe_model_params {
+    uint32_t         size;          /* sizeof(smoe_model_params), set by smoe_model_default_params           */
+    smoe_log_fn      log_fn;        /* NULL: silent                                                           */
+    void            *log_user_data;
+    smoe_progress_fn progress_fn;   /* load progress in bytes; returning false cancels (SMOE_ERR_CANCELLED)   */
+    void            *progress_user_data;
+    int32_t          n_threads;     /* default CPU threads of its contexts; 0 = number of online CPUs         */
+    const char      *backend;       /* where the weights live and the graphs run: "cpu", "vulkan" (= its
+                                       device 0), "vulkan:N" (see smoe_device_get_info); NULL = $SMOE_BACKEND
+                                       if set, else "cpu". A device holds every weight and the KV caches; ops
+                                       it lacks run on the CPU                                                  */
+    bool             use_mmap;      /* true: weights stay in the mapped file; false: read into memory         */
+} smoe_model_params;
+
+SMOE_API smoe_model_params smoe_model_default_params(void);
+
+/* Loads a model. Every tensor's presence, shape and type is checked before use; errors name the tensor
+ * (SMOE_ERR_CORRUPT_FILE for a missing/misshapen tensor or key, SMOE_ERR_UNSUPPORTED for an architecture or tensor
+ * type smoe cannot run, SMOE_ERR_IO, SMOE_ERR_OUT_OF_MEMORY, SMOE_ERR_CANCELLED). params NULL = defaults. */
+SMOE_API smoe_status smoe_model_load(const char *path, const smoe_model_params *params, smoe_model **out);
+SMOE_API void        smoe_model_free(smoe_model *model); /* after every context using it is freed */
+
+typedef struct smoe_model_info {
+    int32_t     n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int32_t     n_expert, n_expert_used;
+    float       rope_theta, rms_eps;
+    uint64_t    n_params;     /* total parameters                                          */
+    uint64_t    size_bytes;   /* bytes of tensor data                                      */
+    const char *name;         /* general.name or "" (owned by the model)                   */
+    const char *type_name;    /* the dominant weight type, e.g. "q4_0", or "mixed" (static) */
+} smoe_model_info;
+
+SMOE_API void smoe_model_get_info(const smoe_model *model, smoe_model_info *info);
+/* The model's tokenizer, owned by the model (valid until smoe_model_free); NULL if the file has none (no
+ * tokenizer.ggml.model key). */
+SMOE_API const smoe_tokenizer *smoe_model_tokenizer(const smoe_model *model);
+
+/* ---- devices: where weights live and graphs run ---------------------------------------------------------------
+ * The CPU, then every device of the GPU backends compiled in (Vulkan) that is present at run time. */
+
+typedef struct smoe_device_info {
+    char     name[32];         /* "cpu", "vulkan0", "vulkan1": what smoe_model_params.backend accepts         */
+    char     kind[16];         /* "cpu", "vulkan"                                                             */
+    int32_t  index;            /* device index within its kind                                                */
+    char     description[256]; /* "CPU, 16 threads", "NVIDIA GeForce RTX 4090 (discrete GPU, Vulkan 1.3.277)"  */
+    uint64_t memory_total;     /* bytes of device memory (the largest device-local heap; RAM for the CPU)     */
+} smoe_device_info;
+
+/* Number of devices (>= 1: the CPU). Enumerating GPUs loads their drivers (tens of milliseconds): keep the result.
+ * Thread-safe. */
+SMOE_API int32_t     smoe_device_count(void);
+/* Device i in [0, smoe_device_count()): the CPU first, then by kind, the best device of a kind first (discrete,
+ * integrated, virtual, CPU-emulated). SMOE_ERR_INVALID_ARGUMENT for i out of range, SMOE_ERR_DEVICE when a driver
+ * fails. Thread-safe. */
+SMOE_API smoe_status smoe_device_get_info(int32_t i, smoe_device_info *info);
+
+/* ---- context: a KV cache and the compute state for one thread at a time ------------------------------------- */
+
+typedef enum smoe_kv_type {
+    SMOE_KV_F16  = 0,
+    SMOE_KV_Q8_0 = 1,
+    SMOE_KV_F32  = 2,
+} smoe_kv_type;
+
+typedef struct smoe_context_params {
+    uint32_t     size;      /* sizeof(smoe_context_params), set by smoe_context_default_params            */
+    uint32_t     n_ctx;     /* KV cells (tokens over all sequences); 0 = from model (capped at 32768);
+                               at most max(32768, the model's training context)                          */
+    uint32_t     n_batch;   /* most tokens per graph run: smoe_decode splits a larger batch into chunks of
+                               n_batch; 0 = 512; capped at n_ctx                                          */
+    uint32_t     n_seq_max; /* distinct sequence ids allowed, [0, n_seq_max); 0 = 1                      */
+    int32_t      n_threads; /* 0 = the model's                                                             */
+    smoe_kv_type kv_type;   /* SMOE_KV_F16 by default                                                      */
+} smoe_context_params;
+
+SMOE_API smoe_context_params smoe_context_default_params(void);
+/* The context borrows the model, which must outlive it. params NULL = defaults. */
+SMOE_API smoe_status smoe_context_init(smoe_model *model, const smoe_context_params *params, smoe_context **out);
+SMOE_API void        smoe_context_free(smoe_context *ctx);
+SMOE_API uint32_t    smoe_context_n_ctx(const smoe_context *ctx);
+SMOE_API const smoe_model *smoe_context_model(const smoe_context *ctx);
+
+/* A batch: parallel arrays of n_tokens entries. `logits[i]` != 0 asks for the logits of entry i. */
+typedef struct smoe_batch {
+    int32_t  n_tokens;
+    int32_t  capacity;
+    int32_t *token;
+    int32_t *pos;     /* position of the token in its sequence */
+    int32_t *seq_id;  /* sequence, in [0, n_seq_max) */
+    int8_t  *logits;
+} smoe_batch;
+
+/* Allocates arrays for `capacity` tokens (n_tokens = 0). Free with smoe_batch_free. */
+SMOE_API smoe_status smoe_batch_init(int32_t capacity, smoe_batch *batch);
+SMOE_API void        smoe_batch_free(smoe_batch *batch);
+/* Appends one entry; SMOE_ERR_INVALID_ARGUMENT when full. */
+SMOE_API smoe_status smoe_batch_add(smoe_batch *batch, int32_t token, int32_t pos, int32_t seq_id, bool logits);
+
+/* Runs the model on a batch (split internally into chunks of n_batch), storing its tokens in the KV cache.
+ * The tokens of one sequence must appear in the batch in position order, the first one at
+ * smoe_kv_seq_pos_next(seq), each next one at the following position; sequences may interleave.
+ * Errors: SMOE_ERR_INVALID_ARGUMENT (token outside the vocabulary, bad sequence id, position not following the
+ * sequence's cells, empty batch; the message names the batch entry), SMOE_ERR_CONTEXT_FULL (fewer free cells than
+ * tokens: nothing is stored, the cache is as before), SMOE_ERR_CANCELLED (abort callback). Both leave the cache as it
+ * was, except that chunks finished before a cancellation stay. */
+SMOE_API smoe_status smoe_decode(smoe_context *ctx, const smoe_batch *batch);
+/* The logits [n_vocab] of batch entry i of the last smoe_decode (which must have asked for them), owned by the
+ * context until the next decode; NULL if not available (also after a failed decode). i < 0 counts from the end of
+ * the batch (-1: the last entry). */
+SMOE_API const float *smoe_get_logits(smoe_context *ctx, int32_t i);
+
+/* The KV cache: removes the cells of sequence seq_id (-1: any) with positions in [p0, p1) (p1 < 0: to the end). */
+SMOE_API smoe_status smoe_kv_seq_rm(smoe_context *ctx, int32_t seq_id, int32_t p0, int32_t p1);
+SMOE_API void        smoe_kv_clear(smoe_context *ctx);
+/* Next position of a sequence (1 + the largest position stored), 0 when empty, -1 for an invalid seq_id. */
+SMOE_API int32_t     smoe_kv_seq_pos_next(const smoe_context *ctx, int32_t seq_id);
+/* Cells in use over all sequences. */
+SMOE_API uint32_t    smoe_kv_used(const smoe_context *ctx);
+
+/* An abort check called by smoe_decode before each chunk of n_batch tokens; returning true cancels the decode with
+ * SMOE_ERR_CANCELLED (the KV cache keeps the tokens of the batch chunks already finished). NULL: none. */
+typedef bool (*smoe_abort_fn)(void *user_data);
+SMOE_API void smoe_context_set_abort(smoe_context *ctx, smoe_abort_fn fn, void *user_data);
+
 /* ---- sampling ----------------------------------------------------------------------------------------------------
  * A sampler turns logits into a token. Samplers are composed in a chain (which owns its members); the standard chain
  * from smoe_sampler_params is: penalties -> top-k -> top-p -> min-p -> temperature -> seeded draw (greedy argmax when

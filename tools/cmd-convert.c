@@ -53,7 +53,7 @@ static void draw_bar(progress_state *ps, uint64_t done, uint64_t total, bool fin
             (double)done / 1048576.0, (double)total / 1048576.0, rate, final ? "in" : "ETA", eta);
     if (final) fputc('\n', stderr);
     fflush(stderr);
-    ps->drawn = true;
+    ps->drawn = !final; /* a line is open */
     ps->last = t;
 }
 
