@@ -23,6 +23,9 @@
 #define MM_GROUP_BLOCK 8   /* token groups per pass over a weight row (keeps the packed activations in L2) */
 #define MM_CHUNK       32  /* weight rows per work item (a multiple of SMOE_GEMM_MAX_ROWS) */
 #define MM_ALIGN(x)    (((x) + 63) & ~(size_t)63)
+#define MM_OUT_ROWS    16  /* rows whose results are gathered before they are stored (a multiple of 4) */
+/* floats of one thread's result tiles: MM_OUT_ROWS rows x lanes x MM_GROUP_BLOCK groups */
+#define MM_RES_FLOATS(lanes) ((size_t)MM_OUT_ROWS * (size_t)(lanes) * MM_GROUP_BLOCK)
 
 typedef struct mm_expert {
     int64_t p0, n;        /* its pairs: [p0, p0 + n) of the pair list */
@@ -44,7 +47,7 @@ typedef struct mm_job {
     uint8_t                *xq;        /* quantized activation rows (NULL when quant is NULL) */
     uint8_t                *act;       /* packed groups */
     size_t                  group_bytes;
-    float                  *res;       /* per thread: SMOE_GEMM_MAX_ROWS * lanes * MM_GROUP_BLOCK floats */
+    float                  *res;       /* per thread: MM_RES_FLOATS(lanes) floats */
     size_t                  res_stride; /* floats per thread */
     /* pairs: activation row and output row (in units of m floats) of each use, grouped by expert */
     const int64_t          *pair_x, *pair_out;
@@ -110,6 +113,9 @@ static void gemv_rows(const mm_job *j, const mm_expert *ex, const uint8_t *wbase
     }
 }
 
+/* Rows [i0, i1) of one expert against one block of its token groups. Results of MM_OUT_ROWS rows are gathered per
+ * token before they are stored, so each token's output gets whole cache lines (outputs are m floats apart). */
+
 static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const uint8_t *wbase, int64_t i0,
                       int64_t i1, float *res) {
     const smoe_tensor *w = j->w;
@@ -118,17 +124,26 @@ static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
     const int64_t g0 = (int64_t)block * MM_GROUP_BLOCK;
     const int ng = (int)(ex->n_groups - g0 < MM_GROUP_BLOCK ? ex->n_groups - g0 : MM_GROUP_BLOCK);
     const uint8_t *act = j->act + (size_t)(ex->group0 + g0) * j->group_bytes;
+    const size_t quad = (size_t)SMOE_GEMM_MAX_ROWS * (size_t)lanes; /* floats of one row quad of one group */
     float *out = j->out->data;
-    for (int64_t i = i0; i < i1; i += SMOE_GEMM_MAX_ROWS) {
-        const int nr = (int)(i1 - i < SMOE_GEMM_MAX_ROWS ? i1 - i : SMOE_GEMM_MAX_ROWS);
-        j->gemm(k, wbase + (size_t)i * w->nb[1], w->nb[1], nr, act, ng, res);
+    for (int64_t ib = i0; ib < i1; ib += MM_OUT_ROWS) {
+        const int64_t ie = ib + MM_OUT_ROWS < i1 ? ib + MM_OUT_ROWS : i1;
+        /* res: [quad][group][row][lane] */
+        int nq = 0;
+        for (int64_t i = ib; i < ie; i += SMOE_GEMM_MAX_ROWS, nq++) {
+            const int nr = (int)(ie - i < SMOE_GEMM_MAX_ROWS ? ie - i : SMOE_GEMM_MAX_ROWS);
+            j->gemm(k, wbase + (size_t)i * w->nb[1], w->nb[1], nr, act, ng, res + (size_t)nq * (size_t)ng * quad);
+        }
+        const int nrows = (int)(ie - ib);
         for (int g = 0; g < ng; g++) {
             const int64_t q0 = ex->p0 + (g0 + g) * lanes;
             const int nl = (int)(ex->p0 + ex->n - q0 < lanes ? ex->p0 + ex->n - q0 : lanes);
             for (int l = 0; l < nl; l++) {
-                float *o = out + (size_t)j->pair_out[q0 + l] * (size_t)m + (size_t)i;
-                const float *rs = res + (size_t)g * SMOE_GEMM_MAX_ROWS * lanes + l;
-                for (int r = 0; r < nr; r++) o[r] = rs[(size_t)r * lanes];
+                float *o = out + (size_t)j->pair_out[q0 + l] * (size_t)m + (size_t)ib;
+                for (int r = 0; r < nrows; r++) {
+                    const int q = r / SMOE_GEMM_MAX_ROWS, rr = r % SMOE_GEMM_MAX_ROWS;
+                    o[r] = res[((size_t)q * (size_t)ng + (size_t)g) * quad + (size_t)rr * (size_t)lanes + (size_t)l];
+                }
             }
         }
     }
@@ -195,7 +210,7 @@ static size_t mm_need(const smoe_cpu_ctx *ctx, const mm_job *j, size_t fixed, in
     const int64_t n_x = smoe_tensor_nrows(j->x);
     const int lanes = j->kern->lanes > 0 ? j->kern->lanes : 1;
     return MM_ALIGN(fixed) + (j->quant ? MM_ALIGN((size_t)n_x * j->xq_row) : 0) + (size_t)groups_max * j->group_bytes +
-           MM_ALIGN((size_t)ctx->n_threads * SMOE_GEMM_MAX_ROWS * (size_t)lanes * MM_GROUP_BLOCK * sizeof(float));
+           MM_ALIGN((size_t)ctx->n_threads * MM_RES_FLOATS(lanes) * sizeof(float));
 }
 
 /* Lays out the experts' groups and work items in the scratch after `fixed` bytes (reserved by the caller with
@@ -217,7 +232,7 @@ static void mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed) {
     }
     const size_t xq_bytes = j->quant ? MM_ALIGN((size_t)n_x * j->xq_row) : 0;
     const size_t act_bytes = (size_t)j->n_groups_total * j->group_bytes;
-    j->res_stride = (size_t)SMOE_GEMM_MAX_ROWS * (size_t)(lanes > 0 ? lanes : 1) * MM_GROUP_BLOCK;
+    j->res_stride = MM_RES_FLOATS(lanes > 0 ? lanes : 1);
     j->xq = ctx->work + MM_ALIGN(fixed);
     j->act = j->xq + xq_bytes;
     j->res = (float *)(j->act + act_bytes);
