@@ -20,5 +20,6 @@ int smoe_cmd_info(int argc, char **argv);
 int smoe_cmd_tokenize(int argc, char **argv);
 int smoe_cmd_convert(int argc, char **argv);
 int smoe_cmd_quantize(int argc, char **argv);
+int smoe_cmd_bench(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const smoe_cmd commands[] = {
     {"tokenize", smoe_cmd_tokenize, "print the token ids of a text (SentencePiece, as the model's GGUF says)"},
     {"convert", smoe_cmd_convert, "convert a Hugging Face Mixtral checkpoint to GGUF"},
     {"quantize", smoe_cmd_quantize, "re-quantize a GGUF model (q4_k_m, q8_0, ...); --stats for its errors"},
+    {"bench", smoe_cmd_bench, "prompt-processing and generation speed (as llama-bench) and weight bandwidth"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
