@@ -37,6 +37,8 @@ typedef struct smoe_backend_props {
     uint64_t    memory_total;  /* bytes; 0 if unknown */
     uint64_t    memory_free;   /* bytes; 0 if unknown */
     int         n_threads;     /* CPU worker threads; 0 for devices */
+    uint64_t    max_buffer_size; /* largest size smoe_backend_buffer_alloc accepts (a device's largest
+                                    allocation); 0 = no limit beyond memory. Loaders split larger data. */
 } smoe_backend_props;
 
 const char *smoe_backend_name(smoe_backend *b);

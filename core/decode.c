@@ -171,13 +171,25 @@ smoe_status smoe_context_init(smoe_model *model, const smoe_context_params *para
     smoe_cpu_params cp = smoe_cpu_default_params();
     cp.n_threads = p.n_threads;
     SMOE_GOTO_TRY(st, fail, smoe_cpu_backend_init(&cp, &ctx->backend));
-    SMOE_GOTO_TRY(st, fail, smoe_sched_init(&ctx->backend, 1, &ctx->sched));
     const smoe_hparams *hp = &model->hp;
-    SMOE_GOTO_TRY(st, fail, smoe_kv_cache_init(&ctx->kv, ctx->backend, kv_smoe_type(p.kv_type), hp->n_layer,
-                                               hp->n_head_kv, hp->head_dim, p.n_ctx, p.n_seq_max));
+    if (model->on_device) {
+        /* graphs run on the model's device, the CPU takes the ops it lacks; the KV cache lives on the device */
+        smoe_backend *list[2] = {model->backend, ctx->backend};
+        pthread_mutex_lock(&model->device_lock);
+        st = smoe_sched_init(list, 2, &ctx->sched);
+        if (st == SMOE_OK)
+            st = smoe_kv_cache_init(&ctx->kv, model->backend, kv_smoe_type(p.kv_type), hp->n_layer, hp->n_head_kv,
+                                    hp->head_dim, p.n_ctx, p.n_seq_max);
+        pthread_mutex_unlock(&model->device_lock);
+        if (st != SMOE_OK) goto fail;
+    } else {
+        SMOE_GOTO_TRY(st, fail, smoe_sched_init(&ctx->backend, 1, &ctx->sched));
+        SMOE_GOTO_TRY(st, fail, smoe_kv_cache_init(&ctx->kv, ctx->backend, kv_smoe_type(p.kv_type), hp->n_layer,
+                                                   hp->n_head_kv, hp->head_dim, p.n_ctx, p.n_seq_max));
+    }
     smoe_log(&ctx->logger, SMOE_LOG_INFO, "context: n_ctx %u, n_batch %u, %u sequences, %d threads, KV cache %s (%.1f MiB)",
              p.n_ctx, p.n_batch, p.n_seq_max, (int)p.n_threads, smoe_type_name(ctx->kv.type),
-             (double)ctx->kv.buffer->size / (1 << 20));
+             (double)ctx->kv.bytes / (1 << 20));
     *out = ctx;
     return SMOE_OK;
 fail:
@@ -188,8 +200,11 @@ fail:
 void smoe_context_free(smoe_context *ctx) {
     if (!ctx) return;
     for (int i = 0; i < GRAPH_CACHE_SIZE; i++) smoe_fwd_graph_free(&ctx->graphs[i].fg);
+    const bool dev = ctx->model && ctx->model->on_device;
+    if (dev) pthread_mutex_lock(&ctx->model->device_lock);
     smoe_sched_free(ctx->sched);
     smoe_kv_cache_free(&ctx->kv);
+    if (dev) pthread_mutex_unlock(&ctx->model->device_lock);
     smoe_backend_free(ctx->backend);
     free(ctx->logits);
     free(ctx->logit_row);
@@ -285,8 +300,19 @@ static smoe_status reserve_logits(smoe_context *ctx, int32_t n, int32_t n_out) {
     return SMOE_OK;
 }
 
-/* Runs entries [i0, i0 + n) of the batch; their logits rows start at row0. */
+static smoe_status run_chunk_locked(smoe_context *ctx, const smoe_batch *b, int32_t i0, int32_t n, int32_t row0);
+
+/* Runs entries [i0, i0 + n) of the batch; their logits rows start at row0. A device shared by the model's contexts
+ * is used by one of them at a time. */
 static smoe_status run_chunk(smoe_context *ctx, const smoe_batch *b, int32_t i0, int32_t n, int32_t row0) {
+    if (!ctx->model->on_device) return run_chunk_locked(ctx, b, i0, n, row0);
+    pthread_mutex_lock(&ctx->model->device_lock);
+    const smoe_status st = run_chunk_locked(ctx, b, i0, n, row0);
+    pthread_mutex_unlock(&ctx->model->device_lock);
+    return st;
+}
+
+static smoe_status run_chunk_locked(smoe_context *ctx, const smoe_batch *b, int32_t i0, int32_t n, int32_t row0) {
     int32_t n_out = 0;
     for (int32_t i = 0; i < n; i++) {
         if (b->logits[i0 + i]) ctx->out_ids[n_out++] = i;

@@ -2,8 +2,9 @@
  * kv-cache.c - KV cache cells and tensors (see kv-cache.h).
  *
  * Memory: one buffer holds, layer by layer, K then V, each [head_dim, n_head_kv, n_ctx] of the cache type
- * (Mixtral 8x7B at n_ctx 32768 in F16: 32 layers * 2 * 8 * 128 * 32768 * 2 bytes = 4 GiB). It is zero-filled once so
- * that a cell that is scanned but never written (a failed compute) holds finite numbers.
+ * (Mixtral 8x7B at n_ctx 32768 in F16: 32 layers * 2 * 8 * 128 * 32768 * 2 bytes = 4 GiB); on a backend that caps a
+ * buffer's size (a GPU's largest allocation), consecutive layers are grouped into several buffers. They are
+ * zero-filled once so that a cell that is scanned but never written (a failed compute) holds finite numbers.
  */
 #include "kv-cache.h"
 
@@ -53,19 +54,38 @@ smoe_status smoe_kv_cache_init(smoe_kv_cache *kv, smoe_backend *backend, smoe_ty
     uint64_t       total = 0;
     SMOE_GOTO_IF(smoe_mul_overflow_u64(one, 2 * (uint64_t)n_layer, &total) || total > SIZE_MAX / 2, st, fail,
                  SMOE_ERR_OUT_OF_MEMORY, "kv cache: size overflows");
-    st = smoe_backend_buffer_alloc(backend, (size_t)total, &kv->buffer);
-    if (st != SMOE_OK) {
-        smoe_error_prefix("kv cache of %" PRIu64 " MiB (%s, n_ctx %u)", total >> 20, tr->name, n_ctx);
-        goto fail;
+    /* layers per buffer: all of them, unless the backend caps a buffer's size */
+    int32_t per_buf = n_layer;
+    if (props.max_buffer_size && total > props.max_buffer_size) {
+        SMOE_GOTO_IF(2 * (uint64_t)one > props.max_buffer_size, st, fail, SMOE_ERR_OUT_OF_MEMORY,
+                     "kv cache: one layer's K and V (%" PRIu64 " MiB, %s, n_ctx %u) exceed the largest buffer of %s "
+                     "(%" PRIu64 " MiB): use a smaller n_ctx",
+                     (2 * (uint64_t)one) >> 20, tr->name, n_ctx, smoe_backend_name(backend),
+                     props.max_buffer_size >> 20);
+        per_buf = (int32_t)(props.max_buffer_size / (2 * (uint64_t)one));
     }
-    SMOE_GOTO_TRY(st, fail, smoe_buffer_clear(kv->buffer, 0));
+    kv->n_buffers = (n_layer + per_buf - 1) / per_buf;
+    kv->buffers = calloc((size_t)kv->n_buffers, sizeof(*kv->buffers));
+    SMOE_GOTO_IF(!kv->buffers, st, fail, SMOE_ERR_OUT_OF_MEMORY, "kv cache: out of memory");
+    for (int32_t b = 0; b < kv->n_buffers; b++) {
+        const int32_t n_here = n_layer - b * per_buf < per_buf ? n_layer - b * per_buf : per_buf;
+        const size_t size = one * 2 * (size_t)n_here;
+        st = smoe_backend_buffer_alloc(backend, size, &kv->buffers[b]);
+        if (st != SMOE_OK) {
+            smoe_error_prefix("kv cache of %" PRIu64 " MiB (%s, n_ctx %u)", total >> 20, tr->name, n_ctx);
+            goto fail;
+        }
+        SMOE_GOTO_TRY(st, fail, smoe_buffer_clear(kv->buffers[b], 0));
+        kv->bytes += size;
+    }
     for (int32_t il = 0; il < n_layer; il++) {
         for (int kvi = 0; kvi < 2; kvi++) {
             smoe_tensor *t = NULL;
             SMOE_GOTO_TRY(st, fail, smoe_tensor_new(kv->arena, type, 3, ne, &t));
             smoe_tensor_format_name(t, "cache_%c_l%d", kvi ? 'v' : 'k', (int)il);
             smoe_tensor_set_flags(t, SMOE_TENSOR_PERSISTENT);
-            SMOE_GOTO_TRY(st, fail, smoe_tensor_bind(t, kv->buffer, one * (2 * (size_t)il + (size_t)kvi)));
+            const size_t off = one * (2 * (size_t)(il % per_buf) + (size_t)kvi);
+            SMOE_GOTO_TRY(st, fail, smoe_tensor_bind(t, kv->buffers[il / per_buf], off));
             if (kvi) kv->v[il] = t;
             else kv->k[il] = t;
         }
@@ -79,7 +99,8 @@ fail:
 
 void smoe_kv_cache_free(smoe_kv_cache *kv) {
     if (!kv) return;
-    smoe_buffer_free(kv->buffer);
+    for (int32_t b = 0; b < kv->n_buffers && kv->buffers; b++) smoe_buffer_free(kv->buffers[b]);
+    free(kv->buffers);
     smoe_arena_free(kv->arena);
     free(kv->k);
     free(kv->v);

@@ -24,8 +24,11 @@ typedef struct smoe_kv_cache {
     int32_t   n_layer;
     smoe_type type;      /* F16, F32 or Q8_0 */
 
-    smoe_arena   *arena;  /* the K/V tensor structs */
-    smoe_buffer  *buffer; /* every layer's K and V */
+    smoe_arena   *arena;     /* the K/V tensor structs */
+    smoe_buffer **buffers;   /* every layer's K and V: one buffer, or consecutive layers per buffer where the
+                                backend limits a buffer's size (props.max_buffer_size, devices) */
+    int32_t       n_buffers;
+    uint64_t      bytes;     /* in all buffers */
     smoe_tensor **k, **v; /* n_layer each */
 
     int32_t *cell_info; /* [2 * n_ctx]: (pos, seq) per cell; the ATTENTION op's cell_info layout */

@@ -19,10 +19,13 @@
  *   the file is then unmapped.
  * - per-expert layout: the experts of each (layer, gate/up/down) are copied next to each other into one allocated
  *   buffer, giving the merged 3-D tensor (a copy of the expert weights: the price of an old file).
+ * - a device backend (params->backend, e.g. "vulkan"): every weight is copied from the mapping into device buffers,
+ *   each at most the device's largest allocation; the file is then closed.
  * Progress is reported in bytes of weights bound, read or copied; returning false cancels (SMOE_ERR_CANCELLED).
  */
 #include "model.h"
 
+#include "devices.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -461,6 +464,81 @@ static smoe_status place_weights(loader *L, bool use_mmap) {
     return SMOE_OK;
 }
 
+/* A device backend (not host memory): the weights are copied from the mapping into device buffers of at most
+ * props.max_buffer_size bytes each (consecutive weights share a buffer), then the file is closed. */
+static smoe_status place_weights_device(loader *L) {
+    smoe_model    *m = L->m;
+    const uint64_t data_off = smoe_gguf_data_offset(m->gguf);
+    smoe_backend_props props;
+    smoe_backend_get_props(m->backend, &props);
+    const size_t   align = props.alignment ? props.alignment : 256;
+    const uint64_t max = props.max_buffer_size ? props.max_buffer_size : UINT64_MAX;
+
+    /* layout: w->offset in buffer buf_of[i] */
+    int32_t *buf_of = calloc((size_t)L->n_w + 1, sizeof(*buf_of));
+    size_t  *sizes = calloc((size_t)L->n_w + 1, sizeof(*sizes));
+    smoe_status st = SMOE_OK;
+    SMOE_GOTO_IF(!buf_of || !sizes, st, done, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    int32_t n_bufs = 0;
+    for (int i = 0; i < L->n_w; i++) {
+        weight_src *w = &L->w[i];
+        const size_t bytes = smoe_tensor_nbytes(w->t);
+        SMOE_GOTO_IF(bytes > max, st, done, SMOE_ERR_UNSUPPORTED,
+                     "%s: tensor '%s' (%zu MiB) is larger than the largest buffer of %s (%" PRIu64 " MiB)", L->path,
+                     w->t->name, bytes >> 20, smoe_backend_name(m->backend), max >> 20);
+        size_t off = n_bufs ? align_up(sizes[n_bufs - 1], align) : 0;
+        if (n_bufs == 0 || off + bytes > max) {
+            n_bufs++;
+            off = 0;
+        }
+        w->offset = off;
+        buf_of[i] = n_bufs - 1;
+        sizes[n_bufs - 1] = off + bytes;
+        L->total += bytes;
+    }
+    m->weight_bufs = calloc((size_t)n_bufs + 1, sizeof(*m->weight_bufs));
+    SMOE_GOTO_IF(!m->weight_bufs, st, done, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    m->n_weight_bufs = n_bufs;
+    for (int32_t b = 0; b < n_bufs; b++) {
+        st = smoe_backend_buffer_alloc(m->backend, sizes[b], &m->weight_bufs[b]);
+        if (st != SMOE_OK) {
+            smoe_error_prefix("%s: weights on %s (buffer %d of %d, %zu MiB)", L->path, smoe_backend_name(m->backend),
+                              (int)b + 1, (int)n_bufs, sizes[b] >> 20);
+            goto done;
+        }
+    }
+    /* copies, straight from the mapping, in chunks (progress) */
+    const uint8_t *base = smoe_gguf_base(m->gguf);
+    for (int i = 0; i < L->n_w && st == SMOE_OK; i++) {
+        weight_src *w = &L->w[i];
+        SMOE_GOTO_TRY(st, done, smoe_tensor_bind(w->t, m->weight_bufs[buf_of[i]], w->offset));
+        const int32_t n_src = w->gguf_index >= 0 ? 1 : w->n_expert;
+        size_t dst = 0;
+        for (int32_t e = 0; e < n_src; e++) {
+            const smoe_gguf_tensor_info *ti = smoe_gguf_tensor(m->gguf, w->gguf_index >= 0 ? w->gguf_index
+                                                                                           : w->expert_idx[e]);
+            for (size_t o = 0; o < (size_t)ti->size; o += READ_CHUNK) {
+                const size_t n = (size_t)ti->size - o < READ_CHUNK ? (size_t)ti->size - o : READ_CHUNK;
+                st = smoe_tensor_set(w->t, base + data_off + ti->offset + o, dst + o, n);
+                if (st != SMOE_OK) {
+                    smoe_error_prefix("%s: copying tensor '%s' to %s", L->path, ti->name,
+                                      smoe_backend_name(m->backend));
+                    goto done;
+                }
+                SMOE_GOTO_TRY(st, done, progress(L, n));
+            }
+            dst += (size_t)ti->size;
+        }
+    }
+    /* nothing refers to the mapping any more */
+    smoe_gguf_close(m->gguf);
+    m->gguf = NULL;
+done:
+    free(buf_of);
+    free(sizes);
+    return st;
+}
+
 /* ---- summary figures ---- */
 
 static void summarize(smoe_model *m, const loader *L) {
@@ -512,11 +590,25 @@ static smoe_status load(loader *L) {
         smoe_log(&m->logger, SMOE_LOG_WARN, "%s: no tokenizer (tokenizer.ggml.model is absent)", L->path);
     }
 
-    /* this backend only holds the weight buffers: each context computes on a CPU backend of its own */
-    smoe_cpu_params cp = smoe_cpu_default_params();
-    cp.n_threads = 1;
-    SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
-    SMOE_TRY(place_weights(L, p->use_mmap));
+    const char             *spec = p->backend && *p->backend ? p->backend : smoe_backend_default_spec();
+    const smoe_backend_reg *reg = NULL;
+    int                     device = 0;
+    SMOE_TRY(smoe_backend_spec_parse(spec, &reg, &device));
+    if (strcmp(reg->name, "cpu") == 0) {
+        /* this backend only holds the weight buffers: each context computes on a CPU backend of its own */
+        smoe_cpu_params cp = smoe_cpu_default_params();
+        cp.n_threads = 1;
+        SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
+        SMOE_TRY(place_weights(L, p->use_mmap));
+    } else {
+        /* a device: it holds the weights and runs the contexts' graphs */
+        SMOE_TRY(smoe_backend_init_by_name(reg->name, device, &m->backend));
+        smoe_backend_props props;
+        smoe_backend_get_props(m->backend, &props);
+        m->on_device = !props.host_memory;
+        SMOE_TRY(m->on_device ? place_weights_device(L) : place_weights(L, p->use_mmap));
+        smoe_log(&m->logger, SMOE_LOG_INFO, "%s: weights on %s (%s)", L->path, props.name, props.description);
+    }
     summarize(m, L);
     const smoe_hparams *hp = &m->hp;
     smoe_log(&m->logger, SMOE_LOG_INFO,
@@ -542,6 +634,7 @@ smoe_status smoe_model_load(const char *path, const smoe_model_params *params, s
 
     smoe_model *m = calloc(1, sizeof(*m));
     SMOE_RETURN_IF(!m, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    pthread_mutex_init(&m->device_lock, NULL);
     m->logger = (smoe_logger){p->log_fn, p->log_user_data};
     m->n_threads = p->n_threads;
     if (m->n_threads == 0) {
@@ -565,7 +658,10 @@ void smoe_model_free(smoe_model *m) {
     if (!m) return;
     smoe_buffer_free(m->data_buf);
     smoe_buffer_free(m->experts_buf);
+    for (int32_t b = 0; b < m->n_weight_bufs && m->weight_bufs; b++) smoe_buffer_free(m->weight_bufs[b]);
+    free(m->weight_bufs);
     smoe_backend_free(m->backend);
+    pthread_mutex_destroy(&m->device_lock);
     smoe_tokenizer_free(m->tokenizer);
     smoe_gguf_close(m->gguf);
     smoe_arena_free(m->arena);

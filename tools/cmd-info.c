@@ -16,6 +16,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: smoe info [options] FILE.gguf\n"
+               "       smoe info --devices [--json]\n"
                "\n"
                "Prints a GGUF file's header, metadata (key, type, value) and tensor table (name, type, shape,\n"
                "size, offset), then totals. The file is fully validated first.\n"
@@ -24,6 +25,7 @@ static void usage(FILE *f) {
                "  -n, --items N   show at most N elements of each array (default %d; 0 = all)\n"
                "  --no-tensors    skip the tensor table (totals are still printed)\n"
                "  --json          print one JSON object instead (arrays are not elided unless -n is given)\n"
+               "  --devices       list the devices models can run on (names for --backend / SMOE_BACKEND)\n"
                "  -h, --help      this help\n",
                DEFAULT_ITEMS);
 }
@@ -201,9 +203,35 @@ static int print_text(const smoe_gguf_file *f, const char *path, uint64_t file_s
     return 0;
 }
 
+/* `smoe info --devices`: one line (or JSON object) per device of smoe_device_get_info. */
+static int list_devices(bool json) {
+    const int32_t n = smoe_device_count();
+    if (json) printf("{\"devices\": [");
+    for (int32_t i = 0; i < n; i++) {
+        smoe_device_info d;
+        smoe_status st = smoe_device_get_info(i, &d);
+        if (st != SMOE_OK) return smoe_cli_fail("info", st);
+        char mem[32];
+        human_bytes(d.memory_total, mem, sizeof(mem));
+        if (json) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            json_str(d.name);
+            printf(", \"kind\": ");
+            json_str(d.kind);
+            printf(", \"index\": %d, \"description\": ", (int)d.index);
+            json_str(d.description);
+            printf(", \"memory_bytes\": %" PRIu64 "}", d.memory_total);
+        } else {
+            printf("%-10s %-60s %10s\n", d.name, d.description, mem);
+        }
+    }
+    if (json) printf("\n]}\n");
+    return 0;
+}
+
 int smoe_cmd_info(int argc, char **argv) {
     const char *path    = NULL;
-    bool        json    = false, tensors = true;
+    bool        json    = false, tensors = true, devices = false;
     long        items   = -1;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
@@ -211,6 +239,8 @@ int smoe_cmd_info(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[a], "--json")) {
             json = true;
+        } else if (!strcmp(argv[a], "--devices")) {
+            devices = true;
         } else if (!strcmp(argv[a], "--no-tensors")) {
             tensors = false;
         } else if ((!strcmp(argv[a], "-n") || !strcmp(argv[a], "--items")) && a + 1 < argc) {
@@ -232,6 +262,7 @@ int smoe_cmd_info(int argc, char **argv) {
             return 2;
         }
     }
+    if (devices) return list_devices(json);
     if (!path) {
         usage(stderr);
         return 2;

@@ -31,6 +31,7 @@ static void vk_get_props(smoe_backend *b, smoe_backend_props *props) {
     props->memory_total = total;
     props->memory_free = 0;
     props->n_threads = 0;
+    props->max_buffer_size = c->max_alloc - 256; /* vk_buffer_alloc adds a few bytes of slack */
 }
 
 static bool vk_supports_op(smoe_backend *b, const smoe_tensor *node) { return smoe_vk_supports_op(ctx_of(b), node); }
