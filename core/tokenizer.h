@@ -14,6 +14,8 @@
  *   ties to the leftmost pair; UNUSED pieces are split back into the pair they were merged from;
  * - a symbol that is not a piece is the unknown token, or with byte fallback one <0xNN> token per UTF-8 byte;
  *   without byte fallback a run of unknown symbols becomes one unknown token.
+ * Known difference: sentencepiece's normalizer also matches user-defined pieces, so with remove_extra_whitespaces a
+ * run of spaces inside a user-defined piece is kept there; here it is collapsed (no such piece in Mistral's models).
  */
 #ifndef SMOE_TOKENIZER_H
 #define SMOE_TOKENIZER_H
