@@ -638,3 +638,22 @@ def test_sigint_leaves_no_file(ckpts, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert list(out.parent.iterdir()) == []
+
+
+# ---- (g) bounded memory ----
+
+def test_peak_rss_bounded(tmp_path):
+    """Converting a 312 MB checkpoint keeps the peak resident set well below the input: the source is read through
+    mmap and each tensor's pages are dropped once its rows are written (without that, RSS would reach the input
+    size)."""
+    d = generate(tmp_path / "rss", "--preset", "bench", "--layers", "1", "--dtype", "bf16", "--shards", "2")
+    in_bytes = sum(p.stat().st_size for p in d.glob("*.safetensors"))
+    assert in_bytes > 300e6
+    probe = ("import resource, subprocess, sys; "
+             "subprocess.run(sys.argv[1:], check=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    for t in ("f16", "q8_0"):
+        out = subprocess.run([sys.executable, "-c", probe, smoe(), "convert", str(d), "-o", str(tmp_path / "o.gguf"),
+                              "--type", t, "--quiet"], check=True, capture_output=True, text=True).stdout
+        peak = int(out.split()[-1]) * 1024
+        assert peak < 0.5 * in_bytes, (t, peak, in_bytes)
