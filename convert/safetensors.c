@@ -403,11 +403,7 @@ static smoe_status index_shards(const char *index_path, json_t **index_out, char
                                 index_path, key);
             break;
         }
-        const char *fn = json_string_value(val);
-        bool seen = false;
-        for (size_t i = 0; i < n && !seen; i++) seen = !strcmp(names[i], fn);
-        if (seen) continue;
-        if (!(names[n] = strdup(fn))) {
+        if (!(names[n] = strdup(json_string_value(val)))) {
             st = smoe_set_error(SMOE_ERR_OUT_OF_MEMORY, "out of memory");
             break;
         }
@@ -419,7 +415,14 @@ static smoe_status index_shards(const char *index_path, json_t **index_out, char
         json_decref(index);
         return st;
     }
+    /* sorted, each shard once */
     qsort(names, n, sizeof(*names), cmp_str);
+    size_t u = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(names[i], names[u - 1])) names[u++] = names[i];
+        else free(names[i]);
+    }
+    n = u;
     *index_out = index;
     *names_out = names;
     *n_out = n;
