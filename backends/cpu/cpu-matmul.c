@@ -22,6 +22,7 @@
 #define MM_GEMM_MIN    4   /* activation rows from which a weight matrix is multiplied batched */
 #define MM_GROUP_BLOCK 8   /* token groups per pass over a weight row (keeps the packed activations in L2) */
 #define MM_CHUNK       32  /* weight rows per work item (a multiple of SMOE_GEMM_MAX_ROWS) */
+#define MM_GEMV_TOKENS 16  /* row-by-row path: activation rows per work item (small matrices still split) */
 #define MM_ALIGN(x)    (((x) + 63) & ~(size_t)63)
 #define MM_OUT_ROWS    16  /* rows whose results are gathered before they are stored (a multiple of 4) */
 /* floats of one thread's result tiles: MM_OUT_ROWS rows x lanes x MM_GROUP_BLOCK groups */
@@ -31,7 +32,7 @@ typedef struct mm_expert {
     int64_t p0, n;        /* its pairs: [p0, p0 + n) of the pair list */
     int64_t group0;       /* gemm: index of its first packed group */
     int32_t n_groups;     /* gemm: packed groups (0: gemv) */
-    int32_t n_blocks;     /* ceil(n_groups / MM_GROUP_BLOCK), or 1 for gemv */
+    int32_t n_blocks;     /* gemm: ceil(n_groups / MM_GROUP_BLOCK); gemv: ceil(n / MM_GEMV_TOKENS) */
     int64_t item0;        /* its first work item */
 } mm_expert;
 
@@ -99,13 +100,17 @@ static void pack_task(void *p, int ith, int nth) {
 
 /* ---- phase 3: the products ---- */
 
-static void gemv_rows(const mm_job *j, const mm_expert *ex, const uint8_t *wbase, int64_t i0, int64_t i1) {
+/* Rows [i0, i1) of one expert against its tokens of block `block` (MM_GEMV_TOKENS each). */
+static void gemv_rows(const mm_job *j, const mm_expert *ex, int64_t block, const uint8_t *wbase, int64_t i0,
+                      int64_t i1) {
     const smoe_tensor *w = j->w;
     const int64_t k = w->ne[0], m = w->ne[1];
+    const int64_t q0 = ex->p0 + block * MM_GEMV_TOKENS;
+    const int64_t q1 = q0 + MM_GEMV_TOKENS < ex->p0 + ex->n ? q0 + MM_GEMV_TOKENS : ex->p0 + ex->n;
     float *out = j->out->data;
     for (int64_t i = i0; i < i1; i++) {
         const uint8_t *wrow = wbase + (size_t)i * w->nb[1];
-        for (int64_t q = ex->p0; q < ex->p0 + ex->n; q++) {
+        for (int64_t q = q0; q < q1; q++) {
             float r;
             j->dot(k, &r, wrow, act_row(j, j->pair_x[q]));
             out[(size_t)j->pair_out[q] * (size_t)m + (size_t)i] = r;
@@ -139,11 +144,13 @@ static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
             const int64_t q0 = ex->p0 + (g0 + g) * lanes;
             const int nl = (int)(ex->p0 + ex->n - q0 < lanes ? ex->p0 + ex->n - q0 : lanes);
             for (int l = 0; l < nl; l++) {
-                float *o = out + (size_t)j->pair_out[q0 + l] * (size_t)m + (size_t)ib;
-                for (int r = 0; r < nrows; r++) {
+                /* gathered in L1 first, then one block copy: the (missing) output line is written at once */
+                float tmp[MM_OUT_ROWS];
+                for (int r = 0; r < MM_OUT_ROWS; r++) {
                     const int q = r / SMOE_GEMM_MAX_ROWS, rr = r % SMOE_GEMM_MAX_ROWS;
-                    o[r] = res[((size_t)q * (size_t)ng + (size_t)g) * quad + (size_t)rr * (size_t)lanes + (size_t)l];
+                    tmp[r] = res[((size_t)q * (size_t)ng + (size_t)g) * quad + (size_t)rr * (size_t)lanes + (size_t)l];
                 }
+                memcpy(out + (size_t)j->pair_out[q0 + l] * (size_t)m + (size_t)ib, tmp, (size_t)nrows * sizeof(float));
             }
         }
     }
@@ -165,7 +172,7 @@ static void mul_task(void *p, int ith, int nth) {
         const int64_t i0 = chunk * MM_CHUNK, i1 = i0 + MM_CHUNK < m ? i0 + MM_CHUNK : m;
         const uint8_t *wbase = (const uint8_t *)w->data + (size_t)e * w->nb[2];
         if (ex->n_groups) gemm_rows(j, ex, block, wbase, i0, i1, res);
-        else gemv_rows(j, ex, wbase, i0, i1);
+        else gemv_rows(j, ex, block, wbase, i0, i1);
     }
 }
 
@@ -225,7 +232,9 @@ static void mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed) {
         mm_expert *ex = &j->experts[e];
         ex->group0 = j->n_groups_total;
         ex->n_groups = j->gemm && ex->n >= MM_GEMM_MIN ? (int32_t)((ex->n + lanes - 1) / lanes) : 0;
-        ex->n_blocks = ex->n == 0 ? 0 : ex->n_groups ? (ex->n_groups + MM_GROUP_BLOCK - 1) / MM_GROUP_BLOCK : 1;
+        ex->n_blocks = ex->n == 0      ? 0
+                       : ex->n_groups ? (ex->n_groups + MM_GROUP_BLOCK - 1) / MM_GROUP_BLOCK
+                                      : (int32_t)((ex->n + MM_GEMV_TOKENS - 1) / MM_GEMV_TOKENS);
         ex->item0 = j->n_items;
         j->n_groups_total += ex->n_groups;
         j->n_items += (int64_t)ex->n_blocks * j->n_chunks;
