@@ -64,8 +64,14 @@ static void vk_close(smoe_backend *b) {
     smoe_backend_free(b);
 }
 
-static const char *const configs[] = {NULL, "all"};
-#define N_CONFIGS 2
+/* the device's capabilities; no optional feature at all (float products, descriptor sets); integer dot products
+ * without 16-bit storage/subgroups; float products with them. Under the validation layers (slow) the first two. */
+static const char *const configs[] = {NULL, "all", "f16,subgroup", "dot"};
+static int n_configs(void) {
+    const char *v = getenv("SMOE_VK_VALIDATION");
+    return v && strcmp(v, "1") == 0 ? 2 : 4;
+}
+#define N_CONFIGS n_configs()
 
 /* ---- references and comparison ---- */
 
@@ -195,6 +201,37 @@ static void test_buffers(void **state) {
 
 /* ---- weights larger than one binding ---- */
 
+/* Whether products with `type` weights run on integer dot products on b: their activations are then quantized to
+ * 32-element int8 blocks exactly as quant/q-legacy.c's Q8_0 reference does (vk-ops.c, quantize_q8.comp). */
+static bool int8_path(smoe_backend *b, smoe_type type) {
+    if (!strstr(smoe_vk_backend_features(b), "dot")) return false;
+    switch (type) {
+    case SMOE_TYPE_Q4_0:
+    case SMOE_TYPE_Q4_1:
+    case SMOE_TYPE_Q5_0:
+    case SMOE_TYPE_Q5_1:
+    case SMOE_TYPE_Q8_0:
+    case SMOE_TYPE_Q4_K:
+    case SMOE_TYPE_Q5_K:
+    case SMOE_TYPE_Q6_K: return true;
+    default: return false;
+    }
+}
+
+/* The activations a product on b sees: x itself, or x through Q8_0 (the int8 path). */
+static float *seen_x(smoe_backend *b, smoe_type type, const float *x, int64_t k, int64_t rows) {
+    float *v = malloc((size_t)(k * rows) * sizeof(float));
+    assert_non_null(v);
+    if (!int8_path(b, type)) {
+        memcpy(v, x, (size_t)(k * rows) * sizeof(float));
+        return v;
+    }
+    void *q = gt_encode(SMOE_TYPE_Q8_0, x, k, rows);
+    gt_decode(SMOE_TYPE_Q8_0, q, v, k, rows);
+    free(q);
+    return v;
+}
+
 /* out[i, j] = sum_l w[l, i] x[l, j] in double from decoded weights. */
 static void ref_mul_mat(const float *w, const float *x, float *out, int64_t k, int64_t m, int64_t n) {
     for (int64_t j = 0; j < n; j++)
@@ -229,10 +266,12 @@ static void check_mul_mat(smoe_backend *b, smoe_type type, int64_t k, int64_t m,
     const gt_output outs[2] = {{out, got}, {rows, got_rows}};
     smoe_status st = run_on(b, g, in, 3, outs, get_rows ? 2 : 1);
     if (st != SMOE_OK) fail_msg("mul_mat %s: %s", smoe_type_name(type), smoe_last_error());
-    ref_mul_mat(wf, xf, ref, k, m, n);
+    float *xs = seen_x(b, type, xf, k, n);
+    ref_mul_mat(wf, xs, ref, k, m, n);
+    free(xs);
     char what[96];
     snprintf(what, sizeof(what), "MUL_MAT %s k=%ld m=%ld n=%ld", smoe_type_name(type), (long)k, (long)m, (long)n);
-    check_nmse(what, ref, got, m * n, 1e-9);
+    check_nmse(what, ref, got, m * n, int8_path(b, type) ? 1e-7 : 1e-9); /* int8: a rounding tie may flip */
     if (get_rows)
         for (int r = 0; r < 4; r++)
             assert_memory_equal(got_rows + r * k, wf + (int64_t)ids[r] * k, (size_t)k * sizeof(float));
@@ -268,14 +307,16 @@ static void check_mul_mat_id(smoe_backend *b, smoe_type type, int64_t k, int64_t
     const gt_output outs[1] = {{out, got}};
     smoe_status st = run_on(b, g, in, 3, outs, 1);
     if (st != SMOE_OK) fail_msg("mul_mat_id %s: %s", smoe_type_name(type), smoe_last_error());
+    float *xs = seen_x(b, type, xf, k, n_x * n_tokens);
     for (int64_t t = 0; t < n_tokens; t++)
         for (int64_t s = 0; s < n_used; s++)
-            ref_mul_mat(wf + (int64_t)ids[t * n_used + s] * m * k, xf + (t * n_x + (n_x == 1 ? 0 : s)) * k,
+            ref_mul_mat(wf + (int64_t)ids[t * n_used + s] * m * k, xs + (t * n_x + (n_x == 1 ? 0 : s)) * k,
                         ref + (t * n_used + s) * m, k, m, 1);
+    free(xs);
     char what[128];
     snprintf(what, sizeof(what), "MUL_MAT_ID %s k=%ld m=%ld n_expert=%ld n_x=%ld", smoe_type_name(type), (long)k,
              (long)m, (long)n_expert, (long)n_x);
-    check_nmse(what, ref, got, n_out, 1e-9);
+    check_nmse(what, ref, got, n_out, int8_path(b, type) ? 1e-7 : 1e-9);
     smoe_graph_free(g);
     free(w);
     free(wf);
@@ -300,6 +341,25 @@ static void test_split_forced(void **state) {
         check_mul_mat_id(b, SMOE_TYPE_Q8_0, 256, 300, 4, 2, 1, 5);
         /* 27 KB experts: two per window */
         check_mul_mat_id(b, SMOE_TYPE_Q4_K, 256, 190, 5, 2, 2, 9);
+        /* q6_k rows of 420 bytes, 126 KB */
+        check_mul_mat(b, SMOE_TYPE_Q6_K, 512, 300, 5, true);
+        vk_close(b);
+    }
+}
+
+/* Every weight type through MUL_MAT and MUL_MAT_ID, on every configuration (float or integer-dot products). */
+static void test_weight_types(void **state) {
+    (void)state;
+    if (!have_device()) skip();
+    const smoe_type types[] = {SMOE_TYPE_F32,  SMOE_TYPE_F16,  SMOE_TYPE_BF16, SMOE_TYPE_Q4_0,
+                               SMOE_TYPE_Q4_1, SMOE_TYPE_Q5_0, SMOE_TYPE_Q5_1, SMOE_TYPE_Q8_0,
+                               SMOE_TYPE_Q4_K, SMOE_TYPE_Q5_K, SMOE_TYPE_Q6_K, SMOE_TYPE_Q8_K};
+    for (int cfg = 0; cfg < N_CONFIGS; cfg++) {
+        smoe_backend *b = vk_open(configs[cfg], NULL);
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+            check_mul_mat(b, types[i], 512, 67, 13, true);
+            check_mul_mat_id(b, types[i], 512, 40, 4, 2, 1, 6);
+        }
         vk_close(b);
     }
 }
@@ -641,6 +701,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_devices),     cmocka_unit_test(test_buffers),
         cmocka_unit_test(test_split_forced), cmocka_unit_test(test_split_real),
+        cmocka_unit_test(test_weight_types),
         cmocka_unit_test(test_index_errors), cmocka_unit_test(test_kv_types),
         cmocka_unit_test(test_rope_positions), cmocka_unit_test(test_attention_long),
         cmocka_unit_test(test_cpy_types),

@@ -84,17 +84,31 @@ static smoe_status vk_tensor_get(smoe_backend *b, const smoe_tensor *t, void *da
 static smoe_status vk_compute(smoe_backend *b, const smoe_split *split) {
     smoe_vk_ctx *c = ctx_of(b);
     int n_work = 0;
-    size_t scratch = 0;
-    for (int i = 0; i < split->n_nodes; i++) {
-        const smoe_tensor *n = split->nodes[i];
-        if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) continue;
-        n_work++;
-        const size_t s = smoe_vk_op_scratch(c, n);
-        if (s > scratch) scratch = s;
+    size_t tables = 0, q8 = 0;
+    c->no_q8 = false;
+    for (int pass = 0; pass < 2; pass++) {
+        n_work = 0;
+        tables = q8 = 0;
+        for (int i = 0; i < split->n_nodes; i++) {
+            const smoe_tensor *n = split->nodes[i];
+            if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) continue;
+            n_work++;
+            size_t t = 0, q = 0;
+            smoe_vk_op_scratch(c, n, &t, &q);
+            if (t > tables) tables = t;
+            if (q > q8) q8 = q;
+        }
+        /* tables first, then the int8 activations: a table never overwrites activations another node reuses */
+        tables = (tables + 255) & ~(size_t)255;
+        if (tables + q8 <= c->max_range) break;
+        c->no_q8 = true; /* both areas must fit one binding: float products for this split */
     }
     if (n_work == 0) return SMOE_OK;
     SMOE_TRY(smoe_vk_wait(c));
-    if (scratch) SMOE_TRY(smoe_vk_scratch_reserve(c, scratch));
+    if (tables + q8) SMOE_TRY(smoe_vk_scratch_reserve(c, tables + q8));
+    c->scratch_q8_off = tables;
+    c->q8_src = NULL;
+    c->q8_src_data = NULL;
     if (split->n_nodes > c->node_info_cap) {
         smoe_vk_node_info *ni = realloc(c->node_info, (size_t)split->n_nodes * sizeof(*ni));
         SMOE_RETURN_IF(!ni, SMOE_ERR_OUT_OF_MEMORY, "vulkan: out of memory");

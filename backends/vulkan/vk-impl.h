@@ -73,6 +73,9 @@ typedef enum smoe_vk_kernel {
     SMOE_VK_ELTWISE,
     SMOE_VK_MOE_ROUTE,
     SMOE_VK_MOE_COMBINE,
+    SMOE_VK_MUL_MVQ,
+    SMOE_VK_MUL_MVQ_ID,
+    SMOE_VK_QUANTIZE_Q8,
     SMOE_VK_KERNEL_COUNT
 } smoe_vk_kernel;
 
@@ -136,7 +139,11 @@ typedef struct smoe_vk_ctx {
     smoe_vk_mem staging; /* host-visible staging for uploads and downloads */
     smoe_vk_mem status;  /* host-visible: status word */
     smoe_vk_mem dummy;   /* bound to unused bindings */
-    smoe_vk_mem scratch; /* device scratch (MUL_MAT_ID chunk tables), grown before recording */
+    smoe_vk_mem scratch; /* device scratch, grown before recording: [MUL_MAT_ID chunk tables][int8 activations] */
+    VkDeviceSize scratch_q8_off;        /* bytes: where the int8 activations start (after the largest table) */
+    bool               no_q8;           /* this compute's tables and int8 activations would not fit one binding */
+    const smoe_tensor *q8_src;          /* activations already in the int8 area during this compute, or NULL */
+    const void        *q8_src_data;
     uint64_t    next_base; /* opaque base addresses handed to buffers */
 
     /* per compute(): what a status code refers to */
@@ -211,8 +218,8 @@ smoe_status smoe_vk_submit(smoe_vk_ctx *c);
 /* ---- vk-ops.c ---- */
 
 bool        smoe_vk_supports_op(smoe_vk_ctx *c, const smoe_tensor *node);
-/* Scratch bytes the node needs (to reserve before recording). */
-size_t      smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node);
+/* Scratch bytes the node needs (reserved before recording): MUL_MAT_ID chunk tables, int8 activations. */
+void        smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node, size_t *table_bytes, size_t *q8_bytes);
 /* Records the node's dispatches; `index` is its position in the split (for status codes). */
 smoe_status smoe_vk_record_op(smoe_vk_ctx *c, const smoe_tensor *node, int index);
 

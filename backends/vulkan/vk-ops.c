@@ -237,6 +237,65 @@ static smoe_status rec_get_rows(const rec *r) {
     return SMOE_OK;
 }
 
+/* uints of the MUL_MAT_ID chunk table (moe_sort.comp) */
+static size_t moe_sort_words(const smoe_tensor *n) {
+    const smoe_tensor *w = n->src[0], *ids = n->src[2];
+    const size_t n_pairs = (size_t)(ids->ne[0] * ids->ne[1]), max_chunks = n_pairs + (size_t)w->ne[2];
+    return 1 + 3 * max_chunks + n_pairs;
+}
+
+/* Bytes of the int8 activation blocks of x (quantize_q8.comp: 10 uints per 32 elements). */
+static size_t q8_bytes(const smoe_tensor *x) { return (size_t)smoe_tensor_nrows(x) * (size_t)(x->ne[0] / 32) * 40; }
+
+/* Whether a MUL_MAT / MUL_MAT_ID runs on integer dot products: the device has them, the weight type has the shader,
+ * and the int8 activations (next to the largest chunk table) fit one binding. */
+static bool use_q8(smoe_vk_ctx *c, const smoe_tensor *n) {
+    if (!c->caps.int_dot || c->no_q8) return false;
+    const smoe_tensor *w = n->src[0], *x = n->src[1];
+    const smoe_vk_kernel k = n->op == SMOE_OP_MUL_MAT_ID ? SMOE_VK_MUL_MVQ_ID : SMOE_VK_MUL_MVQ;
+    const size_t table = n->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(n) * 4 + 256 : 0;
+    return w->ne[0] % 32 == 0 && smoe_vk_shader_for(c, k, w->type, 0) >= 0 &&
+           smoe_vk_shader_for(c, SMOE_VK_QUANTIZE_Q8, 0, 0) >= 0 && fits_window(c, table + q8_bytes(x)) &&
+           smoe_tensor_nrows(x) <= c->max_groups[1];
+}
+
+void smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node, size_t *table_bytes, size_t *q8) {
+    *table_bytes = node->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(node) * 4 : 0;
+    *q8 = (node->op == SMOE_OP_MUL_MAT || node->op == SMOE_OP_MUL_MAT_ID) && use_q8(c, node) ? q8_bytes(node->src[1])
+                                                                                              : 0;
+}
+
+/* Quantizes x into the int8 area of the scratch buffer (unless this compute already did, for an earlier product
+ * reading the same x: Q/K/V, gate/up); *q_off receives its offset in uints. */
+static smoe_status rec_quantize_x(const rec *r, const smoe_tensor *x, uint32_t *q_off) {
+    smoe_vk_ctx *c = r->c;
+    *q_off = (uint32_t)(c->scratch_q8_off / 4);
+    if (c->q8_src == x && c->q8_src_data == x->data) return SMOE_OK;
+    int sh;
+    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_QUANTIZE_Q8, 0, 0, &sh));
+    const uint32_t wg = wg_size(c, 64);
+    smoe_vk_dispatch d = dispatch(sh, wg, 0, 0);
+    smoe_vk_push_quantize_q8 p = {.x_ne1 = (uint32_t)x->ne[1], .x_ne2 = (uint32_t)x->ne[2],
+                                  .k = (uint32_t)x->ne[0], .q_off = *q_off};
+    uint32_t nb[4];
+    SMOE_TRY(bind_elems(c, &d.bind[0], x, &p.x_off, nb));
+    p.x_nb1 = nb[1];
+    p.x_nb2 = nb[2];
+    p.x_nb3 = nb[3];
+    SMOE_RETURN_IF(c->scratch.size < c->scratch_q8_off + q8_bytes(x), SMOE_ERR_UNSUPPORTED,
+                   "vulkan: scratch not reserved (internal)");
+    d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+    d.push = &p;
+    d.push_size = sizeof(p);
+    d.groups[0] = ceil_div((uint64_t)(x->ne[0] / 32), wg);
+    d.groups[1] = (uint32_t)smoe_tensor_nrows(x);
+    d.groups[2] = 1;
+    SMOE_TRY(smoe_vk_record(c, &d));
+    c->q8_src = x;
+    c->q8_src_data = x->data;
+    return SMOE_OK;
+}
+
 /* Activation columns per workgroup: 1 for decode-sized batches (a weight row is read once per column anyway),
  * 8 otherwise. */
 static uint32_t pick_nc(int64_t n_cols) { return n_cols < 4 ? 1 : 8; }
@@ -244,8 +303,9 @@ static uint32_t pick_nc(int64_t n_cols) { return n_cols < 4 ? 1 : 8; }
 static smoe_status rec_mul_mat(const rec *r) {
     smoe_vk_ctx *c = r->c;
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1];
+    const bool q8 = use_q8(c, r->n);
     int sh;
-    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MUL_MV, w->type, 0, &sh));
+    SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ : SMOE_VK_MUL_MV, w->type, 0, &sh));
     const int64_t n_cols = smoe_tensor_nrows(x);
     const uint32_t wg = wg_size(c, 64), nr = 2, nc = pick_nc(n_cols);
     smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
@@ -254,23 +314,32 @@ static smoe_status rec_mul_mat(const rec *r) {
                              .x_ne1 = (uint32_t)x->ne[1],
                              .x_ne2 = (uint32_t)x->ne[2],
                              .n_cols = (uint32_t)n_cols};
+    smoe_vk_push_mul_mvq pq = {.w_nb1 = p.w_nb1, .k = p.k, .n_cols = p.n_cols};
     uint32_t nb[4];
-    SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
-    p.x_nb1 = nb[1];
-    p.x_nb2 = nb[2];
-    p.x_nb3 = nb[3];
+    if (q8) {
+        SMOE_TRY(rec_quantize_x(r, x, &pq.q_off));
+        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+    } else {
+        SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
+        p.x_nb1 = nb[1];
+        p.x_nb2 = nb[2];
+        p.x_nb3 = nb[3];
+    }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
     p.out_nb1 = nb[1];
-    d.push = &p;
-    d.push_size = sizeof(p);
+    pq.out_off = p.out_off;
+    pq.out_nb1 = p.out_nb1;
+    d.push = q8 ? (const void *)&pq : (const void *)&p;
+    d.push_size = q8 ? sizeof(pq) : sizeof(p);
     const size_t row = smoe_tensor_row_size(w);
     int64_t per = rows_per_window(c, w->nb[1], row, w->ne[1]);
     if (per > (int64_t)c->max_groups[0] * nr) per = (int64_t)c->max_groups[0] * nr;
     for (int64_t r0 = 0; r0 < w->ne[1]; r0 += per) {
         const int64_t r1 = r0 + per < w->ne[1] ? r0 + per : w->ne[1];
         SMOE_TRY(bind_range(c, &d.bind[0], w, (size_t)r0 * w->nb[1], (size_t)(r1 - 1) * w->nb[1] + row, &p.w_off));
-        p.row_lo = (uint32_t)r0;
-        p.m_rows = (uint32_t)(r1 - r0);
+        p.row_lo = pq.row_lo = (uint32_t)r0;
+        p.m_rows = pq.m_rows = (uint32_t)(r1 - r0);
+        pq.w_off = p.w_off;
         d.groups[0] = ceil_div((uint64_t)(r1 - r0), nr);
         d.groups[1] = ceil_div((uint64_t)n_cols, nc);
         d.groups[2] = 1;
@@ -279,29 +348,18 @@ static smoe_status rec_mul_mat(const rec *r) {
     return SMOE_OK;
 }
 
-/* uints of the MUL_MAT_ID chunk table (moe_sort.comp) */
-static size_t moe_sort_words(const smoe_tensor *n) {
-    const smoe_tensor *w = n->src[0], *ids = n->src[2];
-    const size_t n_pairs = (size_t)(ids->ne[0] * ids->ne[1]), max_chunks = n_pairs + (size_t)w->ne[2];
-    return 1 + 3 * max_chunks + n_pairs;
-}
-
-size_t smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node) {
-    (void)c;
-    return node->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(node) * 4 : 0;
-}
-
 static smoe_status rec_mul_mat_id(const rec *r) {
     smoe_vk_ctx *c = r->c;
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1], *ids = r->n->src[2];
     const int64_t n_used = ids->ne[0], n_tokens = ids->ne[1], n_expert = w->ne[2];
     const uint32_t n_pairs = (uint32_t)(n_used * n_tokens), max_chunks = n_pairs + (uint32_t)n_expert;
     const uint32_t nc = pick_nc(n_tokens), nr = 2;
+    const bool q8 = use_q8(c, r->n);
 
     /* 1. group the pairs by expert */
     int sh_sort, sh;
     SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MOE_SORT, 0, 0, &sh_sort));
-    SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MUL_MV_ID, w->type, 0, &sh));
+    SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ_ID : SMOE_VK_MUL_MV_ID, w->type, 0, &sh));
     smoe_vk_dispatch ds = dispatch(sh_sort, wg_size(c, 64), 0, 0);
     uint32_t nb[4];
     smoe_vk_push_moe_sort ps = {.n_used = (uint32_t)n_used,
@@ -330,15 +388,23 @@ static smoe_status rec_mul_mat_id(const rec *r) {
                                 .n_used = (uint32_t)n_used,
                                 .sort_off = 0,
                                 .max_chunks = max_chunks};
-    SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
-    p.x_nb1 = nb[1];
-    p.x_nb2 = nb[2];
+    smoe_vk_push_mul_mvq_id pq = {.w_nb1 = p.w_nb1, .w_nb2 = p.w_nb2, .k = p.k, .n_x = p.n_x, .n_used = p.n_used,
+                                  .sort_off = 0, .max_chunks = max_chunks};
+    if (q8) {
+        SMOE_TRY(rec_quantize_x(r, x, &pq.q_off));
+        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+    } else {
+        SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
+        p.x_nb1 = nb[1];
+        p.x_nb2 = nb[2];
+    }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
-    p.out_nb1 = nb[1];
-    p.out_nb2 = nb[2];
+    p.out_nb1 = pq.out_nb1 = nb[1];
+    p.out_nb2 = pq.out_nb2 = nb[2];
+    pq.out_off = p.out_off;
     d.bind[3] = ds.bind[1];
-    d.push = &p;
-    d.push_size = sizeof(p);
+    d.push = q8 ? (const void *)&pq : (const void *)&p;
+    d.push_size = q8 ? sizeof(pq) : sizeof(p);
     const size_t row = smoe_tensor_row_size(w);
     const int64_t m = w->ne[1];
     const size_t expert_span = (size_t)(m - 1) * w->nb[1] + row;
@@ -359,10 +425,11 @@ static smoe_status rec_mul_mat_id(const rec *r) {
             const size_t lo = (size_t)e0 * w->nb[2] + (size_t)r0 * w->nb[1];
             const size_t hi = (size_t)(e1 - 1) * w->nb[2] + (size_t)(r1 - 1) * w->nb[1] + row;
             SMOE_TRY(bind_range(c, &d.bind[0], w, lo, hi, &p.w_off));
-            p.e_lo = (uint32_t)e0;
-            p.e_hi = (uint32_t)e1;
-            p.row_lo = (uint32_t)r0;
-            p.m_rows = (uint32_t)(r1 - r0);
+            pq.w_off = p.w_off;
+            p.e_lo = pq.e_lo = (uint32_t)e0;
+            p.e_hi = pq.e_hi = (uint32_t)e1;
+            p.row_lo = pq.row_lo = (uint32_t)r0;
+            p.m_rows = pq.m_rows = (uint32_t)(r1 - r0);
             d.groups[0] = ceil_div((uint64_t)(r1 - r0), nr);
             d.groups[1] = chunk_groups;
             d.groups[2] = 1;

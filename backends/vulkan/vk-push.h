@@ -31,6 +31,26 @@ typedef struct smoe_vk_push_mul_mv_id {
 } smoe_vk_push_mul_mv_id;
 _Static_assert(sizeof(smoe_vk_push_mul_mv_id) == 18 * 4, "mul_mv.comp (ID)");
 
+typedef struct smoe_vk_push_quantize_q8 {
+    uint32_t x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2, k, q_off;
+} smoe_vk_push_quantize_q8;
+_Static_assert(sizeof(smoe_vk_push_quantize_q8) == 8 * 4, "quantize_q8.comp");
+
+typedef struct smoe_vk_push_mul_mvq {
+    uint32_t w_off, w_nb1, k, m_rows, row_lo;
+    uint32_t q_off, n_cols;
+    uint32_t out_off, out_nb1;
+} smoe_vk_push_mul_mvq;
+_Static_assert(sizeof(smoe_vk_push_mul_mvq) == 9 * 4, "mul_mvq.comp");
+
+typedef struct smoe_vk_push_mul_mvq_id {
+    uint32_t w_off, w_nb1, w_nb2, k, m_rows, row_lo, e_lo, e_hi;
+    uint32_t q_off, n_x, n_used;
+    uint32_t out_off, out_nb1, out_nb2;
+    uint32_t sort_off, max_chunks;
+} smoe_vk_push_mul_mvq_id;
+_Static_assert(sizeof(smoe_vk_push_mul_mvq_id) == 16 * 4, "mul_mvq.comp (ID)");
+
 typedef struct smoe_vk_push_moe_sort {
     uint32_t ids_off, ids_nb1, n_used, n_tokens, n_expert, nc, sort_off, max_chunks, err_code;
 } smoe_vk_push_moe_sort;

@@ -1,0 +1,210 @@
+#version 450
+/*
+ * mul_mvq.comp - MUL_MAT (and MUL_MAT_ID with -DID=1) with integer dot products: weights of type A_TYPE (Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) against activations quantized to 32-element int8 blocks by quantize_q8.comp.
+ * Per 32-element block an invocation unpacks the weight quants into 8 words of 4 int8 and takes 8 packed 4-way
+ * dot products with the activation block (OpSDot, SPV_KHR_integer_dot_product, with -DDOT=1; the host uses this
+ * shader only on devices with shaderIntegerDotProduct, the float mul_mv.comp elsewhere). Offsets of asymmetric and
+ * K-quant blocks use the activation block's sum s. Workgroup layout, NR/NC and the split over dispatches are as in
+ * mul_mv.comp.
+ */
+#extension GL_EXT_spirv_intrinsics : require
+#include "types.glsl"
+
+layout(constant_id = 1) const uint NR = 2;
+layout(constant_id = 2) const uint NC = 1;
+
+#define RAW_BINDING 0
+#define RAW wa
+#include "raw.glsl"
+#define U16 wa_u16
+#define U32 wa_u32
+#define U8 wa_u8
+
+layout(binding = 1) readonly buffer XQ { uint xq[]; };
+layout(binding = 2) writeonly buffer Out { float dst[]; };
+#if ID
+layout(binding = 3) readonly buffer Sorted { uint sorted[]; };
+#endif
+
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4_(uint a, uint b, spirv_literal int fmt);
+#define DOT4(a, b) sdot4_((a), (b), 0)
+
+layout(push_constant) uniform Push {
+#if ID
+    uint w_off, w_nb1, w_nb2, k, m_rows, row_lo, e_lo, e_hi;
+    uint q_off, n_x, n_used;       /* quantized x: row (slot or 0) + token * n_x */
+    uint out_off, out_nb1, out_nb2;
+    uint sort_off, max_chunks;
+#else
+    uint w_off, w_nb1, k, m_rows, row_lo;
+    uint q_off, n_cols;
+    uint out_off, out_nb1;
+#endif
+} p;
+
+#if SG
+shared float red_mv[NR * NC * 64];
+#else
+shared float red_mv[NR * NC * WG];
+#endif
+
+uint high_bits(uint h) { return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25); }
+
+/* The contribution of weight block b (32 elements) of the row at byte ro against the activation block at qo. */
+float block_dot(uint ro, uint b, uint qo) {
+    const float dx = uintBitsToFloat(xq[qo]), sx = uintBitsToFloat(xq[qo + 1u]);
+    uint w[8];
+#if A_TYPE == TYPE_Q4_0 || A_TYPE == TYPE_Q4_1
+#if A_TYPE == TYPE_Q4_0
+    const uint bo = ro + b * 18u, qs = bo + 2u;
+    const float dw = f16_to_f32(U16(bo)), mw = -8.0 * dw;
+#else
+    const uint bo = ro + b * 20u, qs = bo + 4u;
+    const vec2 dm = unpackHalf2x16(U32(bo));
+    const float dw = dm.x, mw = dm.y;
+#endif
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        const uint q = U32(qs + 4u * j);
+        w[j] = q & 0x0F0F0F0Fu;
+        w[j + 4u] = (q >> 4) & 0x0F0F0F0Fu;
+    }
+#elif A_TYPE == TYPE_Q5_0 || A_TYPE == TYPE_Q5_1
+#if A_TYPE == TYPE_Q5_0
+    const uint bo = ro + b * 22u, qh_o = bo + 2u;
+    const float dw = f16_to_f32(U16(bo)), mw = -16.0 * dw;
+#else
+    const uint bo = ro + b * 24u, qh_o = bo + 4u;
+    const vec2 dm = unpackHalf2x16(U32(bo));
+    const float dw = dm.x, mw = dm.y;
+#endif
+    const uint qh = U32(qh_o);
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        const uint q = U32(qh_o + 4u + 4u * j);
+        w[j] = (q & 0x0F0F0F0Fu) | high_bits(qh >> (4u * j));
+        w[j + 4u] = ((q >> 4) & 0x0F0F0F0Fu) | high_bits(qh >> (16u + 4u * j));
+    }
+#elif A_TYPE == TYPE_Q8_0
+    const uint bo = ro + b * 34u;
+    const float dw = f16_to_f32(U16(bo)), mw = 0.0;
+    [[unroll]] for (uint j = 0u; j < 8u; j++) w[j] = U32(bo + 2u + 4u * j);
+#elif A_TYPE == TYPE_Q4_K || A_TYPE == TYPE_Q5_K
+#if A_TYPE == TYPE_Q4_K
+    const uint bo = ro + (b >> 3) * 144u, qs = bo + 16u;
+#else
+    const uint bo = ro + (b >> 3) * 176u, qs = bo + 48u;
+#endif
+    const uint sb = b & 7u;
+    uint sc, m;
+    if (sb < 4u) {
+        sc = U8(bo + 4u + sb) & 63u;
+        m = U8(bo + 8u + sb) & 63u;
+    } else {
+        const uint b8 = U8(bo + 8u + sb);
+        sc = (b8 & 0xFu) | ((U8(bo + sb) >> 6) << 4);
+        m = (b8 >> 4) | ((U8(bo + 4u + sb) >> 6) << 4);
+    }
+    const vec2 dd = unpackHalf2x16(U32(bo));
+    const float dw = dd.x * float(sc), mw = -dd.y * float(m);
+    [[unroll]] for (uint j = 0u; j < 8u; j++) {
+        w[j] = (U32(qs + 32u * (sb >> 1) + 4u * j) >> ((sb & 1u) << 2)) & 0x0F0F0F0Fu;
+#if A_TYPE == TYPE_Q5_K
+        w[j] |= ((U32(bo + 16u + 4u * j) >> sb) & 0x01010101u) << 4;
+#endif
+    }
+#elif A_TYPE == TYPE_Q6_K
+    const uint bo = ro + (b >> 3) * 210u, sb = b & 7u;
+    const uint h = sb >> 2, e0 = 32u * (sb & 3u);
+    [[unroll]] for (uint j = 0u; j < 8u; j++) {
+        const uint e = e0 + 4u * j;
+        w[j] = ((U32(bo + 64u * h + (e & 63u)) >> (e >= 64u ? 4u : 0u)) & 0x0F0F0F0Fu) |
+               (((U32(bo + 128u + 32u * h + (e & 31u)) >> (2u * (e >> 5))) & 0x03030303u) << 4);
+    }
+    const int sc0 = bitfieldExtract(int(U8(bo + 192u + 8u * h + (e0 >> 4))), 0, 8);
+    const int sc1 = bitfieldExtract(int(U8(bo + 193u + 8u * h + (e0 >> 4))), 0, 8);
+    int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
+    [[unroll]] for (uint j = 0u; j < 4u; j++) {
+        s0 += DOT4(w[j], xq[qo + 2u + j]);
+        s1 += DOT4(w[j + 4u], xq[qo + 6u + j]);
+        x0 += DOT4(0x01010101u, xq[qo + 2u + j]);
+        x1 += DOT4(0x01010101u, xq[qo + 6u + j]);
+    }
+    /* (q - 32) per element; scales per 16 elements */
+    return dx * f16_to_f32(U16(bo + 208u)) * float(sc0 * (s0 - 32 * x0) + sc1 * (s1 - 32 * x1));
+#else
+#error "mul_mvq.comp: unsupported A_TYPE"
+#endif
+#if A_TYPE != TYPE_Q6_K
+    int sumi = 0;
+    [[unroll]] for (uint j = 0u; j < 8u; j++) sumi += DOT4(w[j], xq[qo + 2u + j]);
+    return dw * dx * float(sumi) + mw * sx;
+#endif
+}
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint rb = gl_WorkGroupID.x * NR;
+    const uint nb = p.k / 32u;
+    uint qb[NC], ob[NC];
+    uint ncols, wb;
+#if ID
+    const uint q = gl_WorkGroupID.y;
+    if (q >= sorted[p.sort_off]) return;
+    const uint ch = p.sort_off + 1u + 3u * q;
+    const uint e = sorted[ch], start = sorted[ch + 1u];
+    ncols = sorted[ch + 2u];
+    if (e < p.e_lo || e >= p.e_hi) return;
+    const uint pairs = p.sort_off + 1u + 3u * p.max_chunks + start;
+    [[unroll]] for (uint c = 0u; c < NC; c++) {
+        const uint pp = sorted[pairs + min(c, ncols - 1u)];
+        const uint s = pp % p.n_used, t = pp / p.n_used;
+        qb[c] = p.q_off + ((p.n_x == 1u ? 0u : s) + t * p.n_x) * nb * 10u;
+        ob[c] = p.out_off + s * p.out_nb1 + t * p.out_nb2 + p.row_lo;
+    }
+    wb = p.w_off + (e - p.e_lo) * p.w_nb2;
+#else
+    const uint c0 = gl_WorkGroupID.y * NC;
+    ncols = min(NC, p.n_cols - c0);
+    [[unroll]] for (uint c = 0u; c < NC; c++) {
+        const uint j = c0 + min(c, ncols - 1u);
+        qb[c] = p.q_off + j * nb * 10u;
+        ob[c] = p.out_off + j * p.out_nb1 + p.row_lo;
+    }
+    wb = p.w_off;
+#endif
+    uint ro[NR];
+    [[unroll]] for (uint r = 0u; r < NR; r++) ro[r] = wb + min(rb + r, p.m_rows - 1u) * p.w_nb1;
+
+    float acc[NR * NC];
+    [[unroll]] for (uint a = 0u; a < NR * NC; a++) acc[a] = 0.0;
+    for (uint b = tid; b < nb; b += WG)
+        [[unroll]] for (uint r = 0u; r < NR; r++)
+            [[unroll]] for (uint c = 0u; c < NC; c++) acc[r * NC + c] += block_dot(ro[r], b, qb[c] + 10u * b);
+
+#if SG
+    [[unroll]] for (uint a = 0u; a < NR * NC; a++) {
+        const float v = subgroupAdd(acc[a]);
+        if (subgroupElect()) red_mv[a * gl_NumSubgroups + gl_SubgroupID] = v;
+    }
+    barrier();
+    if (tid < NR * NC) {
+        float s = 0.0;
+        for (uint g = 0u; g < gl_NumSubgroups; g++) s += red_mv[tid * gl_NumSubgroups + g];
+        acc[0] = s;
+    }
+#else
+    [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] = acc[a];
+    barrier();
+    for (uint s = WG / 2u; s > 0u; s >>= 1) {
+        if (tid < s)
+            [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] += red_mv[a * WG + tid + s];
+        barrier();
+    }
+    if (tid < NR * NC) acc[0] = red_mv[tid * WG];
+#endif
+    if (tid < NR * NC) {
+        const uint r = tid / NC, c = tid % NC;
+        if (rb + r < p.m_rows && c < ncols) dst[ob[c] + rb + r] = acc[0];
+    }
+}
