@@ -126,6 +126,7 @@ static smoe_status cpu_tensor_get(smoe_backend *b, const smoe_tensor *t, void *d
 
 static smoe_status cpu_compute(smoe_backend *b, const smoe_split *split) {
     smoe_cpu_ctx *ctx = b->ctx;
+    ctx->epoch++;
     for (int i = 0; i < split->n_nodes; i++) {
         const smoe_tensor *n = split->nodes[i];
         if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) continue;
@@ -147,6 +148,8 @@ static void cpu_free(smoe_backend *b) {
     if (ctx) {
         smoe_threadpool_free(ctx->pool);
         free(ctx->work);
+        free(ctx->xq.buf);
+        free(ctx->packed.buf);
         free(ctx);
     }
     free(b);

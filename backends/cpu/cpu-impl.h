@@ -13,6 +13,18 @@
 #include "cpu-simd.h"
 #include "threadpool.h"
 
+/* A scratch buffer of cpu-matmul.c that keeps converted activations between nodes of one compute() call, so
+ * consecutive products of the same input (Q/K/V, expert gate/up) quantize and pack it once. `key` names what it
+ * holds; `epoch` is the compute() call it was made in (a later call never reuses it: the input's memory may have
+ * been rewritten since). */
+typedef struct smoe_cpu_act_cache {
+    uint8_t    *buf;
+    size_t      size;
+    uint64_t    epoch;
+    const void *key[2];
+    int64_t     key_i[3];
+} smoe_cpu_act_cache;
+
 typedef struct smoe_cpu_ctx {
     smoe_threadpool *pool;
     int              n_threads;
@@ -21,6 +33,8 @@ typedef struct smoe_cpu_ctx {
     uint8_t         *work; /* scratch, grown on demand and kept (a re-run allocates nothing) */
     size_t           work_size;
     const smoe_cpu_kernels *kern; /* SIMD kernel table (cpu-simd.h); its isa SMOE_CPU_ISA_SCALAR = reference only */
+    uint64_t           epoch;     /* compute() calls so far */
+    smoe_cpu_act_cache xq, packed; /* cpu-matmul.c: quantized activation rows; packed token groups */
 } smoe_cpu_ctx;
 
 /* Ensures ctx->work has at least `size` bytes (64-byte aligned). */

@@ -17,6 +17,7 @@
 #include "cpu-simd.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MM_GEMM_MIN    4   /* activation rows from which a weight matrix is multiplied batched */
@@ -133,6 +134,12 @@ static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
     float *out = j->out->data;
     for (int64_t ib = i0; ib < i1; ib += MM_OUT_ROWS) {
         const int64_t ie = ib + MM_OUT_ROWS < i1 ? ib + MM_OUT_ROWS : i1;
+        /* the output lines this block will write: fetched now, written after the products (which hide the wait) */
+        for (int g = 0; g < ng; g++) {
+            const int64_t q0 = ex->p0 + (g0 + g) * lanes;
+            const int nl = (int)(ex->p0 + ex->n - q0 < lanes ? ex->p0 + ex->n - q0 : lanes);
+            for (int l = 0; l < nl; l++) __builtin_prefetch(out + (size_t)j->pair_out[q0 + l] * (size_t)m + (size_t)ib, 1);
+        }
         /* res: [quad][group][row][lane] */
         int nq = 0;
         for (int64_t i = ib; i < ie; i += SMOE_GEMM_MAX_ROWS, nq++) {
@@ -211,18 +218,40 @@ static bool mm_choose(smoe_cpu_ctx *ctx, mm_job *j, const smoe_tensor *w, const 
     return true;
 }
 
-/* Scratch bytes for a job: `fixed` bytes of the caller's arrays, the quantized rows, at most `groups_max` packed
- * groups, and the per-thread result tiles. Reserve it before laying anything out: reserving may move the area. */
-static size_t mm_need(const smoe_cpu_ctx *ctx, const mm_job *j, size_t fixed, int64_t groups_max) {
-    const int64_t n_x = smoe_tensor_nrows(j->x);
+/* Scratch bytes for a job: `fixed` bytes of the caller's arrays and the per-thread result tiles. Reserve it before
+ * laying anything out: reserving may move the area. */
+static size_t mm_need(const smoe_cpu_ctx *ctx, const mm_job *j, size_t fixed) {
     const int lanes = j->kern->lanes > 0 ? j->kern->lanes : 1;
-    return MM_ALIGN(fixed) + (j->quant ? MM_ALIGN((size_t)n_x * j->xq_row) : 0) + (size_t)groups_max * j->group_bytes +
-           MM_ALIGN((size_t)ctx->n_threads * MM_RES_FLOATS(lanes) * sizeof(float));
+    return MM_ALIGN(fixed) + MM_ALIGN((size_t)ctx->n_threads * MM_RES_FLOATS(lanes) * sizeof(float));
 }
 
-/* Lays out the experts' groups and work items in the scratch after `fixed` bytes (reserved by the caller with
- * mm_need) and runs the three phases. */
-static void mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed) {
+/* Whether the cache holds this key from this compute() call; if not, (re)makes it for the key with `size` bytes
+ * and returns false (the caller fills it). */
+static bool cache_lookup(smoe_cpu_ctx *ctx, smoe_cpu_act_cache *c, const void *k0, const void *k1, int64_t i0,
+                         int64_t i1, int64_t i2, size_t size, smoe_status *st) {
+    if (c->epoch == ctx->epoch && c->key[0] == k0 && c->key[1] == k1 && c->key_i[0] == i0 && c->key_i[1] == i1 &&
+        c->key_i[2] == i2 && c->size >= size)
+        return true;
+    c->epoch = 0;
+    if (c->size < size) {
+        const size_t sz = MM_ALIGN(size);
+        void *p = aligned_alloc(64, sz);
+        if (!p) {
+            *st = smoe_set_error(SMOE_ERR_OUT_OF_MEMORY, "cpu: activation scratch of %zu bytes", sz);
+            return false;
+        }
+        free(c->buf);
+        c->buf = p;
+        c->size = sz;
+    }
+    c->key[0] = k0, c->key[1] = k1;
+    c->key_i[0] = i0, c->key_i[1] = i1, c->key_i[2] = i2;
+    return false;
+}
+
+/* Lays out the experts' groups and work items, finds or makes the quantized and packed activations (`ids`: the
+ * routing tensor, NULL for MUL_MAT) and runs the phases. The caller reserved mm_need() bytes. */
+static smoe_status mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed, const smoe_tensor *ids) {
     const int64_t m = j->w->ne[1], n_x = smoe_tensor_nrows(j->x);
     const int lanes = j->kern->lanes;
     j->n_chunks = (m + MM_CHUNK - 1) / MM_CHUNK;
@@ -239,19 +268,34 @@ static void mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed) {
         j->n_groups_total += ex->n_groups;
         j->n_items += (int64_t)ex->n_blocks * j->n_chunks;
     }
-    const size_t xq_bytes = j->quant ? MM_ALIGN((size_t)n_x * j->xq_row) : 0;
-    const size_t act_bytes = (size_t)j->n_groups_total * j->group_bytes;
     j->res_stride = MM_RES_FLOATS(lanes > 0 ? lanes : 1);
-    j->xq = ctx->work + MM_ALIGN(fixed);
-    j->act = j->xq + xq_bytes;
-    j->res = (float *)(j->act + act_bytes);
-    if (j->quant) smoe_threadpool_run(ctx->pool, quant_task, j);
+    j->res = (float *)(ctx->work + MM_ALIGN(fixed));
+    smoe_status st = SMOE_OK;
+    if (j->quant) {
+        const bool hit = cache_lookup(ctx, &ctx->xq, j->x, NULL, j->vt, n_x, j->x->ne[0], (size_t)n_x * j->xq_row, &st);
+        if (st != SMOE_OK) return st;
+        j->xq = ctx->xq.buf;
+        if (!hit) {
+            smoe_threadpool_run(ctx->pool, quant_task, j);
+            ctx->xq.epoch = ctx->epoch;
+        }
+    }
     if (j->n_groups_total) {
-        atomic_store(&j->next_group, 0);
-        smoe_threadpool_run(ctx->pool, pack_task, j);
+        /* the packing depends on the input, its quantization, the weight type's correction and the routing */
+        const int64_t mode = (int64_t)j->act_desc->mode * 65536 + j->act_desc->off;
+        const bool hit = cache_lookup(ctx, &ctx->packed, j->x, ids, j->vt * 16 + lanes, mode, n_x,
+                                      (size_t)j->n_groups_total * j->group_bytes, &st);
+        if (st != SMOE_OK) return st;
+        j->act = ctx->packed.buf;
+        if (!hit) {
+            atomic_store(&j->next_group, 0);
+            smoe_threadpool_run(ctx->pool, pack_task, j);
+            ctx->packed.epoch = ctx->epoch;
+        }
     }
     atomic_store(&j->next_item, 0);
     smoe_threadpool_run(ctx->pool, mul_task, j);
+    return SMOE_OK;
 }
 
 bool smoe_cpu_mul_mat_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_status *st) {
@@ -260,11 +304,9 @@ bool smoe_cpu_mul_mat_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_stat
     if (!mm_choose(ctx, &j, w, x)) return false;
     j.out = node;
     const int64_t n_x = smoe_tensor_nrows(x);
-    const int lanes = ctx->kern->lanes > 0 ? ctx->kern->lanes : 1;
     const size_t pairs_bytes = MM_ALIGN((size_t)n_x * sizeof(int64_t));
     const size_t fixed = 2 * pairs_bytes + MM_ALIGN(sizeof(mm_expert));
-    const int64_t groups = j.gemm && n_x >= MM_GEMM_MIN ? (n_x + lanes - 1) / lanes : 0;
-    *st = smoe_cpu_work_reserve(ctx, mm_need(ctx, &j, fixed, groups));
+    *st = smoe_cpu_work_reserve(ctx, mm_need(ctx, &j, fixed));
     if (*st != SMOE_OK) return true;
     int64_t *px = (int64_t *)ctx->work, *po = (int64_t *)(ctx->work + pairs_bytes);
     mm_expert *ex = (mm_expert *)(ctx->work + 2 * pairs_bytes);
@@ -274,7 +316,7 @@ bool smoe_cpu_mul_mat_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_stat
     j.pair_out = po;
     j.experts = ex;
     j.n_experts = 1;
-    mm_run(ctx, &j, fixed);
+    *st = mm_run(ctx, &j, fixed, NULL);
     return true;
 }
 
@@ -299,10 +341,7 @@ bool smoe_cpu_mul_mat_id_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_s
     const size_t pairs_bytes = MM_ALIGN((size_t)n_pairs * sizeof(int64_t));
     const size_t experts_bytes = MM_ALIGN((size_t)n_expert * sizeof(mm_expert));
     const size_t fixed = 2 * pairs_bytes + experts_bytes;
-    const int lanes = ctx->kern->lanes > 0 ? ctx->kern->lanes : 1;
-    /* upper bound of the groups: every expert may round up one group */
-    const int64_t groups_max = j.gemm ? n_pairs / lanes + n_expert : 0;
-    *st = smoe_cpu_work_reserve(ctx, mm_need(ctx, &j, fixed, groups_max));
+    *st = smoe_cpu_work_reserve(ctx, mm_need(ctx, &j, fixed));
     if (*st != SMOE_OK) return true;
     int64_t *px = (int64_t *)ctx->work, *po = (int64_t *)(ctx->work + pairs_bytes);
     mm_expert *ex = (mm_expert *)(ctx->work + 2 * pairs_bytes);
@@ -326,7 +365,6 @@ bool smoe_cpu_mul_mat_id_fast(smoe_cpu_ctx *ctx, const smoe_tensor *node, smoe_s
     j.pair_out = po;
     j.experts = ex;
     j.n_experts = n_expert;
-    mm_run(ctx, &j, fixed);
-    *st = SMOE_OK;
+    *st = mm_run(ctx, &j, fixed, ids);
     return true;
 }
