@@ -24,6 +24,9 @@
 #define MM_GROUP_BLOCK 8   /* token groups per pass over a weight row (keeps the packed activations in L2) */
 #define MM_CHUNK       32  /* weight rows per work item (a multiple of SMOE_GEMM_MAX_ROWS) */
 #define MM_GEMV_TOKENS 16  /* row-by-row path: activation rows per work item (small matrices still split) */
+/* Row-by-row path: software prefetch distance along the weights. Weights are usually mmap'd file pages (4 KiB), and
+ * the hardware prefetchers stop at page boundaries; this keeps the stream going across them. */
+#define MM_GEMV_PF     2048
 #define MM_ALIGN(x)    (((x) + 63) & ~(size_t)63)
 #define MM_OUT_ROWS    16  /* rows whose results are gathered before they are stored (a multiple of 4) */
 /* floats of one thread's result tiles: MM_OUT_ROWS rows x lanes x MM_GROUP_BLOCK groups */
@@ -109,8 +112,11 @@ static void gemv_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
     const int64_t q0 = ex->p0 + block * MM_GEMV_TOKENS;
     const int64_t q1 = q0 + MM_GEMV_TOKENS < ex->p0 + ex->n ? q0 + MM_GEMV_TOKENS : ex->p0 + ex->n;
     float *out = j->out->data;
+    const size_t row = w->nb[1];
+    const uint8_t *wend = wbase + (size_t)m * row; /* rows are contiguous: one stream, prefetched MM_GEMV_PF ahead */
     for (int64_t i = i0; i < i1; i++) {
-        const uint8_t *wrow = wbase + (size_t)i * w->nb[1];
+        const uint8_t *wrow = wbase + (size_t)i * row;
+        for (const uint8_t *p = wrow + MM_GEMV_PF; p < wrow + row + MM_GEMV_PF && p < wend; p += 64) __builtin_prefetch(p);
         for (int64_t q = q0; q < q1; q++) {
             float r;
             j->dot(k, &r, wrow, act_row(j, j->pair_x[q]));
