@@ -5,6 +5,9 @@
 #if SMOE_HAVE_VULKAN
 #include "backends/vulkan/vk-backend.h"
 #endif
+#if SMOE_HAVE_CUDA
+#include "backends/cuda/cuda-backend.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +167,9 @@ static smoe_status cpu_init(int device, smoe_backend **out) {
 
 static const smoe_backend_reg registry[] = {
     {.name = "cpu", .device_count = cpu_device_count, .init = cpu_init},
-    /* TODO(#6): #if SMOE_HAVE_CUDA {"cuda", smoe_cuda_device_count, smoe_cuda_backend_init}, #endif */
+#if SMOE_HAVE_CUDA
+    {.name = "cuda", .device_count = smoe_cuda_device_count, .init = smoe_cuda_backend_init},
+#endif
 #if SMOE_HAVE_VULKAN
     {.name = "vulkan", .device_count = smoe_vk_device_count, .init = smoe_vk_backend_init},
 #endif

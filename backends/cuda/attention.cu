@@ -1,0 +1,123 @@
+// attention.cu - KV_WRITE (rows into the F32/F16/BF16 cache at device-given cells) and the fused causal GQA
+// ATTENTION over the cache with an online softmax (no score matrix).
+//
+// ATTENTION: one warp per (query token, query head); each lane holds head_dim / 32 (<= 8) elements of q and of the
+// accumulator; for each visible cell the warp reduces q.k, then updates the running max / sum exactly as the CPU
+// reference does (same order of cells, same rescaling rule). KV_WRITE: one block per (kv head, token); a token whose
+// cell a later token of the batch also writes skips, so the last row wins as on the CPU.
+// TODO(#7): flash attention (tiles of cells in shared memory, one CTA per GQA group, split over the sequence for long
+// contexts, mma for prefill), Q8_0 KV cache, ROPE fused into KV_WRITE.
+#include "cuda-common.cuh"
+
+#define SMOE_ATTN_MAX_PER_LANE 8 // head_dim <= 256
+
+// kernels
+
+template <int KT, int VT>
+static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
+                                        smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info, const int32_t *n_scan_p,
+                                        smoe_cuda_tensor dst, float scale) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
+    const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (w >= n_head * n_tokens) return;
+    const int64_t h = w % n_head, t = w / n_head, hkv = h / (n_head / n_head_kv);
+    int64_t n_scan = *n_scan_p;
+    n_scan = n_scan < 0 ? 0 : (n_scan > k.ne[2] ? k.ne[2] : n_scan);
+    const int32_t *qi = (const int32_t *)((const uint8_t *)q_info.data + t * q_info.nb[1]);
+    const int32_t qpos = qi[0], qseq = qi[1];
+    const float *qr = (const float *)((const uint8_t *)q.data + h * q.nb[1] + t * q.nb[2]);
+    float qreg[SMOE_ATTN_MAX_PER_LANE], acc[SMOE_ATTN_MAX_PER_LANE];
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+        const int64_t d = lane + (int64_t)r * SMOE_WARP;
+        qreg[r] = d < head_dim ? qr[d] : 0.0f;
+        acc[r] = 0.0f;
+    }
+    float mx = -INFINITY, sum = 0.0f;
+    for (int64_t j = 0; j < n_scan; j++) {
+        const int32_t *ci = (const int32_t *)((const uint8_t *)cell_info.data + j * cell_info.nb[1]);
+        const int32_t cpos = ci[0], cseq = ci[1];
+        if (cseq < 0 || cseq != qseq || cpos > qpos) continue;
+        const uint8_t *kr = (const uint8_t *)k.data + hkv * k.nb[1] + j * k.nb[2];
+        const uint8_t *vr = (const uint8_t *)v.data + hkv * v.nb[1] + j * v.nb[2];
+        float dot = 0.0f;
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+            const int64_t d = lane + (int64_t)r * SMOE_WARP;
+            if (d < head_dim) dot += qreg[r] * deq<KT>(kr, d);
+        }
+        const float s = scale * warp_sum(dot);
+        if (s > mx) {
+            const float c = mx == -INFINITY ? 0.0f : expf(mx - s);
+#pragma unroll
+            for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] *= c;
+            sum *= c;
+            mx = s;
+        }
+        const float e = expf(s - mx);
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+            const int64_t d = lane + (int64_t)r * SMOE_WARP;
+            if (d < head_dim) acc[r] += e * deq<VT>(vr, d);
+        }
+        sum += e;
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+        const int64_t d = lane + (int64_t)r * SMOE_WARP;
+        if (d < head_dim) o[d] = acc[r] * inv;
+    }
+}
+
+static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,
+                                       int *err, int node) {
+    const int64_t h = blockIdx.x, t = blockIdx.y, n_tokens = rows.ne[2];
+    const int32_t c = cells[t];
+    if (c < 0 || c >= cache.ne[2]) {
+        if (threadIdx.x == 0) report_error(err, node);
+        return;
+    }
+    for (int64_t u = t + 1; u < n_tokens; u++)
+        if (cells[u] == c) return; // a later token writes this cell
+    const float *src = (const float *)((const uint8_t *)rows.data + h * rows.nb[1] + t * rows.nb[2]);
+    uint8_t *d = (uint8_t *)cache.data + h * cache.nb[1] + (int64_t)c * cache.nb[2];
+    for (int64_t e = threadIdx.x; e < rows.ne[0]; e += blockDim.x) {
+        if (cache.type == SMOE_CUDA_F32) ((float *)d)[e] = src[e];
+        else if (cache.type == SMOE_CUDA_F16) ((__half *)d)[e] = __float2half_rn(src[e]);
+        else ((unsigned short *)d)[e] = f32_to_bf16(src[e]);
+    }
+}
+
+// launchers
+
+template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, cudaStream_t st) {
+    const int64_t n_work = n->src[0].ne[1] * n->src[0].ne[2];
+    attention_kernel<KT, VT><<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2],
+        n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
+    return launch_result();
+}
+
+#define SMOE_ATTN_CASE(KT, VT) \
+    if (kt == KT && vt == VT) return launch_attention<KT, VT>(n, (cudaStream_t)stream);
+
+extern "C" int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    const int32_t kt = n->src[1].type, vt = n->src[2].type;
+    SMOE_ATTN_CASE(SMOE_CUDA_F16, SMOE_CUDA_F16)
+    SMOE_ATTN_CASE(SMOE_CUDA_F32, SMOE_CUDA_F32)
+    SMOE_ATTN_CASE(SMOE_CUDA_BF16, SMOE_CUDA_BF16)
+    SMOE_ATTN_CASE(SMOE_CUDA_F16, SMOE_CUDA_F32)
+    SMOE_ATTN_CASE(SMOE_CUDA_F32, SMOE_CUDA_F16)
+    return (int)cudaErrorInvalidValue;
+}
+
+extern "C" int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *err) {
+    const smoe_cuda_tensor &rows = n->src[1];
+    const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2]);
+    kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->src[0], rows, (const int32_t *)n->src[2].data, err,
+                                                            n->node_index);
+    return launch_result();
+}

@@ -1,0 +1,470 @@
+/*
+ * cuda-backend.c - the CUDA backend's host side (C against the CUDA runtime API): device discovery, buffers
+ * (cudaMalloc), asynchronous transfers through pinned staging memory, and compute(split), which launches one kernel
+ * per node on the backend's stream (launchers in the .cu files, interface in cuda-kernels.h).
+ *
+ * Every runtime call is checked (SMOE_CUDA_TRY): cudaErrorMemoryAllocation becomes SMOE_ERR_OUT_OF_MEMORY, anything
+ * else SMOE_ERR_DEVICE, with the CUDA error name and the call in the message. No static streams or handles: each
+ * backend owns a ctx with its stream, staging memory and device error word.
+ *
+ * Ordering: everything goes through one stream, so uploads, kernels and downloads run in call order. Staging:
+ * uploads up to STAGING_MAX bytes are copied into pinned memory and queued (the caller's memory is free at return);
+ * downloads up to that size land in pinned memory and are copied out at synchronize; larger transfers go directly
+ * (pageable memory: the runtime completes them before returning). The staging cursor resets at each synchronize.
+ *
+ * Index errors found by kernels (see cuda-kernels.h) are read at synchronize and reported with the node's name.
+ * TODO(#7): capture the decode step as a CUDA graph and replay it (invalidate on a new graph version); cudaHostRegister
+ * for mmap'd weights (buffer_from_host_ptr); several streams for overlapping host-resident expert work.
+ */
+#include "cuda-backend.h"
+
+#include "core/backend-impl.h"
+#include "cuda-kernels.h"
+
+#include <cuda_runtime_api.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STAGING_MAX ((size_t)16 << 20)
+
+typedef struct pending_get {
+    void  *dst;
+    size_t staging_off;
+    size_t size;
+} pending_get;
+
+typedef struct smoe_cuda_ctx {
+    int          device;
+    int          cc;
+    char         name[16];
+    char         description[256];
+    cudaStream_t stream;
+    int         *d_err;     /* device error word (cuda-kernels.h) */
+    int         *h_err;     /* pinned copy */
+    uint8_t     *staging;   /* pinned, STAGING_MAX bytes */
+    size_t       staging_used;
+    pending_get *gets;
+    int          n_gets, cap_gets;
+    /* names of the nodes queued since the last synchronize, for index errors */
+    char       (*names)[SMOE_MAX_NAME];
+    int          n_names, cap_names;
+} smoe_cuda_ctx;
+
+static smoe_status cuda_error(cudaError_t e, const char *who, const char *call) {
+    (void)cudaGetLastError(); /* clear a sticky non-fatal error so the next call starts clean */
+    return smoe_set_error(e == cudaErrorMemoryAllocation ? SMOE_ERR_OUT_OF_MEMORY : SMOE_ERR_DEVICE, "%s: %s: %s (%s)",
+                          who, call, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+#define SMOE_CUDA_TRY(c, call)                                                                                         \
+    do {                                                                                                               \
+        cudaError_t e_ = (call);                                                                                       \
+        if (e_ != cudaSuccess) return cuda_error(e_, (c)->name, #call);                                                \
+    } while (0)
+
+static smoe_cuda_ctx *ctx_of(smoe_backend *b) { return b->ctx; }
+
+/* ---- device discovery ---- */
+
+int smoe_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n > 0 ? n : 0;
+}
+
+/* ---- what the kernels handle ---- */
+
+int smoe_cuda_type_supported(int32_t type) {
+    switch (type) {
+    case SMOE_CUDA_F32: case SMOE_CUDA_F16: case SMOE_CUDA_BF16: case SMOE_CUDA_Q4_0: case SMOE_CUDA_Q4_1:
+    case SMOE_CUDA_Q5_0: case SMOE_CUDA_Q5_1: case SMOE_CUDA_Q8_0: case SMOE_CUDA_Q4_K: case SMOE_CUDA_Q5_K:
+    case SMOE_CUDA_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+_Static_assert((int)SMOE_CUDA_F32 == (int)SMOE_TYPE_F32 && (int)SMOE_CUDA_F16 == (int)SMOE_TYPE_F16 && (int)SMOE_CUDA_BF16 == (int)SMOE_TYPE_BF16 &&
+                   (int)SMOE_CUDA_Q4_0 == (int)SMOE_TYPE_Q4_0 && (int)SMOE_CUDA_Q4_1 == (int)SMOE_TYPE_Q4_1 &&
+                   (int)SMOE_CUDA_Q5_0 == (int)SMOE_TYPE_Q5_0 && (int)SMOE_CUDA_Q5_1 == (int)SMOE_TYPE_Q5_1 &&
+                   (int)SMOE_CUDA_Q8_0 == (int)SMOE_TYPE_Q8_0 && (int)SMOE_CUDA_Q4_K == (int)SMOE_TYPE_Q4_K &&
+                   (int)SMOE_CUDA_Q5_K == (int)SMOE_TYPE_Q5_K && (int)SMOE_CUDA_Q6_K == (int)SMOE_TYPE_Q6_K &&
+                   (int)SMOE_CUDA_I32 == (int)SMOE_TYPE_I32,
+               "cuda-kernels.h type ids must equal core/types.h");
+
+#define GRID_YZ_MAX 65535
+
+static bool is_f32(const smoe_tensor *t) { return t->type == SMOE_TYPE_F32 && smoe_tensor_rows_contiguous(t); }
+static bool is_i32(const smoe_tensor *t) { return t->type == SMOE_TYPE_I32 && smoe_tensor_rows_contiguous(t); }
+static bool is_plain(smoe_type t) { return t == SMOE_TYPE_F32 || t == SMOE_TYPE_F16 || t == SMOE_TYPE_BF16; }
+static bool is_weight(const smoe_tensor *t) {
+    return smoe_cuda_type_supported((int32_t)t->type) && smoe_tensor_rows_contiguous(t);
+}
+
+bool smoe_cuda_supports_node(const smoe_tensor *n, int cc) {
+    (void)cc; /* every kernel runs from Turing (SMOE_CC_TURING) on; BF16 is decoded with integer ops */
+    if (!n || !smoe_tensor_rows_contiguous(n)) return false;
+    const smoe_tensor *a = n->src[0], *b = n->src[1], *c = n->src[2];
+    switch (n->op) {
+    case SMOE_OP_GET_ROWS:
+        return is_weight(a) && is_i32(b) && b->ne[1] == 1 && b->ne[2] == 1 && b->ne[3] == 1 && a->ne[2] == 1 &&
+               a->ne[3] == 1 && b->ne[0] <= INT32_MAX && n->type == SMOE_TYPE_F32;
+    case SMOE_OP_RMS_NORM:
+        return is_f32(a) && is_f32(b) && smoe_tensor_is_contiguous(b) && smoe_tensor_nrows(a) <= INT32_MAX;
+    case SMOE_OP_MUL_MAT:
+        return is_weight(a) && a->ne[2] == 1 && a->ne[3] == 1 && is_f32(b) && b->ne[1] <= GRID_YZ_MAX &&
+               b->ne[2] * b->ne[3] <= GRID_YZ_MAX && a->ne[1] / 4 < INT32_MAX;
+    case SMOE_OP_MUL_MAT_ID:
+        return is_weight(a) && a->ne[3] == 1 && is_f32(b) && is_i32(c) && c->ne[0] <= GRID_YZ_MAX &&
+               c->ne[1] <= GRID_YZ_MAX && a->ne[1] / 4 < INT32_MAX;
+    case SMOE_OP_ROPE:
+        return is_f32(a) && is_i32(b) && smoe_tensor_is_contiguous(b) && a->ne[3] == 1 && a->ne[1] <= GRID_YZ_MAX &&
+               a->ne[2] <= GRID_YZ_MAX;
+    case SMOE_OP_KV_WRITE:
+        return is_plain(a->type) && smoe_tensor_is_contiguous(a) && is_f32(b) && is_i32(c) &&
+               smoe_tensor_is_contiguous(c) && b->ne[1] <= GRID_YZ_MAX && b->ne[2] <= GRID_YZ_MAX;
+    case SMOE_OP_ATTENTION: {
+        const smoe_tensor *k = n->src[1], *v = n->src[2];
+        const bool kv_ok = (k->type == v->type && is_plain(k->type)) ||
+                           (k->type == SMOE_TYPE_F16 && v->type == SMOE_TYPE_F32) ||
+                           (k->type == SMOE_TYPE_F32 && v->type == SMOE_TYPE_F16);
+        return is_f32(a) && a->ne[0] <= 256 && kv_ok && smoe_tensor_rows_contiguous(k) &&
+               smoe_tensor_rows_contiguous(v) && is_i32(n->src[3]) && is_i32(n->src[4]) && is_i32(n->src[5]) &&
+               a->ne[1] * a->ne[2] / 4 < INT32_MAX;
+    }
+    case SMOE_OP_MOE_ROUTE:
+        return is_f32(a) && n->type == SMOE_TYPE_I32;
+    case SMOE_OP_MOE_COMBINE:
+        return is_f32(a) && is_f32(b) && is_i32(c) && c->ne[1] <= INT32_MAX;
+    case SMOE_OP_SWIGLU:
+    case SMOE_OP_ADD:
+    case SMOE_OP_MUL:
+        return is_f32(a) && is_f32(b) && n->type == SMOE_TYPE_F32;
+    case SMOE_OP_SCALE:
+        return is_f32(a) && n->type == SMOE_TYPE_F32;
+    case SMOE_OP_CPY:
+        return is_weight(a) && is_plain(n->type) && smoe_tensor_nrows(a) <= INT32_MAX;
+    case SMOE_OP_VIEW:
+    case SMOE_OP_NONE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- vtable ---- */
+
+static const char *cuda_name(smoe_backend *b) { return ctx_of(b)->name; }
+
+static void cuda_get_props(smoe_backend *b, smoe_backend_props *p) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    p->name = c->name;
+    p->description = c->description;
+    p->host_memory = false;
+    p->alignment = 256;
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(c->device) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        p->memory_free = free_b;
+        p->memory_total = total_b;
+    } else {
+        (void)cudaGetLastError();
+    }
+    p->n_threads = 0;
+    p->max_buffer_size = 0;
+}
+
+static bool cuda_supports_op(smoe_backend *b, const smoe_tensor *node) {
+    return smoe_cuda_supports_node(node, ctx_of(b)->cc);
+}
+
+static smoe_status cuda_buffer_alloc(smoe_backend *b, smoe_buffer *buf) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    void *p = NULL;
+    /* at least 1 byte so an empty buffer still has a unique address */
+    cudaError_t e = cudaMalloc(&p, buf->size ? buf->size : 1);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return smoe_set_error(e == cudaErrorMemoryAllocation ? SMOE_ERR_OUT_OF_MEMORY : SMOE_ERR_DEVICE,
+                              "%s: cudaMalloc of %zu bytes: %s", c->name, buf->size, cudaGetErrorName(e));
+    }
+    buf->base = p;
+    buf->alignment = 256;
+    buf->ctx = p;
+    return SMOE_OK;
+}
+
+static void cuda_buffer_free(smoe_backend *b, smoe_buffer *buf) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    if (!buf->ctx) return;
+    /* the memory may be in use by queued work */
+    if (cudaSetDevice(c->device) != cudaSuccess || cudaStreamSynchronize(c->stream) != cudaSuccess ||
+        cudaFree(buf->ctx) != cudaSuccess)
+        (void)cudaGetLastError();
+    buf->ctx = NULL;
+    buf->base = NULL;
+}
+
+static smoe_status cuda_buffer_clear(smoe_backend *b, smoe_buffer *buf, uint8_t value) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    SMOE_CUDA_TRY(c, cudaMemsetAsync(buf->base, value, buf->size, c->stream));
+    SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+    return SMOE_OK;
+}
+
+/* room for `size` bytes in the staging memory: waits for queued transfers when it is full */
+static smoe_status staging_take(smoe_cuda_ctx *c, size_t size, size_t *off);
+
+static smoe_status flush_gets(smoe_cuda_ctx *c) {
+    for (int i = 0; i < c->n_gets; i++) memcpy(c->gets[i].dst, c->staging + c->gets[i].staging_off, c->gets[i].size);
+    c->n_gets = 0;
+    c->staging_used = 0;
+    return SMOE_OK;
+}
+
+static smoe_status staging_take(smoe_cuda_ctx *c, size_t size, size_t *off) {
+    if (c->staging_used + size > STAGING_MAX) {
+        SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+        SMOE_TRY(flush_gets(c));
+    }
+    *off = c->staging_used;
+    c->staging_used += (size + 255) & ~(size_t)255;
+    return SMOE_OK;
+}
+
+static smoe_status cuda_tensor_set(smoe_backend *b, smoe_tensor *t, const void *data, size_t offset, size_t size) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    if (size == 0) return SMOE_OK;
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    uint8_t *dst = (uint8_t *)t->data + offset;
+    if (size > STAGING_MAX) {
+        SMOE_CUDA_TRY(c, cudaMemcpyAsync(dst, data, size, cudaMemcpyHostToDevice, c->stream));
+        return SMOE_OK;
+    }
+    size_t off = 0;
+    SMOE_TRY(staging_take(c, size, &off));
+    memcpy(c->staging + off, data, size);
+    SMOE_CUDA_TRY(c, cudaMemcpyAsync(dst, c->staging + off, size, cudaMemcpyHostToDevice, c->stream));
+    return SMOE_OK;
+}
+
+static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *data, size_t offset, size_t size) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    if (size == 0) return SMOE_OK;
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    const uint8_t *src = (const uint8_t *)t->data + offset;
+    if (size > STAGING_MAX) {
+        SMOE_CUDA_TRY(c, cudaMemcpyAsync(data, src, size, cudaMemcpyDeviceToHost, c->stream));
+        SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+        return SMOE_OK;
+    }
+    size_t off = 0;
+    SMOE_TRY(staging_take(c, size, &off));
+    if (c->n_gets == c->cap_gets) {
+        const int cap = c->cap_gets ? 2 * c->cap_gets : 16;
+        pending_get *g = realloc(c->gets, (size_t)cap * sizeof(*g));
+        SMOE_RETURN_IF(!g, SMOE_ERR_OUT_OF_MEMORY, "%s: out of memory", c->name);
+        c->gets = g;
+        c->cap_gets = cap;
+    }
+    SMOE_CUDA_TRY(c, cudaMemcpyAsync(c->staging + off, src, size, cudaMemcpyDeviceToHost, c->stream));
+    c->gets[c->n_gets++] = (pending_get){.dst = data, .staging_off = off, .size = size};
+    return SMOE_OK;
+}
+
+static smoe_cuda_tensor desc(const smoe_tensor *t) {
+    smoe_cuda_tensor d;
+    memset(&d, 0, sizeof(d));
+    if (!t) return d;
+    d.data = t->data;
+    d.type = (int32_t)t->type;
+    for (int i = 0; i < 4; i++) {
+        d.ne[i] = t->ne[i];
+        d.nb[i] = (int64_t)t->nb[i];
+    }
+    return d;
+}
+
+/* the launcher's node description; exposed to nothing else */
+static void make_node(const smoe_tensor *n, int index, int cc, smoe_cuda_node *out) {
+    memset(out, 0, sizeof(*out));
+    out->op = (int32_t)n->op;
+    out->node_index = index;
+    out->cc = cc;
+    out->dst = desc(n);
+    for (int i = 0; i < smoe_op_n_src(n->op) && i < 6; i++) out->src[i] = desc(n->src[i]);
+    switch (n->op) {
+    case SMOE_OP_RMS_NORM: out->f[0] = n->params.rms_norm.eps; break;
+    case SMOE_OP_ROPE:
+        out->i[0] = n->params.rope.n_rot;
+        out->f[0] = n->params.rope.theta_base;
+        out->f[1] = n->params.rope.freq_scale;
+        break;
+    case SMOE_OP_ATTENTION: out->f[0] = n->params.attention.scale; break;
+    case SMOE_OP_SCALE: out->f[0] = n->params.scale.s; break;
+    case SMOE_OP_MOE_ROUTE: out->i[0] = n->params.moe_route.n_used; break;
+    case SMOE_OP_ADD: out->i[1] = 0; break;
+    case SMOE_OP_MUL: out->i[1] = 1; break;
+    case SMOE_OP_SWIGLU: out->i[1] = 2; break;
+    default: break;
+    }
+}
+
+typedef int (*launcher)(const smoe_cuda_node *, void *, int *);
+
+static launcher launcher_for(smoe_op op) {
+    switch (op) {
+    case SMOE_OP_GET_ROWS: return smoe_cuda_get_rows;
+    case SMOE_OP_RMS_NORM: return smoe_cuda_rms_norm;
+    case SMOE_OP_MUL_MAT: return smoe_cuda_mul_mat;
+    case SMOE_OP_MUL_MAT_ID: return smoe_cuda_mul_mat_id;
+    case SMOE_OP_ROPE: return smoe_cuda_rope;
+    case SMOE_OP_KV_WRITE: return smoe_cuda_kv_write;
+    case SMOE_OP_ATTENTION: return smoe_cuda_attention;
+    case SMOE_OP_MOE_ROUTE: return smoe_cuda_moe_route;
+    case SMOE_OP_MOE_COMBINE: return smoe_cuda_moe_combine;
+    case SMOE_OP_SWIGLU:
+    case SMOE_OP_ADD:
+    case SMOE_OP_MUL: return smoe_cuda_binary;
+    case SMOE_OP_SCALE: return smoe_cuda_scale;
+    case SMOE_OP_CPY: return smoe_cuda_cpy;
+    default: return NULL;
+    }
+}
+
+static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    for (int i = 0; i < split->n_nodes; i++) {
+        const smoe_tensor *n = split->nodes[i];
+        if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) continue;
+        const launcher fn = launcher_for(n->op);
+        SMOE_RETURN_IF(!fn, SMOE_ERR_UNSUPPORTED, "%s: %s: op %s has no kernel", c->name, n->name,
+                       smoe_op_name(n->op));
+        if (c->n_names == c->cap_names) {
+            const int cap = c->cap_names ? 2 * c->cap_names : 64;
+            char(*nm)[SMOE_MAX_NAME] = realloc(c->names, (size_t)cap * sizeof(*nm));
+            SMOE_RETURN_IF(!nm, SMOE_ERR_OUT_OF_MEMORY, "%s: out of memory", c->name);
+            c->names = nm;
+            c->cap_names = cap;
+        }
+        snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", n->name);
+        smoe_cuda_node node;
+        make_node(n, c->n_names, c->cc, &node);
+        c->n_names++;
+        const int e = fn(&node, c->stream, c->d_err);
+        if (e != 0) {
+            char what[160];
+            snprintf(what, sizeof(what), "%s (%s)", smoe_op_name(n->op), n->name);
+            return cuda_error((cudaError_t)e, c->name, what);
+        }
+    }
+    return SMOE_OK;
+}
+
+static smoe_status cuda_synchronize(smoe_backend *b) {
+    smoe_cuda_ctx *c = ctx_of(b);
+    SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    SMOE_CUDA_TRY(c, cudaMemcpyAsync(c->h_err, c->d_err, sizeof(int), cudaMemcpyDeviceToHost, c->stream));
+    SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+    SMOE_TRY(flush_gets(c));
+    const int err = *c->h_err;
+    const int n_names = c->n_names;
+    c->n_names = 0;
+    if (err != 0) {
+        *c->h_err = 0;
+        SMOE_CUDA_TRY(c, cudaMemsetAsync(c->d_err, 0, sizeof(int), c->stream));
+        SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+        return smoe_set_error(SMOE_ERR_INVALID_ARGUMENT, "%s: %s: an index (row id, expert id or cell) is out of range",
+                              c->name, err - 1 < n_names ? c->names[err - 1] : "(unknown node)");
+    }
+    return SMOE_OK;
+}
+
+static void cuda_free(smoe_backend *b) {
+    if (!b) return;
+    smoe_cuda_ctx *c = ctx_of(b);
+    if (c) {
+        if (cudaSetDevice(c->device) == cudaSuccess) {
+            if (c->stream) (void)cudaStreamSynchronize(c->stream);
+            if (c->d_err) (void)cudaFree(c->d_err);
+            if (c->h_err) (void)cudaFreeHost(c->h_err);
+            if (c->staging) (void)cudaFreeHost(c->staging);
+            if (c->stream) (void)cudaStreamDestroy(c->stream);
+        }
+        (void)cudaGetLastError();
+        free(c->gets);
+        free(c->names);
+        free(c);
+    }
+    free(b);
+}
+
+static const struct smoe_backend_i cuda_iface = {
+    .name = cuda_name,
+    .get_props = cuda_get_props,
+    .supports_op = cuda_supports_op,
+    .buffer_alloc = cuda_buffer_alloc,
+    .buffer_from_host_ptr = NULL,
+    .buffer_free = cuda_buffer_free,
+    .buffer_clear = cuda_buffer_clear,
+    .tensor_set_async = cuda_tensor_set,
+    .tensor_get_async = cuda_tensor_get,
+    .compute = cuda_compute,
+    .synchronize = cuda_synchronize,
+    .free = cuda_free,
+};
+
+static smoe_status ctx_init(smoe_cuda_ctx *c, int device) {
+    c->device = device;
+    snprintf(c->name, sizeof(c->name), "cuda%d", device);
+    SMOE_CUDA_TRY(c, cudaSetDevice(device));
+    struct cudaDeviceProp prop;
+    SMOE_CUDA_TRY(c, cudaGetDeviceProperties(&prop, device));
+    c->cc = prop.major * 100 + prop.minor * 10;
+    snprintf(c->description, sizeof(c->description), "%.200s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
+             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    SMOE_RETURN_IF(c->cc < SMOE_CC_TURING, SMOE_ERR_UNSUPPORTED, "%s: %s: compute capability %d.%d < 7.5 (Turing)",
+                   c->name, prop.name, prop.major, prop.minor);
+    SMOE_CUDA_TRY(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    SMOE_CUDA_TRY(c, cudaMalloc((void **)&c->d_err, sizeof(int)));
+    SMOE_CUDA_TRY(c, cudaMemsetAsync(c->d_err, 0, sizeof(int), c->stream));
+    SMOE_CUDA_TRY(c, cudaMallocHost((void **)&c->h_err, sizeof(int)));
+    *c->h_err = 0;
+    SMOE_CUDA_TRY(c, cudaMallocHost((void **)&c->staging, STAGING_MAX));
+    SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream));
+    return SMOE_OK;
+}
+
+smoe_status smoe_cuda_backend_init(int device, smoe_backend **out) {
+    SMOE_RETURN_IF(!out, SMOE_ERR_INVALID_ARGUMENT, "cuda: out is NULL");
+    *out = NULL;
+    const int n = smoe_cuda_device_count();
+    SMOE_RETURN_IF(device < 0 || device >= n, SMOE_ERR_INVALID_ARGUMENT, "cuda: device %d not in [0, %d)", device, n);
+    smoe_backend *b = calloc(1, sizeof(*b));
+    smoe_cuda_ctx *c = calloc(1, sizeof(*c));
+    if (!b || !c) {
+        free(b);
+        free(c);
+        return smoe_set_error(SMOE_ERR_OUT_OF_MEMORY, "cuda: out of memory");
+    }
+    b->api_version = SMOE_BACKEND_API_VERSION;
+    b->iface = cuda_iface;
+    b->ctx = c;
+    smoe_status st = ctx_init(c, device);
+    if (st != SMOE_OK) {
+        cuda_free(b);
+        return st;
+    }
+    *out = b;
+    return SMOE_OK;
+}
+
+bool smoe_backend_is_cuda(smoe_backend *b) { return b && b->iface.compute == cuda_compute; }

@@ -1,0 +1,135 @@
+// cuda-common.cuh - what every kernel file shares: element decoding for each weight type, conversions, reductions,
+// the error flag, and the type dispatcher.
+//
+// Decoding is per element (deq<T>(row, i) = element i of a row that starts at `row`), mirroring the block layouts in
+// quant/quant.h exactly; kernels are correctness-first and read bytes, so no alignment beyond 1 is assumed.
+// TODO(#7): per-block decoding into registers with 128-bit loads for the GEMV and GET_ROWS hot paths.
+#pragma once
+
+#include "cuda-kernels.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#define SMOE_WARP 32
+
+static __device__ __forceinline__ float f16_at(const uint8_t *p) {
+    const unsigned short h = (unsigned short)(p[0] | (p[1] << 8));
+    return __half2float(__ushort_as_half(h));
+}
+
+static __device__ __forceinline__ float bf16_to_f32(unsigned short h) { return __uint_as_float((uint32_t)h << 16); }
+
+// round to nearest even; NaN stays a (quiet) NaN
+static __device__ __forceinline__ unsigned short f32_to_bf16(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 64);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+template <int T> struct type_info;
+template <> struct type_info<SMOE_CUDA_F32> { static constexpr int qk = 1, bytes = 4; };
+template <> struct type_info<SMOE_CUDA_F16> { static constexpr int qk = 1, bytes = 2; };
+template <> struct type_info<SMOE_CUDA_BF16> { static constexpr int qk = 1, bytes = 2; };
+template <> struct type_info<SMOE_CUDA_Q4_0> { static constexpr int qk = 32, bytes = 18; };
+template <> struct type_info<SMOE_CUDA_Q4_1> { static constexpr int qk = 32, bytes = 20; };
+template <> struct type_info<SMOE_CUDA_Q5_0> { static constexpr int qk = 32, bytes = 22; };
+template <> struct type_info<SMOE_CUDA_Q5_1> { static constexpr int qk = 32, bytes = 24; };
+template <> struct type_info<SMOE_CUDA_Q8_0> { static constexpr int qk = 32, bytes = 34; };
+template <> struct type_info<SMOE_CUDA_Q4_K> { static constexpr int qk = 256, bytes = 144; };
+template <> struct type_info<SMOE_CUDA_Q5_K> { static constexpr int qk = 256, bytes = 176; };
+template <> struct type_info<SMOE_CUDA_Q6_K> { static constexpr int qk = 256, bytes = 210; };
+
+// K-quant 6-bit scale and min of sub-block j (0..7), packed as described in quant/quant.h
+static __device__ __forceinline__ void kq_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// element i of a row of type T
+template <int T> static __device__ __forceinline__ float deq(const uint8_t *row, int64_t i) {
+    constexpr int QK = type_info<T>::qk;
+    const uint8_t *b = row + (i / QK) * type_info<T>::bytes;
+    const int j = (int)(i % QK);
+    if constexpr (T == SMOE_CUDA_F32) {
+        return ((const float *)row)[i];
+    } else if constexpr (T == SMOE_CUDA_F16) {
+        return f16_at(b);
+    } else if constexpr (T == SMOE_CUDA_BF16) {
+        return bf16_to_f32((unsigned short)(b[0] | (b[1] << 8)));
+    } else if constexpr (T == SMOE_CUDA_Q4_0) {
+        const int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+        return f16_at(b) * (float)(q - 8);
+    } else if constexpr (T == SMOE_CUDA_Q4_1) {
+        const int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
+        return f16_at(b) * (float)q + f16_at(b + 2);
+    } else if constexpr (T == SMOE_CUDA_Q5_0) {
+        const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
+        const int lo = j < 16 ? (b[6 + j] & 15) : (b[6 + j - 16] >> 4);
+        const int q = lo | (int)(((qh >> j) & 1u) << 4);
+        return f16_at(b) * (float)(q - 16);
+    } else if constexpr (T == SMOE_CUDA_Q5_1) {
+        const uint32_t qh = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) | ((uint32_t)b[7] << 24);
+        const int lo = j < 16 ? (b[8 + j] & 15) : (b[8 + j - 16] >> 4);
+        const int q = lo | (int)(((qh >> j) & 1u) << 4);
+        return f16_at(b) * (float)q + f16_at(b + 2);
+    } else if constexpr (T == SMOE_CUDA_Q8_0) {
+        return f16_at(b) * (float)(int8_t)b[2 + j];
+    } else if constexpr (T == SMOE_CUDA_Q4_K || T == SMOE_CUDA_Q5_K) {
+        // d, dmin, scales[12], (q5_k: qh[32]), qs[128]
+        const int sb = j / 32, l = j % 32;
+        int sc, m;
+        kq_scale_min(b + 4, sb, &sc, &m);
+        const uint8_t *qs = b + 16 + (T == SMOE_CUDA_Q5_K ? 32 : 0);
+        const uint8_t byte = qs[32 * (sb / 2) + l];
+        int q = (sb & 1) ? (byte >> 4) : (byte & 15);
+        if constexpr (T == SMOE_CUDA_Q5_K) q |= ((b[16 + l] >> sb) & 1) << 4;
+        return f16_at(b) * (float)sc * (float)q - f16_at(b + 2) * (float)m;
+    } else { // Q6_K: ql[128], qh[64], scales[16] (int8), d
+        const int h = j / 128, e = j % 128;
+        const uint8_t lb = b[64 * h + e % 64];
+        const int lo = e < 64 ? (lb & 15) : (lb >> 4);
+        const int hi = (b[128 + 32 * h + e % 32] >> (2 * (e / 32))) & 3;
+        const int q = lo | (hi << 4);
+        return f16_at(b + 208) * (float)(int8_t)b[192 + j / 16] * (float)(q - 32);
+    }
+}
+
+static __device__ __forceinline__ float warp_sum(float v) {
+    for (int o = SMOE_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ void report_error(int *err, int node_index) { atomicCAS(err, 0, node_index + 1); }
+
+static inline unsigned int ceil_div(int64_t a, int64_t b) { return (unsigned int)((a + b - 1) / b); }
+
+// The one type dispatcher: calls F.template run<T>() for the node's type `type`; an unknown type returns
+// cudaErrorInvalidValue (supports_op keeps that from happening).
+#define SMOE_CUDA_TYPE_CASE(T) \
+    case T: return f.template run<T>();
+template <typename F> static inline int dispatch_type(int32_t type, F &f) {
+    switch (type) {
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_F32)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_F16)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_BF16)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q4_0)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q4_1)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q5_0)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q5_1)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q8_0)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q4_K)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q5_K)
+        SMOE_CUDA_TYPE_CASE(SMOE_CUDA_Q6_K)
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+static inline int launch_result(void) { return (int)cudaGetLastError(); }

@@ -1,0 +1,76 @@
+/*
+ * cuda-kernels.h - the interface between the host side (cuda-backend.c, C) and the kernels (*.cu, C++).
+ *
+ * The host translates each graph node into a plain smoe_cuda_node (no core headers cross into nvcc) and calls the
+ * op's launcher, which enqueues its kernels on `stream` and returns the cudaError_t of the launch as an int
+ * (0 = cudaSuccess). Launchers never synchronize and never allocate.
+ *
+ * Index errors (a GET_ROWS id, MUL_MAT_ID / MOE_COMBINE expert id or KV_WRITE cell outside its range) are found on
+ * the device: the kernel stores node_index + 1 into *err with atomicCAS(err, 0, ...) (first error wins) and skips
+ * the row; the host reads *err at synchronize and fails with SMOE_ERR_INVALID_ARGUMENT naming the node.
+ *
+ * Types are GGUF type ids (core/types.h), repeated here as plain numbers.
+ */
+#ifndef SMOE_CUDA_KERNELS_H
+#define SMOE_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    SMOE_CUDA_F32 = 0, SMOE_CUDA_F16 = 1, SMOE_CUDA_Q4_0 = 2, SMOE_CUDA_Q4_1 = 3, SMOE_CUDA_Q5_0 = 6,
+    SMOE_CUDA_Q5_1 = 7, SMOE_CUDA_Q8_0 = 8, SMOE_CUDA_Q4_K = 12, SMOE_CUDA_Q5_K = 13, SMOE_CUDA_Q6_K = 14,
+    SMOE_CUDA_I32 = 26, SMOE_CUDA_BF16 = 30,
+};
+
+/* compute capability constants (major * 100 + minor * 10) */
+#define SMOE_CC_TURING 750
+#define SMOE_CC_AMPERE 800
+#define SMOE_CC_ADA    890
+#define SMOE_CC_HOPPER 900
+
+typedef struct smoe_cuda_tensor {
+    void   *data;   /* device address */
+    int32_t type;   /* GGUF type id */
+    int64_t ne[4];
+    int64_t nb[4];  /* byte strides */
+} smoe_cuda_tensor;
+
+typedef struct smoe_cuda_node {
+    int32_t          op;         /* smoe_op value (core/ops.def), informational */
+    int32_t          node_index; /* position in the split: what *err reports (+ 1) */
+    smoe_cuda_tensor dst;
+    smoe_cuda_tensor src[6];
+    float            f[4];       /* op params: RMS_NORM f[0] = eps; ROPE f[0] = theta_base, f[1] = freq_scale;
+                                    ATTENTION f[0] = scale; SCALE f[0] = s */
+    int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used */
+    int              cc;         /* compute capability of the device (SMOE_CC_*) */
+} smoe_cuda_node;
+
+/* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+ * Q5_K, Q6_K. Host-side copy of the same list (no CUDA calls): usable without a device. */
+int smoe_cuda_type_supported(int32_t type);
+
+/* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
+int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_mul_mat(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_mul_mat_id(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_cpy(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_rope(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_binary(const smoe_cuda_node *n, void *stream, int *err); /* ADD (op i[1] = 0), MUL (1), SWIGLU (2) */
+int smoe_cuda_scale(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMOE_CUDA_KERNELS_H */

@@ -1,0 +1,157 @@
+// gemv.cu - weight-reading ops: MUL_MAT, MUL_MAT_ID (expert ids read from device memory), GET_ROWS, CPY.
+//
+// Layout: weights are rows of ne[0] elements (blocks of the type), row stride nb[1], expert stride nb[2].
+// MUL_MAT / MUL_MAT_ID: one warp per output element (weight row i, activation column j); the lanes stride over the
+// row, decode each element in registers (deq<T>) and the warp sums. Correctness first: every column re-reads the
+// row, so batches > 1 read weights n times.
+// TODO(#7): decode GEMV reading each weight byte once for all columns of a batch (<= 8), per-block decoding with
+// 128-bit loads and several blocks in flight; prefill GEMM on tensor cores (mma.sync int8 / f16) with the tokens of
+// a batch grouped per expert; fused SwiGLU into the gate/up GEMV.
+#include "cuda-common.cuh"
+
+// kernels
+
+template <int T>
+static __global__ void mul_mat_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1,
+                                      int64_t x_nb2, int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2,
+                                      int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (i >= m) return;
+    const int64_t j = blockIdx.y, i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
+    const uint8_t *wr = w + i * w_nb1;
+    const float *xr = (const float *)(x + j * x_nb1 + i2 * x_nb2 + i3 * x_nb3);
+    float acc = 0.0f;
+    for (int64_t e = lane; e < k; e += SMOE_WARP) acc += deq<T>(wr, e) * xr[e];
+    acc = warp_sum(acc);
+    if (lane == 0) *(float *)((uint8_t *)dst + i * 4 + j * d_nb1 + i2 * d_nb2 + i3 * d_nb3) = acc;
+}
+
+template <int T>
+static __global__ void mul_mat_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
+                                         const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
+                                         const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst,
+                                         int64_t d_nb1, int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (i >= m) return;
+    const int64_t s = blockIdx.y, t = blockIdx.z;
+    const int32_t e = *(const int32_t *)(ids + s * id_nb0 + t * id_nb1);
+    if (e < 0 || e >= n_expert) {
+        if (lane == 0) report_error(err, node);
+        return;
+    }
+    const uint8_t *wr = w + e * w_nb2 + i * w_nb1;
+    const float *xr = (const float *)(x + (x_ne1 == 1 ? 0 : s) * x_nb1 + t * x_nb2);
+    float acc = 0.0f;
+    for (int64_t q = lane; q < k; q += SMOE_WARP) acc += deq<T>(wr, q) * xr[q];
+    acc = warp_sum(acc);
+    if (lane == 0) *(float *)((uint8_t *)dst + i * 4 + s * d_nb1 + t * d_nb2) = acc;
+}
+
+template <int T>
+static __global__ void get_rows_kernel(const uint8_t *table, int64_t t_nb1, int64_t n_rows, const uint8_t *ids,
+                                       int64_t id_nb0, float *dst, int64_t d_nb1, int64_t n_embd, int *err,
+                                       int node) {
+    const int64_t r = blockIdx.x;
+    const int32_t id = *(const int32_t *)(ids + r * id_nb0);
+    if (id < 0 || id >= n_rows) {
+        if (threadIdx.x == 0) report_error(err, node);
+        return;
+    }
+    const uint8_t *src = table + id * t_nb1;
+    float *d = (float *)((uint8_t *)dst + r * d_nb1);
+    for (int64_t e = threadIdx.x; e < n_embd; e += blockDim.x) d[e] = deq<T>(src, e);
+}
+
+template <int T>
+static __global__ void cpy_kernel(smoe_cuda_tensor src, smoe_cuda_tensor dst) {
+    const int64_t r = blockIdx.x, i1 = r % src.ne[1], i2 = (r / src.ne[1]) % src.ne[2], i3 = r / (src.ne[1] * src.ne[2]);
+    const uint8_t *s = (const uint8_t *)src.data + i1 * src.nb[1] + i2 * src.nb[2] + i3 * src.nb[3];
+    uint8_t *d = (uint8_t *)dst.data + i1 * dst.nb[1] + i2 * dst.nb[2] + i3 * dst.nb[3];
+    for (int64_t e = threadIdx.x; e < src.ne[0]; e += blockDim.x) {
+        const float v = deq<T>(s, e);
+        if (dst.type == SMOE_CUDA_F32) ((float *)d)[e] = v;
+        else if (dst.type == SMOE_CUDA_F16) ((__half *)d)[e] = __float2half_rn(v);
+        else ((unsigned short *)d)[e] = f32_to_bf16(v);
+    }
+}
+
+// launchers
+
+namespace {
+
+constexpr int kWarps = 4; // rows per block in the GEMV kernels
+
+struct mul_mat_op {
+    const smoe_cuda_node *n;
+    cudaStream_t st;
+    template <int T> int run() {
+        const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+        const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)x.ne[1], (unsigned)(x.ne[2] * x.ne[3]));
+        mul_mat_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1],
+            (const uint8_t *)x.data, x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3],
+            w.ne[0], w.ne[1], x.ne[2]);
+        return launch_result();
+    }
+};
+
+struct mul_mat_id_op {
+    const smoe_cuda_node *n;
+    cudaStream_t st;
+    int *err;
+    template <int T> int run() {
+        const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
+        const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+        mul_mat_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
+            w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
+            ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+        return launch_result();
+    }
+};
+
+struct get_rows_op {
+    const smoe_cuda_node *n;
+    cudaStream_t st;
+    int *err;
+    template <int T> int run() {
+        const smoe_cuda_tensor &t = n->src[0], &ids = n->src[1], &d = n->dst;
+        get_rows_kernel<T><<<(unsigned)ids.ne[0], 256, 0, st>>>((const uint8_t *)t.data, t.nb[1], t.ne[1],
+            (const uint8_t *)ids.data, ids.nb[0], (float *)d.data, d.nb[1], t.ne[0], err, n->node_index);
+        return launch_result();
+    }
+};
+
+struct cpy_op {
+    const smoe_cuda_node *n;
+    cudaStream_t st;
+    template <int T> int run() {
+        const smoe_cuda_tensor &s = n->src[0];
+        cpy_kernel<T><<<(unsigned)(s.ne[1] * s.ne[2] * s.ne[3]), 256, 0, st>>>(s, n->dst);
+        return launch_result();
+    }
+};
+
+} // namespace
+
+extern "C" int smoe_cuda_mul_mat(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    mul_mat_op f{n, (cudaStream_t)stream};
+    return dispatch_type(n->src[0].type, f);
+}
+
+extern "C" int smoe_cuda_mul_mat_id(const smoe_cuda_node *n, void *stream, int *err) {
+    mul_mat_id_op f{n, (cudaStream_t)stream, err};
+    return dispatch_type(n->src[0].type, f);
+}
+
+extern "C" int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err) {
+    get_rows_op f{n, (cudaStream_t)stream, err};
+    return dispatch_type(n->src[0].type, f);
+}
+
+extern "C" int smoe_cuda_cpy(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    cpy_op f{n, (cudaStream_t)stream};
+    return dispatch_type(n->src[0].type, f);
+}

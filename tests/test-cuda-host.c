@@ -1,0 +1,147 @@
+/* test-cuda-host.c - the CUDA backend's host-side logic, on any machine: the registry entry, device_count() = 0 and
+ * a clean init failure without a device (the library loads without a driver), and smoe_cuda_supports_node's answers
+ * (what runs on the GPU and what falls back to the CPU). Kernels are tested on a GPU by test-ops -b cuda0
+ * (bench/device-check.sh). Builds without CUDA check that the kind is absent. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/graph.h"
+#if SMOE_HAVE_CUDA
+#include "backends/cuda/cuda-backend.h"
+#include "backends/cuda/cuda-kernels.h"
+#endif
+
+static void test_registry(void **state) {
+    (void)state;
+    const smoe_backend_reg *r = smoe_backend_reg_find("cuda");
+#if SMOE_HAVE_CUDA
+    assert_non_null(r);
+    const int n = r->device_count();
+    assert_true(n >= 0);
+    assert_int_equal(n, smoe_cuda_device_count());
+    smoe_backend *b = NULL;
+    if (n == 0) {
+        /* no driver or device: reported as unavailable, never a crash */
+        assert_int_equal(smoe_backend_init_by_name("cuda", 0, &b), SMOE_ERR_INVALID_ARGUMENT);
+        assert_null(b);
+        assert_int_equal(smoe_cuda_backend_init(0, &b), SMOE_ERR_INVALID_ARGUMENT);
+        assert_null(b);
+        print_message("no CUDA device: init checks only\n");
+    } else {
+        assert_int_equal(smoe_backend_init_by_name("cuda", 0, &b), SMOE_OK);
+        assert_true(smoe_backend_is_cuda(b));
+        smoe_backend_props p;
+        smoe_backend_get_props(b, &p);
+        assert_string_equal(p.name, "cuda0");
+        assert_false(p.host_memory);
+        smoe_backend_free(b);
+    }
+    assert_int_equal(smoe_cuda_backend_init(-1, &b), SMOE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smoe_cuda_backend_init(0, NULL), SMOE_ERR_INVALID_ARGUMENT);
+#else
+    assert_null(r);
+    skip();
+#endif
+}
+
+#if SMOE_HAVE_CUDA
+static smoe_tensor *in(smoe_graph *g, smoe_type type, int n_dims, int64_t a, int64_t b, int64_t c) {
+    const int64_t ne[3] = {a, b, c};
+    smoe_tensor *t = NULL;
+    assert_int_equal(smoe_graph_new_tensor(g, type, n_dims, ne, &t), SMOE_OK);
+    return t;
+}
+
+static void test_supports(void **state) {
+    (void)state;
+    smoe_graph *g = NULL;
+    assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+    smoe_tensor *x = in(g, SMOE_TYPE_F32, 2, 256, 3, 1), *out = NULL;
+    const int cc = SMOE_CC_TURING;
+
+    /* weight types the kernels decode, and one they do not (q8_k: activations only) */
+    const smoe_type yes[] = {SMOE_TYPE_F32, SMOE_TYPE_F16, SMOE_TYPE_BF16, SMOE_TYPE_Q4_0, SMOE_TYPE_Q4_1,
+                             SMOE_TYPE_Q5_0, SMOE_TYPE_Q5_1, SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_K, SMOE_TYPE_Q5_K,
+                             SMOE_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        smoe_tensor *w = in(g, yes[i], 2, 256, 5, 1);
+        assert_int_equal(smoe_mul_mat(g, w, x, &out), SMOE_OK);
+        assert_true(smoe_cuda_supports_node(out, cc));
+        assert_true(smoe_cuda_type_supported((int32_t)yes[i]));
+    }
+    assert_false(smoe_cuda_type_supported(SMOE_TYPE_Q8_K));
+    assert_false(smoe_cuda_type_supported(SMOE_TYPE_I32));
+
+    /* MUL_MAT_ID with device expert ids */
+    smoe_tensor *we = in(g, SMOE_TYPE_Q4_0, 3, 256, 7, 4), *ids = in(g, SMOE_TYPE_I32, 2, 2, 3, 1);
+    smoe_tensor *xid = in(g, SMOE_TYPE_F32, 3, 256, 1, 3); /* one input row per token */
+    assert_int_equal(smoe_mul_mat_id(g, we, xid, ids, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+
+    /* CPY: to f16 on the GPU, to q8_0 on the CPU */
+    assert_int_equal(smoe_cpy(g, x, SMOE_TYPE_F16, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_cpy(g, x, SMOE_TYPE_Q8_0, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+
+    /* KV_WRITE: f16 cache yes, q8_0 cache not yet (TODO(#7)) */
+    smoe_tensor *rows = in(g, SMOE_TYPE_F32, 3, 64, 2, 3), *cells = in(g, SMOE_TYPE_I32, 1, 3, 1, 1);
+    smoe_tensor *kc = in(g, SMOE_TYPE_F16, 3, 64, 2, 16), *vc = in(g, SMOE_TYPE_F16, 3, 64, 2, 16);
+    smoe_tensor *kq = in(g, SMOE_TYPE_Q8_0, 3, 64, 2, 16);
+    smoe_tensor *kw = NULL, *vw = NULL;
+    assert_int_equal(smoe_kv_write(g, kc, rows, cells, &kw), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(kw, cc));
+    assert_int_equal(smoe_kv_write(g, vc, rows, cells, &vw), SMOE_OK);
+    assert_int_equal(smoe_kv_write(g, kq, rows, cells, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+
+    /* ATTENTION over the f16 cache, GQA 4:2 */
+    smoe_tensor *q = in(g, SMOE_TYPE_F32, 3, 64, 4, 3), *qi = in(g, SMOE_TYPE_I32, 2, 2, 3, 1);
+    smoe_tensor *ci = in(g, SMOE_TYPE_I32, 2, 2, 16, 1), *ns = in(g, SMOE_TYPE_I32, 1, 1, 1, 1);
+    assert_int_equal(smoe_attention(g, q, kw, vw, qi, ci, ns, 0.125f, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+
+    /* routing, element-wise, norm, rope */
+    smoe_tensor *logits = in(g, SMOE_TYPE_F32, 2, 8, 3, 1), *route = NULL, *y = in(g, SMOE_TYPE_F32, 3, 256, 2, 3);
+    assert_int_equal(smoe_moe_route(g, logits, 2, &route), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(route, cc));
+    assert_int_equal(smoe_moe_combine(g, y, logits, route, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *nw = in(g, SMOE_TYPE_F32, 1, 256, 1, 1);
+    assert_int_equal(smoe_rms_norm(g, x, nw, 1e-5f, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_add(g, x, nw, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_swiglu(g, x, x, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_scale(g, x, 0.5f, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *pos = in(g, SMOE_TYPE_I32, 1, 3, 1, 1);
+    const smoe_op_rope_params rp = {.n_rot = 64, .theta_base = 1e6f, .freq_scale = 1.0f};
+    assert_int_equal(smoe_rope(g, q, pos, &rp, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *table = in(g, SMOE_TYPE_Q4_K, 2, 256, 10, 1), *rid = in(g, SMOE_TYPE_I32, 1, 3, 1, 1);
+    assert_int_equal(smoe_get_rows(g, table, rid, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+
+    assert_false(smoe_cuda_supports_node(NULL, cc));
+    smoe_graph_free(g);
+}
+#endif
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+#if SMOE_HAVE_CUDA
+        cmocka_unit_test(test_supports),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
