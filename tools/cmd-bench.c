@@ -35,6 +35,7 @@ typedef struct bench_opts {
     int          threads[MAX_LIST], n_threads;
     int          reps;
     smoe_kv_type kv_type;
+    const char  *backend; /* NULL: $SMOE_BACKEND or cpu */
     bool         csv, verbose;
 } bench_opts;
 
@@ -49,6 +50,8 @@ static void usage(FILE *f) {
                "  -t, --threads N,...    CPU threads (default: all online CPUs)\n"
                "  -r, --repetitions R    measured runs per test (default 5)\n"
                "  --kv-type f16|q8_0|f32 KV cache type (default f16, as llama-bench)\n"
+               "  --backend SPEC         where weights live and graphs run: cpu, vulkan, vulkan:N (smoe info\n"
+               "                         --devices; default $SMOE_BACKEND, else cpu)\n"
                "  -o, --output md|csv    table format (default md)\n"
                "  -v, --verbose          log loading details to stderr\n");
 }
@@ -179,6 +182,8 @@ int smoe_cmd_bench(int argc, char **argv) {
             else if (!strcmp(v, "q8_0")) o.kv_type = SMOE_KV_Q8_0;
             else if (!strcmp(v, "f32")) o.kv_type = SMOE_KV_F32;
             else goto bad;
+        } else if (!strcmp(a, "--backend") && has) {
+            o.backend = argv[++i];
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has) {
             const char *v = argv[++i];
             if (!strcmp(v, "csv")) o.csv = true;
@@ -203,6 +208,7 @@ int smoe_cmd_bench(int argc, char **argv) {
 
     smoe_model_params mp = smoe_model_default_params();
     if (o.verbose) mp.log_fn = log_stderr;
+    mp.backend = o.backend;
     smoe_model *model = NULL;
     smoe_status st = smoe_model_load(o.model, &mp, &model);
     if (st != SMOE_OK) return smoe_cli_fail("bench", st);
