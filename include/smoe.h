@@ -567,6 +567,56 @@ SMOE_API smoe_status smoe_chat_tokenize(const smoe_tokenizer *tok, const smoe_ch
 SMOE_API smoe_status smoe_chat_format(const smoe_tokenizer *tok, const smoe_chat_message *msgs, size_t n_msgs,
                                       char *buf, size_t cap, size_t *n_out);
 
+/* ---- generation: prompt in, streamed text out -----------------------------------------------------------------
+ * smoe_generate decodes a prompt, then samples up to max_tokens tokens, streaming their text through on_text as it
+ * completes (a UTF-8 character split over byte tokens is delivered whole). It stops at EOS (unless ignore_eos), at a
+ * stop string (the text up to it is delivered; the stop string itself is not), at max_tokens, or when on_text
+ * returns false (SMOE_ERR_CANCELLED is not returned for that: it is a normal stop, see stop_reason). */
+
+typedef enum smoe_stop_reason {
+    SMOE_STOP_NONE       = 0,
+    SMOE_STOP_EOS        = 1,
+    SMOE_STOP_STRING     = 2,
+    SMOE_STOP_MAX_TOKENS = 3,
+    SMOE_STOP_CALLBACK   = 4,
+} smoe_stop_reason;
+
+/* Receives each completed piece of text (not NUL-terminated, len >= 1). Return false to stop. */
+typedef bool (*smoe_text_fn)(const char *text, size_t len, void *user_data);
+
+typedef struct smoe_generate_params {
+    uint32_t            size;       /* sizeof(smoe_generate_params), set by smoe_generate_default_params   */
+    int32_t             max_tokens; /* tokens to generate, >= 1; default 256                               */
+    int32_t             seq_id;     /* the sequence to continue; default 0                                 */
+    smoe_sampler_params sampling;   /* used when `sampler` is NULL                                        */
+    smoe_sampler       *sampler;    /* borrowed; NULL: built from `sampling`                              */
+    const char *const  *stop;       /* n_stop stop strings (borrowed), or NULL                            */
+    size_t              n_stop;
+    smoe_text_fn        on_text;    /* NULL: text is not delivered (tokens are still in the result)       */
+    void               *user_data;
+    int32_t            *out_tokens; /* NULL, or room for max_tokens ids: receives the sampled tokens      */
+    uint32_t            detokenize_flags; /* SMOE_DETOKENIZE_*; default KEEP_LEADING_SPACE (a completion
+                                             continues its prompt); a chat reply passes 0                    */
+    bool                ignore_eos; /* keep going past EOS (benchmarks)                                     */
+} smoe_generate_params;
+
+typedef struct smoe_generate_result {
+    int32_t          n_prompt;     /* prompt tokens decoded                                   */
+    int32_t          n_generated;  /* tokens sampled                                          */
+    double           prompt_ms;    /* wall time of the prompt decode                         */
+    double           generate_ms;  /* wall time of sampling + decoding the generated tokens  */
+    smoe_stop_reason stop_reason;
+} smoe_generate_result;
+
+SMOE_API smoe_generate_params smoe_generate_default_params(void);
+
+/* Generates a continuation of prompt[0..n_prompt) in sequence params->seq_id, which continues from the cache's
+ * current position of that sequence (so a chat can append turns). The prompt plus max_tokens must fit in the free
+ * cells: SMOE_ERR_CONTEXT_FULL otherwise, checked before anything is decoded. result may be NULL. Errors of
+ * smoe_decode and of the sampler are passed on. */
+SMOE_API smoe_status smoe_generate(smoe_context *ctx, const int32_t *prompt, size_t n_prompt,
+                                   const smoe_generate_params *params, smoe_generate_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,5 +21,7 @@ int smoe_cmd_tokenize(int argc, char **argv);
 int smoe_cmd_convert(int argc, char **argv);
 int smoe_cmd_quantize(int argc, char **argv);
 int smoe_cmd_bench(int argc, char **argv);
+int smoe_cmd_run(int argc, char **argv);
+int smoe_cmd_chat(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const smoe_cmd commands[] = {
     {"info", smoe_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"tokenize", smoe_cmd_tokenize, "print the token ids of a text (SentencePiece, as the model's GGUF says)"},
     {"convert", smoe_cmd_convert, "convert a Hugging Face Mixtral checkpoint to GGUF"},
+    {"run", smoe_cmd_run, "generate a completion (or a chat answer with --chat) of a prompt"},
+    {"chat", smoe_cmd_chat, "an interactive conversation with the [INST] chat template"},
     {"quantize", smoe_cmd_quantize, "re-quantize a GGUF model (q4_k_m, q8_0, ...); --stats for its errors"},
     {"bench", smoe_cmd_bench, "prompt-processing and generation speed (as llama-bench) and weight bandwidth"},
 };

@@ -55,7 +55,7 @@ def f32_to_bf16_bits(a):
     return np.ascontiguousarray(u.astype(np.uint16))
 
 
-def make_tensors(cfg, rng):
+def make_tensors(cfg, rng, res_gain):
     h, nl, nh, nkv, ne, ffn, vocab = (cfg[k] for k in ("hidden", "layers", "heads", "kv_heads", "experts", "ffn",
                                                           "vocab"))
     hd = h // nh
@@ -74,13 +74,13 @@ def make_tensors(cfg, rng):
         t[p + "self_attn.q_proj.weight"] = lin(nh * hd, h, 2.0)
         t[p + "self_attn.k_proj.weight"] = lin(nkv * hd, h, 2.0)
         t[p + "self_attn.v_proj.weight"] = lin(nkv * hd, h)
-        t[p + "self_attn.o_proj.weight"] = lin(h, nh * hd)
+        t[p + "self_attn.o_proj.weight"] = lin(h, nh * hd, res_gain)
         t[p + "post_attention_layernorm.weight"] = norm(h)
         t[p + "block_sparse_moe.gate.weight"] = lin(ne, h, 2.0)
         for j in range(ne):
             e = p + f"block_sparse_moe.experts.{j}."
             t[e + "w1.weight"] = lin(ffn, h)
-            t[e + "w2.weight"] = lin(h, ffn)
+            t[e + "w2.weight"] = lin(h, ffn, res_gain)
             t[e + "w3.weight"] = lin(ffn, h)
     t["model.norm.weight"] = norm(h)
     t["lm_head.weight"] = lin(vocab, h, 8.0)
@@ -99,6 +99,8 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rope-theta", type=float, default=1e6)
     ap.add_argument("--ctx", type=int, default=32768)
+    ap.add_argument("--residual-gain", type=float, default=1.0,
+                    help="scale of the matrices writing into the residual stream (o_proj, w2)")
     a = ap.parse_args()
 
     cfg = dict(PRESETS[a.preset])
@@ -111,7 +113,7 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.Generator(np.random.PCG64(a.seed))
-    tensors = make_tensors(cfg, rng)
+    tensors = make_tensors(cfg, rng, a.residual_gain)
 
     dt = {"f32": ("float32", np.float32), "f16": ("float16", np.float16), "bf16": ("bfloat16", None)}[a.dtype]
     names = list(tensors)

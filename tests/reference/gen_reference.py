@@ -6,6 +6,11 @@ MixtralForCausalLM on the CPU in float32 (eager attention) and writes, per promp
   <model>/<prompt>.logits.f32   last prompt position logits, raw little-endian float32 [vocab]
   <model>/<prompt>.json         prompt ids (SentencePiece, BOS added), 32 greedy ids (argmax, EOS not stopping)
                                 with the top-5 (id, logit) at each step, the prompt's summed NLL
+Each step also records `router_margin`: the smallest gap, over layers, between the n_used-th and the next router
+logit at the position that predicts it. Where it is tiny, any rounding of the weights may flip an expert choice and
+so the token: tests skip such steps when comparing quantized models with this float32 reference. And, per prompt,
+`f16w`: the same run with every matrix rounded to float16 (norms and router kept float32, as GGUF F16 files do),
+an independent reference for F16 models.
 It also records a SHA-256 of every generated checkpoint's safetensors files, so a test can tell a changed generator
 (different weights) from a numerical regression.
 
@@ -32,8 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # name -> generator arguments
 MODELS = {
-    "tiny": ["--preset", "tiny", "--dtype", "f32", "--seed", "7", "--shards", "2"],
-    "small": ["--preset", "small", "--dtype", "f32", "--seed", "7", "--shards", "3"],
+    # residual gain 0.25: each layer nudges the residual stream rather than replacing it, so (as in a trained model)
+    # rounding the weights perturbs the output a little instead of chaotically; every layer still shows in the logits
+    "tiny": ["--preset", "tiny", "--dtype", "f32", "--seed", "7", "--shards", "2", "--residual-gain", "0.25"],
+    "small": ["--preset", "small", "--dtype", "f32", "--seed", "7", "--shards", "3", "--residual-gain", "0.25"],
 }
 
 PROMPTS = {
@@ -69,42 +76,70 @@ def sha256_files(folder):
     return h.hexdigest()
 
 
+def greedy(model, ids, margins):
+    """Logits of every prompt position, the last one, and N_GREEDY greedy steps (KV cache) with top-5 and router
+    margins (the router hook sees the rows of the newest tokens; the last row is the predicting position)."""
+    margins.clear()
+    out = model(torch.tensor([ids], dtype=torch.long), use_cache=True)
+    logits = out.logits[0].float()
+    cache = out.past_key_values
+    last, step_logits = logits[-1].clone(), logits[-1]
+    res, top5, rm = [], [], []
+    for _ in range(N_GREEDY):
+        rm.append(min(margins))
+        vals, idx = torch.topk(step_logits, 5)
+        top5.append([[int(i), float(v)] for v, i in zip(vals, idx)])
+        nxt = int(torch.argmax(step_logits))
+        res.append(nxt)
+        margins.clear()
+        out = model(torch.tensor([[nxt]], dtype=torch.long), past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        step_logits = out.logits[0, -1].float()
+    return logits, last, res, top5, rm
+
+
 @torch.no_grad()
 def run_model(model_dir, out_dir, sp):
     model = MixtralForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager")
     model.eval()
+    n_used = model.config.num_experts_per_tok
+    margins = []
+
+    def hook(mod, inp, out):
+        r = (out[0] if isinstance(out, tuple) else out)[-1]
+        s = torch.sort(r.float(), descending=True).values
+        margins.append(float(s[n_used - 1] - s[n_used]))
+
+    for layer in model.model.layers:
+        layer.mlp.gate.register_forward_hook(hook)
     os.makedirs(out_dir, exist_ok=True)
+    recs = {}
     for name, text in PROMPTS.items():
         ids = [sp.bos_id()] + sp.encode(text)
-        x = torch.tensor([ids], dtype=torch.long)
-        out = model(x)
-        logits = out.logits[0].float()
-        last = logits[-1].numpy().astype("<f4")
-        last.tofile(os.path.join(out_dir, name + ".logits.f32"))
+        logits, last, out, top5, rm = greedy(model, ids, margins)
+        last.numpy().astype("<f4").tofile(os.path.join(out_dir, name + ".logits.f32"))
         logp = torch.log_softmax(logits[:-1], dim=-1)
         nll = -logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum().item()
-
-        seq = list(ids)
-        greedy, top5 = [], []
-        step_logits = logits[-1]
-        for _ in range(N_GREEDY):
-            vals, idx = torch.topk(step_logits, 5)
-            top5.append([[int(i), float(v)] for v, i in zip(vals, idx)])
-            nxt = int(torch.argmax(step_logits))
-            greedy.append(nxt)
-            seq.append(nxt)
-            step_logits = model(torch.tensor([seq], dtype=torch.long)).logits[0, -1].float()
-        rec = {
+        recs[name] = {
             "prompt": text,
             "n_vocab": int(last.shape[0]),
             "prompt_tokens": ids,
-            "greedy_tokens": greedy,
+            "greedy_tokens": out,
             "greedy_top5": top5,
+            "router_margin": rm,
             "prompt_nll": nll,
         }
+        print(f"  {name}: {len(ids)} prompt tokens, greedy {out[:6]}..., min router margin {min(rm):.4f}")
+    # the same with matrices rounded to float16 (what a GGUF F16 file holds)
+    for n, p in model.named_parameters():
+        if "norm" not in n and ".mlp.gate." not in n:
+            p.copy_(p.half().float())
+    for name, rec in recs.items():
+        _, last, out, top5, rm = greedy(model, rec["prompt_tokens"], margins)
+        last.numpy().astype("<f4").tofile(os.path.join(out_dir, name + ".f16w.logits.f32"))
+        rec["f16w"] = {"greedy_tokens": out, "greedy_top5": top5, "router_margin": rm}
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(rec, f, indent=1)
-        print(f"  {name}: {len(ids)} prompt tokens, greedy {greedy[:6]}...")
 
 
 def main():
