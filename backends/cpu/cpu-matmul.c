@@ -136,6 +136,10 @@ static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
     const int64_t g0 = (int64_t)block * MM_GROUP_BLOCK;
     const int ng = (int)(ex->n_groups - g0 < MM_GROUP_BLOCK ? ex->n_groups - g0 : MM_GROUP_BLOCK);
     const uint8_t *act = j->act + (size_t)(ex->group0 + g0) * j->group_bytes;
+    /* tokens in the last group of this block */
+    const int tail = (int)(ex->p0 + ex->n - (ex->p0 + (g0 + ng - 1) * lanes) < lanes
+                               ? ex->p0 + ex->n - (ex->p0 + (g0 + ng - 1) * lanes)
+                               : lanes);
     const size_t quad = (size_t)SMOE_GEMM_MAX_ROWS * (size_t)lanes; /* floats of one row quad of one group */
     float *out = j->out->data;
     for (int64_t ib = i0; ib < i1; ib += MM_OUT_ROWS) {
@@ -150,7 +154,7 @@ static void gemm_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
         int nq = 0;
         for (int64_t i = ib; i < ie; i += SMOE_GEMM_MAX_ROWS, nq++) {
             const int nr = (int)(ie - i < SMOE_GEMM_MAX_ROWS ? ie - i : SMOE_GEMM_MAX_ROWS);
-            j->gemm(k, wbase + (size_t)i * w->nb[1], w->nb[1], nr, act, ng, res + (size_t)nq * (size_t)ng * quad);
+            j->gemm(k, wbase + (size_t)i * w->nb[1], w->nb[1], nr, act, ng, tail, res + (size_t)nq * (size_t)ng * quad);
         }
         const int nrows = (int)(ie - ib);
         for (int g = 0; g < ng; g++) {

@@ -59,10 +59,11 @@ typedef struct smoe_gemm_act_desc {
 static inline size_t smoe_gemm_sb_bytes(int lanes) { return (size_t)44 * (size_t)lanes; }
 
 /* Computes rows [0, nr) (nr <= SMOE_GEMM_MAX_ROWS) of weights w (row i at w + i * w_stride; k elements) against
- * n_groups packed token groups (act: n_groups consecutive groups of k/32 sub-blocks each):
- * res[(g * SMOE_GEMM_MAX_ROWS + i) * lanes + l] = row i . token l of group g. */
+ * n_groups packed token groups (act: n_groups consecutive groups of k/32 sub-blocks each), of which the last has
+ * `tail` (1..lanes) tokens: res[(g * SMOE_GEMM_MAX_ROWS + i) * lanes + l] = row i . token l of group g (lanes of
+ * the last group past `tail` may be left unwritten). */
 typedef void (*smoe_gemm_fn)(int64_t k, const void *w, size_t w_stride, int nr, const uint8_t *act, int n_groups,
-                             float *res);
+                             int tail, float *res);
 
 /* Packs the quantized activation rows rows[0..n) (n <= lanes; missing lanes are zero) of k elements, in the
  * desc's act_type layout, into one group of k/32 sub-blocks at out. */
