@@ -286,7 +286,7 @@ static smoe_status mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed, const smoe
         if (st != SMOE_OK) return st;
         j->xq = ctx->xq.buf;
         if (!hit) {
-            smoe_threadpool_run(ctx->pool, quant_task, j);
+            smoe_threadpool_run_sized(ctx->pool, quant_task, j, smoe_tensor_nelements(j->x));
             ctx->xq.epoch = ctx->epoch;
         }
     }

@@ -53,7 +53,7 @@ static void rope_task(void *p, int ith, int nth) {
 smoe_status smoe_cpu_rope(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
     SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * (size_t)node->params.rope.n_rot * sizeof(float)));
     rope_args a = {.x = node->src[0], .pos = node->src[1], .out = node, .scratch = (float *)ctx->work};
-    smoe_threadpool_run(ctx->pool, rope_task, &a);
+    smoe_threadpool_run_sized(ctx->pool, rope_task, &a, smoe_tensor_nelements(node));
     return SMOE_OK;
 }
 
@@ -83,7 +83,7 @@ smoe_status smoe_cpu_kv_write(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
         SMOE_RETURN_IF(c[t] < 0 || c[t] >= cache->ne[2], SMOE_ERR_INVALID_ARGUMENT,
                        "cell index %d for token %" PRId64 " not in [0, %" PRId64 ")", c[t], t, cache->ne[2]);
     kvw_args a = {.cache = cache, .rows = rows, .cells = cells};
-    smoe_threadpool_run(ctx->pool, kvw_task, &a);
+    smoe_threadpool_run_sized(ctx->pool, kvw_task, &a, smoe_tensor_nelements(rows));
     return SMOE_OK;
 }
 

@@ -28,7 +28,7 @@ static void rows_task(void *p, int ith, int nth) {
 static smoe_status run_rows(smoe_cpu_ctx *ctx, const smoe_tensor *node,
                             void (*fn)(const rows_args *, int64_t, int64_t, int64_t, int), float *scratch) {
     rows_args a = {.out = node, .kern = ctx->kern, .scratch = scratch, .row_fn = fn};
-    smoe_threadpool_run(ctx->pool, rows_task, &a);
+    smoe_threadpool_run_sized(ctx->pool, rows_task, &a, smoe_tensor_nelements(node));
     return SMOE_OK;
 }
 

@@ -280,6 +280,6 @@ smoe_status smoe_cpu_get_rows(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
         SMOE_RETURN_IF(id[r] < 0 || id[r] >= table->ne[1], SMOE_ERR_INVALID_ARGUMENT,
                        "row id %d at %" PRId64 " not in [0, %" PRId64 ")", id[r], r, table->ne[1]);
     gr_args a = {.table = table, .ids = ids, .out = node};
-    smoe_threadpool_run(ctx->pool, gr_task, &a);
+    smoe_threadpool_run_sized(ctx->pool, gr_task, &a, smoe_tensor_nelements(node));
     return SMOE_OK;
 }

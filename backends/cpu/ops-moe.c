@@ -33,7 +33,7 @@ static void route_task(void *p, int ith, int nth) {
 }
 
 smoe_status smoe_cpu_moe_route(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
-    smoe_threadpool_run(ctx->pool, route_task, (void *)node);
+    smoe_threadpool_run_sized(ctx->pool, route_task, (void *)node, smoe_tensor_nelements(node->src[0]));
     return SMOE_OK;
 }
 
@@ -70,6 +70,6 @@ smoe_status smoe_cpu_moe_combine(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
                            "expert id %d at [%" PRId64 ", %" PRId64 "] not in [0, %" PRId64 ")", id[s], s, t,
                            logits->ne[0]);
     }
-    smoe_threadpool_run(ctx->pool, combine_task, (void *)node);
+    smoe_threadpool_run_sized(ctx->pool, combine_task, (void *)node, smoe_tensor_nelements(node->src[0]));
     return SMOE_OK;
 }
