@@ -11,19 +11,34 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SMOE_WARP 32
+// element decoding also compiles for the host: tests/test-cuda-deq.cu checks it against the CPU's to_f32
+#define SMOE_HD __host__ __device__ __forceinline__
 
-static __device__ __forceinline__ float f16_at(const uint8_t *p) {
+static SMOE_HD uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+static SMOE_HD float f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static SMOE_HD float f16_at(const uint8_t *p) {
     const unsigned short h = (unsigned short)(p[0] | (p[1] << 8));
     return __half2float(__ushort_as_half(h));
 }
 
-static __device__ __forceinline__ float bf16_to_f32(unsigned short h) { return __uint_as_float((uint32_t)h << 16); }
+static SMOE_HD float bf16_to_f32(unsigned short h) { return f32_from_bits((uint32_t)h << 16); }
 
 // round to nearest even; NaN stays a (quiet) NaN
-static __device__ __forceinline__ unsigned short f32_to_bf16(float f) {
-    uint32_t u = __float_as_uint(f);
+static SMOE_HD unsigned short f32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 64);
     u += 0x7fffu + ((u >> 16) & 1u);
     return (unsigned short)(u >> 16);
@@ -43,7 +58,7 @@ template <> struct type_info<SMOE_CUDA_Q5_K> { static constexpr int qk = 256, by
 template <> struct type_info<SMOE_CUDA_Q6_K> { static constexpr int qk = 256, bytes = 210; };
 
 // K-quant 6-bit scale and min of sub-block j (0..7), packed as described in quant/quant.h
-static __device__ __forceinline__ void kq_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+static SMOE_HD void kq_scale_min(const uint8_t *s, int j, int *sc, int *m) {
     if (j < 4) {
         *sc = s[j] & 63;
         *m = s[j + 4] & 63;
@@ -54,7 +69,7 @@ static __device__ __forceinline__ void kq_scale_min(const uint8_t *s, int j, int
 }
 
 // element i of a row of type T
-template <int T> static __device__ __forceinline__ float deq(const uint8_t *row, int64_t i) {
+template <int T> static SMOE_HD float deq(const uint8_t *row, int64_t i) {
     constexpr int QK = type_info<T>::qk;
     const uint8_t *b = row + (i / QK) * type_info<T>::bytes;
     const int j = (int)(i % QK);

@@ -1,0 +1,98 @@
+// test-cuda-deq.cu - the CUDA kernels' element decoding (deq<T> in backends/cuda/cuda-common.cuh), run on the host
+// without a GPU: every type the kernels read is quantized from seeded random rows by the reference quantizer
+// (from_f32) and decoded element by element with deq<T>; each value must equal the CPU's to_f32 (which
+// tests/test-quant.c and tests/python/test_quant_reference.py check bit-exactly against the gguf package) to within
+// float rounding. Also the bf16 rounding of the KV_WRITE / CPY kernels against the CPU's bf16 from_f32, incl. NaN.
+// Prints one line per type; exit status 1 on any mismatch.
+#include "backends/cuda/cuda-common.cuh"
+
+extern "C" {
+#include "core/types.h"
+}
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <vector>
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static float rnd(void) { // xorshift64*, uniform in [-1, 1)
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+struct check {
+    int32_t type;
+    const std::vector<uint8_t> *row;
+    int64_t n;
+    std::vector<float> *out;
+    template <int T> int run() {
+        for (int64_t i = 0; i < n; i++) (*out)[(size_t)i] = deq<T>(row->data(), i);
+        return 0;
+    }
+};
+
+int main(void) {
+    const int32_t types[] = {SMOE_TYPE_F32, SMOE_TYPE_F16, SMOE_TYPE_BF16, SMOE_TYPE_Q4_0, SMOE_TYPE_Q4_1,
+                             SMOE_TYPE_Q5_0, SMOE_TYPE_Q5_1, SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_K, SMOE_TYPE_Q5_K,
+                             SMOE_TYPE_Q6_K};
+    const int64_t n = 4 * 256;
+    int bad = 0;
+    std::vector<float> src((size_t)n), ref((size_t)n), got((size_t)n);
+    for (int32_t type : types) {
+        const smoe_type_traits *tr = smoe_type_get_traits(type);
+        if (!tr || !tr->from_f32 || !tr->to_f32) {
+            printf("type %d: no reference conversions FAILED\n", type);
+            bad++;
+            continue;
+        }
+        double max_err = 0.0;
+        for (int rep = 0; rep < 8; rep++) {
+            const float scale = rep == 0 ? 1e-3f : (rep == 1 ? 100.0f : 1.0f);
+            for (int64_t i = 0; i < n; i++) src[(size_t)i] = rnd() * scale;
+            std::vector<uint8_t> row(smoe_row_size(type, n));
+            tr->from_f32(src.data(), row.data(), n);
+            tr->to_f32(row.data(), ref.data(), n);
+            check c{type, &row, n, &got};
+            if (dispatch_type(type, c) != 0) {
+                printf("%s: no decoder FAILED\n", tr->name);
+                bad++;
+                break;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                const double d = fabs((double)got[(size_t)i] - (double)ref[(size_t)i]);
+                const double rel = d / fmax(1e-30, fabs((double)ref[(size_t)i]));
+                if (d > 0 && rel > 1e-6 && d > 1e-7 * scale) {
+                    if (bad < 20)
+                        printf("%s: element %lld: deq %.9g, to_f32 %.9g\n", tr->name, (long long)i,
+                               (double)got[(size_t)i], (double)ref[(size_t)i]);
+                    bad++;
+                }
+                max_err = fmax(max_err, d);
+            }
+        }
+        printf("%s: deq vs to_f32 max |diff| %.3g\n", tr->name, max_err);
+    }
+    // bf16 rounding (KV_WRITE, CPY) against the CPU's from_f32
+    const smoe_type_traits *bt = smoe_type_get_traits(SMOE_TYPE_BF16);
+    const float specials[] = {0.0f, -0.0f, 1.0f, 1.00390625f, 1.01171875f, 3.4e38f, -3.4e38f, 1e-40f, INFINITY,
+                              -INFINITY, NAN};
+    int bf_bad = 0;
+    for (int i = 0; i < 100000 + 11; i++) {
+        const float f = i < 11 ? specials[i] : rnd() * powf(2.0f, (float)(i % 200) - 100.0f);
+        unsigned short want = 0;
+        bt->from_f32(&f, &want, 1);
+        const unsigned short got_bf = f32_to_bf16(f);
+        const bool both_nan = isnan(f) && (got_bf & 0x7f80) == 0x7f80 && (got_bf & 0x7f) && (want & 0x7f);
+        if (got_bf != want && !both_nan) {
+            if (bf_bad < 5) printf("bf16(%.9g): kernel 0x%04x, CPU 0x%04x\n", (double)f, got_bf, want);
+            bf_bad++;
+        }
+    }
+    printf("bf16 rounding: %d mismatches\n", bf_bad);
+    bad += bf_bad;
+    printf(bad ? "FAILED\n" : "OK\n");
+    return bad ? 1 : 0;
+}
