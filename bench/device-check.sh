@@ -90,6 +90,7 @@ fi
 
 # ---- CUDA ----
 step cuda-host-tests 60 "$bdir/tests/test-cuda-host" || failed=1
+step cuda-deq-tests 60 "$bdir/tests/test-cuda-deq" || failed=1
 # every op, every type, ragged shapes, against the CPU reference. Passes only if cases actually ran on the backend
 # (an absent device shows as "cuda SKIPPED (no device)" and must not count as a pass).
 run_ops() { # BACKEND
