@@ -2,7 +2,8 @@
 // without a GPU: every type the kernels read is quantized from seeded random rows by the reference quantizer
 // (from_f32) and decoded element by element with deq<T>; each value must equal the CPU's to_f32 (which
 // tests/test-quant.c and tests/python/test_quant_reference.py check bit-exactly against the gguf package) to within
-// float rounding. Also the bf16 rounding of the KV_WRITE / CPY kernels against the CPU's bf16 from_f32, incl. NaN.
+// float rounding. Also the bf16 rounding and the q8_0 quantizer of the KV_WRITE / CPY kernels against the CPU's
+// from_f32 (bytes identical).
 // Prints one line per type; exit status 1 on any mismatch.
 #include "backends/cuda/cuda-common.cuh"
 
@@ -13,6 +14,7 @@ extern "C" {
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <vector>
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -93,6 +95,24 @@ int main(void) {
     }
     printf("bf16 rounding: %d mismatches\n", bf_bad);
     bad += bf_bad;
+    // q8_0 quantization (KV_WRITE, CPY) against the reference quantizer, byte for byte
+    const smoe_type_traits *qt = smoe_type_get_traits(SMOE_TYPE_Q8_0);
+    int q_bad = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        float x[32];
+        const float scale = powf(2.0f, (float)(rep % 40) - 20.0f);
+        for (int j = 0; j < 32; j++) x[j] = rep == 0 ? 0.0f : rnd() * scale;
+        if (rep == 1) x[5] = NAN;
+        uint8_t want[34], got_q[34];
+        qt->from_f32(x, want, 32);
+        quant_q8_0_block(x, got_q);
+        if (memcmp(want, got_q, 34) != 0 && !(rep == 1)) {
+            if (q_bad < 5) printf("q8_0 block %d differs from the reference quantizer\n", rep);
+            q_bad++;
+        }
+    }
+    printf("q8_0 quantization: %d mismatches\n", q_bad);
+    bad += q_bad;
     printf(bad ? "FAILED\n" : "OK\n");
     return bad ? 1 : 0;
 }

@@ -85,21 +85,27 @@ static void test_supports(void **state) {
     assert_int_equal(smoe_mul_mat_id(g, we, xid, ids, &out), SMOE_OK);
     assert_true(smoe_cuda_supports_node(out, cc));
 
-    /* CPY: to f16 on the GPU, to q8_0 on the CPU */
+    /* CPY: to f16 and q8_0 on the GPU, to q4_0 on the CPU */
     assert_int_equal(smoe_cpy(g, x, SMOE_TYPE_F16, &out), SMOE_OK);
     assert_true(smoe_cuda_supports_node(out, cc));
     assert_int_equal(smoe_cpy(g, x, SMOE_TYPE_Q8_0, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_cpy(g, x, SMOE_TYPE_Q4_0, &out), SMOE_OK);
     assert_false(smoe_cuda_supports_node(out, cc));
 
-    /* KV_WRITE: f16 cache yes, q8_0 cache not yet (TODO(#7)) */
+    /* KV_WRITE: f16 and q8_0 caches yes, q4_0 no */
     smoe_tensor *rows = in(g, SMOE_TYPE_F32, 3, 64, 2, 3), *cells = in(g, SMOE_TYPE_I32, 1, 3, 1, 1);
     smoe_tensor *kc = in(g, SMOE_TYPE_F16, 3, 64, 2, 16), *vc = in(g, SMOE_TYPE_F16, 3, 64, 2, 16);
-    smoe_tensor *kq = in(g, SMOE_TYPE_Q8_0, 3, 64, 2, 16);
+    smoe_tensor *kq = in(g, SMOE_TYPE_Q8_0, 3, 64, 2, 16), *vq = in(g, SMOE_TYPE_Q8_0, 3, 64, 2, 16);
+    smoe_tensor *k4 = in(g, SMOE_TYPE_Q4_0, 3, 64, 2, 16), *kqw = NULL, *vqw = NULL;
     smoe_tensor *kw = NULL, *vw = NULL;
     assert_int_equal(smoe_kv_write(g, kc, rows, cells, &kw), SMOE_OK);
     assert_true(smoe_cuda_supports_node(kw, cc));
     assert_int_equal(smoe_kv_write(g, vc, rows, cells, &vw), SMOE_OK);
-    assert_int_equal(smoe_kv_write(g, kq, rows, cells, &out), SMOE_OK);
+    assert_int_equal(smoe_kv_write(g, kq, rows, cells, &kqw), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(kqw, cc));
+    assert_int_equal(smoe_kv_write(g, vq, rows, cells, &vqw), SMOE_OK);
+    assert_int_equal(smoe_kv_write(g, k4, rows, cells, &out), SMOE_OK);
     assert_false(smoe_cuda_supports_node(out, cc));
 
     /* ATTENTION over the f16 cache, GQA 4:2 */
@@ -107,6 +113,10 @@ static void test_supports(void **state) {
     smoe_tensor *ci = in(g, SMOE_TYPE_I32, 2, 2, 16, 1), *ns = in(g, SMOE_TYPE_I32, 1, 1, 1, 1);
     assert_int_equal(smoe_attention(g, q, kw, vw, qi, ci, ns, 0.125f, &out), SMOE_OK);
     assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_attention(g, q, kqw, vqw, qi, ci, ns, 0.125f, &out), SMOE_OK); /* q8_0 cache */
+    assert_true(smoe_cuda_supports_node(out, cc));
+    assert_int_equal(smoe_attention(g, q, kqw, vw, qi, ci, ns, 0.125f, &out), SMOE_OK); /* mixed: CPU */
+    assert_false(smoe_cuda_supports_node(out, cc));
 
     /* routing, element-wise, norm, rope */
     smoe_tensor *logits = in(g, SMOE_TYPE_F32, 2, 8, 3, 1), *route = NULL, *y = in(g, SMOE_TYPE_F32, 3, 256, 2, 3);

@@ -6,7 +6,7 @@
 // reference does (same order of cells, same rescaling rule). KV_WRITE: one block per (kv head, token); a token whose
 // cell a later token of the batch also writes skips, so the last row wins as on the CPU.
 // TODO(#7): flash attention (tiles of cells in shared memory, one CTA per GQA group, split over the sequence for long
-// contexts, mma for prefill), Q8_0 KV cache, ROPE fused into KV_WRITE.
+// contexts, mma for prefill), ROPE fused into KV_WRITE.
 #include "cuda-common.cuh"
 
 #define SMOE_ATTN_MAX_PER_LANE 8 // head_dim <= 256
@@ -84,6 +84,10 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
         if (cells[u] == c) return; // a later token writes this cell
     const float *src = (const float *)((const uint8_t *)rows.data + h * rows.nb[1] + t * rows.nb[2]);
     uint8_t *d = (uint8_t *)cache.data + h * cache.nb[1] + (int64_t)c * cache.nb[2];
+    if (cache.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
+        for (int64_t b = threadIdx.x; b < rows.ne[0] / 32; b += blockDim.x) quant_q8_0_block(src + 32 * b, d + 34 * b);
+        return;
+    }
     for (int64_t e = threadIdx.x; e < rows.ne[0]; e += blockDim.x) {
         if (cache.type == SMOE_CUDA_F32) ((float *)d)[e] = src[e];
         else if (cache.type == SMOE_CUDA_F16) ((__half *)d)[e] = __float2half_rn(src[e]);
@@ -111,6 +115,7 @@ extern "C" int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *e
     SMOE_ATTN_CASE(SMOE_CUDA_BF16, SMOE_CUDA_BF16)
     SMOE_ATTN_CASE(SMOE_CUDA_F16, SMOE_CUDA_F32)
     SMOE_ATTN_CASE(SMOE_CUDA_F32, SMOE_CUDA_F16)
+    SMOE_ATTN_CASE(SMOE_CUDA_Q8_0, SMOE_CUDA_Q8_0)
     return (int)cudaErrorInvalidValue;
 }
 

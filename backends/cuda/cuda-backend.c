@@ -127,11 +127,12 @@ bool smoe_cuda_supports_node(const smoe_tensor *n, int cc) {
         return is_f32(a) && is_i32(b) && smoe_tensor_is_contiguous(b) && a->ne[3] == 1 && a->ne[1] <= GRID_YZ_MAX &&
                a->ne[2] <= GRID_YZ_MAX;
     case SMOE_OP_KV_WRITE:
-        return is_plain(a->type) && smoe_tensor_is_contiguous(a) && is_f32(b) && is_i32(c) &&
+        return (is_plain(a->type) || (a->type == SMOE_TYPE_Q8_0 && a->ne[0] % 32 == 0)) &&
+               smoe_tensor_is_contiguous(a) && is_f32(b) && is_i32(c) &&
                smoe_tensor_is_contiguous(c) && b->ne[1] <= GRID_YZ_MAX && b->ne[2] <= GRID_YZ_MAX;
     case SMOE_OP_ATTENTION: {
         const smoe_tensor *k = n->src[1], *v = n->src[2];
-        const bool kv_ok = (k->type == v->type && is_plain(k->type)) ||
+        const bool kv_ok = (k->type == v->type && (is_plain(k->type) || k->type == SMOE_TYPE_Q8_0)) ||
                            (k->type == SMOE_TYPE_F16 && v->type == SMOE_TYPE_F32) ||
                            (k->type == SMOE_TYPE_F32 && v->type == SMOE_TYPE_F16);
         return is_f32(a) && a->ne[0] <= 256 && kv_ok && smoe_tensor_rows_contiguous(k) &&
@@ -149,7 +150,8 @@ bool smoe_cuda_supports_node(const smoe_tensor *n, int cc) {
     case SMOE_OP_SCALE:
         return is_f32(a) && n->type == SMOE_TYPE_F32;
     case SMOE_OP_CPY:
-        return is_weight(a) && is_plain(n->type) && smoe_tensor_nrows(a) <= INT32_MAX;
+        return is_weight(a) && (is_plain(n->type) || (n->type == SMOE_TYPE_Q8_0 && a->ne[0] % 32 == 0)) &&
+               smoe_tensor_nrows(a) <= INT32_MAX;
     case SMOE_OP_VIEW:
     case SMOE_OP_NONE:
         return true;

@@ -117,6 +117,20 @@ template <int T> static SMOE_HD float deq(const uint8_t *row, int64_t i) {
     }
 }
 
+// Q8_0 block from 32 floats, as quant/q-legacy.c's reference quantizer (same comparisons, division and rounding, so
+// the bytes are identical; tests/test-cuda-deq.cu checks it): the KV_WRITE and CPY kernels' q8_0 destination.
+static SMOE_HD void quant_q8_0_block(const float *x, uint8_t *y) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const unsigned short h = __half_as_ushort(__float2half_rn(d));
+    y[0] = (uint8_t)(h & 0xff);
+    y[1] = (uint8_t)(h >> 8);
+    for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+}
+
 static __device__ __forceinline__ float warp_sum(float v) {
     for (int o = SMOE_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

@@ -1,4 +1,5 @@
-// gemv.cu - weight-reading ops: MUL_MAT, MUL_MAT_ID (expert ids read from device memory), GET_ROWS, CPY.
+// gemv.cu - weight-reading ops: MUL_MAT, MUL_MAT_ID (expert ids read from device memory), GET_ROWS, CPY (to
+// F32/F16/BF16/Q8_0).
 //
 // Layout: weights are rows of ne[0] elements (blocks of the type), row stride nb[1], expert stride nb[2].
 // MUL_MAT / MUL_MAT_ID: one warp per output element (weight row i, activation column j); the lanes stride over the
@@ -69,6 +70,14 @@ static __global__ void cpy_kernel(smoe_cuda_tensor src, smoe_cuda_tensor dst) {
     const int64_t r = blockIdx.x, i1 = r % src.ne[1], i2 = (r / src.ne[1]) % src.ne[2], i3 = r / (src.ne[1] * src.ne[2]);
     const uint8_t *s = (const uint8_t *)src.data + i1 * src.nb[1] + i2 * src.nb[2] + i3 * src.nb[3];
     uint8_t *d = (uint8_t *)dst.data + i1 * dst.nb[1] + i2 * dst.nb[2] + i3 * dst.nb[3];
+    if (dst.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
+        for (int64_t b = threadIdx.x; b < src.ne[0] / 32; b += blockDim.x) {
+            float x[32];
+            for (int j = 0; j < 32; j++) x[j] = deq<T>(s, 32 * b + j);
+            quant_q8_0_block(x, d + 34 * b);
+        }
+        return;
+    }
     for (int64_t e = threadIdx.x; e < src.ne[0]; e += blockDim.x) {
         const float v = deq<T>(s, e);
         if (dst.type == SMOE_CUDA_F32) ((float *)d)[e] = v;
