@@ -25,7 +25,7 @@
 #define SMOE_VK_BINDINGS       8 /* storage buffers per pipeline (one descriptor set layout for all) */
 #define SMOE_VK_STATUS_BINDING 7 /* the status word (types.glsl) */
 #define SMOE_VK_PUSH_SIZE      128
-#define SMOE_VK_MAX_SPECS      4 /* pipelines per shader (distinct specialization constants) */
+#define SMOE_VK_MAX_SPECS      16 /* pipelines per shader (distinct specialization constants) */
 
 /* Device capabilities the shaders are chosen by (each can be turned off with SMOE_VK_DISABLE, see vk-device.c). */
 typedef struct smoe_vk_caps {

@@ -300,6 +300,15 @@ static smoe_status rec_quantize_x(const rec *r, const smoe_tensor *x, uint32_t *
  * 8 otherwise. */
 static uint32_t pick_nc(int64_t n_cols) { return n_cols < 4 ? 1 : 8; }
 
+/* Rows per workgroup of wg invocations for rows of `units` units of work (4 elements, or a 32-element block for the
+ * integer-dot shaders): TPR = wg / NR invocations share a row, with about 4 units each (up to all wg on a row), so
+ * short rows (small models) neither leave invocations idle nor need a workgroup per row (mv_reduce.glsl). */
+static uint32_t pick_nr(uint32_t wg, int64_t units) {
+    uint32_t tpr = 1;
+    while (tpr * 2 <= wg && (int64_t)tpr * 2 * 4 <= units) tpr *= 2;
+    return wg / tpr;
+}
+
 static smoe_status rec_mul_mat(const rec *r) {
     smoe_vk_ctx *c = r->c;
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1];
@@ -307,7 +316,8 @@ static smoe_status rec_mul_mat(const rec *r) {
     int sh;
     SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ : SMOE_VK_MUL_MV, w->type, 0, &sh));
     const int64_t n_cols = smoe_tensor_nrows(x);
-    const uint32_t wg = wg_size(c, 64), nr = 2, nc = pick_nc(n_cols);
+    const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_cols);
+    const uint32_t nr = pick_nr(wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
     smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
     smoe_vk_push_mul_mv p = {.w_nb1 = (uint32_t)w->nb[1],
                              .k = (uint32_t)w->ne[0],
@@ -353,8 +363,9 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1], *ids = r->n->src[2];
     const int64_t n_used = ids->ne[0], n_tokens = ids->ne[1], n_expert = w->ne[2];
     const uint32_t n_pairs = (uint32_t)(n_used * n_tokens), max_chunks = n_pairs + (uint32_t)n_expert;
-    const uint32_t nc = pick_nc(n_tokens), nr = 2;
     const bool q8 = use_q8(c, r->n);
+    const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_tokens);
+    const uint32_t nr = pick_nr(wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
 
     /* 1. group the pairs by expert */
     int sh_sort, sh;
@@ -380,7 +391,7 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     SMOE_TRY(smoe_vk_record(c, &ds));
 
     /* 2. the products, over ranges of experts (and rows) that fit a binding */
-    smoe_vk_dispatch d = dispatch(sh, wg_size(c, 64), nr, nc);
+    smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
     smoe_vk_push_mul_mv_id p = {.w_nb1 = (uint32_t)w->nb[1],
                                 .w_nb2 = (uint32_t)w->nb[2],
                                 .k = (uint32_t)w->ne[0],

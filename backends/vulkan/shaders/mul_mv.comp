@@ -2,18 +2,16 @@
 /*
  * mul_mv.comp - MUL_MAT, and MUL_MAT_ID with -DID=1, for weights of type A_TYPE against f32 activations:
  *     out[i, j] = sum_l to_f32(w[l, i]) x[l, j].
- * A workgroup computes NR weight rows (spec constant 1) for up to NC activation columns (spec constant 2): its WG
- * invocations stride over k four elements at a time, keep NR*NC partial sums in registers and reduce them at the
- * end, so a weight row is read once per NC columns (decode uses NC = 1, batches NC = 8).
+ * A workgroup computes NR weight rows for up to NC activation columns (spec constants 1, 2): each row is handled
+ * by TPR = WG / NR invocations that stride over k four elements at a time, keeping NC partial sums in registers,
+ * reduced at the end (mv_reduce.glsl); a weight row is read once per NC columns (decode uses NC = 1, batches 8).
+ * The host sizes TPR to the row (k / 4 units), so short rows do not leave most invocations idle.
  * MUL_MAT_ID: the columns of a workgroup are up to NC (slot, token) pairs routed to one expert, taken from the chunk
  * table that moe_sort.comp built on the device (binding 3); workgroup y = chunk index.
  * One dispatch covers weight rows [row_lo, row_lo + m_rows) and (ID) experts [e_lo, e_hi): a weight larger than
  * one binding is split over several dispatches by the host (vk-ops.c).
  */
 #include "types.glsl"
-
-layout(constant_id = 1) const uint NR = 2;
-layout(constant_id = 2) const uint NC = 1;
 
 #define RAW_BINDING 0
 #define RAW wa
@@ -45,15 +43,11 @@ layout(push_constant) uniform Push {
 #endif
 } p;
 
-#if SG
-shared float red_mv[NR * NC * 64];
-#else
-shared float red_mv[NR * NC * WG];
-#endif
+#include "mv_reduce.glsl"
 
 void main() {
-    const uint tid = gl_LocalInvocationID.x;
-    const uint rb = gl_WorkGroupID.x * NR;
+    const uint tid = gl_LocalInvocationID.x, t = tid % TPR;
+    const uint row = gl_WorkGroupID.x * NR + tid / TPR;
     uint xb[NC], ob[NC];
     uint ncols, wb;
 #if ID
@@ -66,9 +60,9 @@ void main() {
     const uint pairs = p.sort_off + 1u + 3u * p.max_chunks + start;
     [[unroll]] for (uint c = 0u; c < NC; c++) {
         const uint pp = sorted[pairs + min(c, ncols - 1u)];
-        const uint s = pp % p.n_used, t = pp / p.n_used;
-        xb[c] = p.x_off + (p.n_x == 1u ? 0u : s) * p.x_nb1 + t * p.x_nb2;
-        ob[c] = p.out_off + s * p.out_nb1 + t * p.out_nb2 + p.row_lo;
+        const uint s = pp % p.n_used, tok = pp / p.n_used;
+        xb[c] = p.x_off + (p.n_x == 1u ? 0u : s) * p.x_nb1 + tok * p.x_nb2;
+        ob[c] = p.out_off + s * p.out_nb1 + tok * p.out_nb2 + p.row_lo;
     }
     wb = p.w_off + (e - p.e_lo) * p.w_nb2;
 #else
@@ -82,53 +76,20 @@ void main() {
     }
     wb = p.w_off;
 #endif
-    uint ro[NR];
-    [[unroll]] for (uint r = 0u; r < NR; r++) ro[r] = wb + min(rb + r, p.m_rows - 1u) * p.w_nb1;
+    const uint ro = wb + min(row, p.m_rows - 1u) * p.w_nb1;
 
-    float acc[NR * NC];
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) acc[a] = 0.0;
-
-    for (uint i = 4u * tid; i + 4u <= p.k; i += 4u * WG) {
-        vec4 xv[NC];
+    float acc[NC];
+    [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
+    for (uint i = 4u * t; i + 4u <= p.k; i += 4u * TPR) {
+        const vec4 wv = dq_4(ro, i);
         [[unroll]] for (uint c = 0u; c < NC; c++)
-            xv[c] = vec4(xs[xb[c] + i], xs[xb[c] + i + 1u], xs[xb[c] + i + 2u], xs[xb[c] + i + 3u]);
-        [[unroll]] for (uint r = 0u; r < NR; r++) {
-            const vec4 wv = dq_4(ro[r], i);
-            [[unroll]] for (uint c = 0u; c < NC; c++) acc[r * NC + c] += dot(wv, xv[c]);
-        }
+            acc[c] += dot(wv, vec4(xs[xb[c] + i], xs[xb[c] + i + 1u], xs[xb[c] + i + 2u], xs[xb[c] + i + 3u]));
     }
 #if IS_PLAIN(A_TYPE)
-    for (uint i = (p.k & ~3u) + tid; i < p.k; i += WG) {
-        [[unroll]] for (uint r = 0u; r < NR; r++) {
-            const float w = dq_1(ro[r], i);
-            [[unroll]] for (uint c = 0u; c < NC; c++) acc[r * NC + c] += w * xs[xb[c] + i];
-        }
+    for (uint i = (p.k & ~3u) + t; i < p.k; i += TPR) {
+        const float w = dq_1(ro, i);
+        [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] += w * xs[xb[c] + i];
     }
 #endif
-
-#if SG
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) {
-        const float v = subgroupAdd(acc[a]);
-        if (subgroupElect()) red_mv[a * gl_NumSubgroups + gl_SubgroupID] = v;
-    }
-    barrier();
-    if (tid < NR * NC) {
-        float s = 0.0;
-        for (uint g = 0u; g < gl_NumSubgroups; g++) s += red_mv[tid * gl_NumSubgroups + g];
-        acc[0] = s;
-    }
-#else
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] = acc[a];
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s)
-            [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] += red_mv[a * WG + tid + s];
-        barrier();
-    }
-    if (tid < NR * NC) acc[0] = red_mv[tid * WG];
-#endif
-    if (tid < NR * NC) {
-        const uint r = tid / NC, c = tid % NC;
-        if (rb + r < p.m_rows && c < ncols) dst[ob[c] + rb + r] = acc[0];
-    }
+    mv_store(acc, row < p.m_rows, ob, ncols, row);
 }

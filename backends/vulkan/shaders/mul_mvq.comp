@@ -5,14 +5,11 @@
  * Per 32-element block an invocation unpacks the weight quants into 8 words of 4 int8 and takes 8 packed 4-way
  * dot products with the activation block (OpSDot, SPV_KHR_integer_dot_product, with -DDOT=1; the host uses this
  * shader only on devices with shaderIntegerDotProduct, the float mul_mv.comp elsewhere). Offsets of asymmetric and
- * K-quant blocks use the activation block's sum s. Workgroup layout, NR/NC and the split over dispatches are as in
- * mul_mv.comp.
+ * K-quant blocks use the activation block's sum s. Workgroup layout (NR rows of TPR invocations, NC columns) and
+ * the split over dispatches are as in mul_mv.comp; here an invocation's unit of work is one 32-element block.
  */
 #extension GL_EXT_spirv_intrinsics : require
 #include "types.glsl"
-
-layout(constant_id = 1) const uint NR = 2;
-layout(constant_id = 2) const uint NC = 1;
 
 #define RAW_BINDING 0
 #define RAW wa
@@ -44,11 +41,7 @@ layout(push_constant) uniform Push {
 #endif
 } p;
 
-#if SG
-shared float red_mv[NR * NC * 64];
-#else
-shared float red_mv[NR * NC * WG];
-#endif
+#include "mv_reduce.glsl"
 
 uint high_bits(uint h) { return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25); }
 
@@ -143,8 +136,8 @@ float block_dot(uint ro, uint b, uint qo) {
 }
 
 void main() {
-    const uint tid = gl_LocalInvocationID.x;
-    const uint rb = gl_WorkGroupID.x * NR;
+    const uint tid = gl_LocalInvocationID.x, t = tid % TPR;
+    const uint row = gl_WorkGroupID.x * NR + tid / TPR;
     const uint nb = p.k / 32u;
     uint qb[NC], ob[NC];
     uint ncols, wb;
@@ -158,9 +151,9 @@ void main() {
     const uint pairs = p.sort_off + 1u + 3u * p.max_chunks + start;
     [[unroll]] for (uint c = 0u; c < NC; c++) {
         const uint pp = sorted[pairs + min(c, ncols - 1u)];
-        const uint s = pp % p.n_used, t = pp / p.n_used;
-        qb[c] = p.q_off + ((p.n_x == 1u ? 0u : s) + t * p.n_x) * nb * 10u;
-        ob[c] = p.out_off + s * p.out_nb1 + t * p.out_nb2 + p.row_lo;
+        const uint s = pp % p.n_used, tok = pp / p.n_used;
+        qb[c] = p.q_off + ((p.n_x == 1u ? 0u : s) + tok * p.n_x) * nb * 10u;
+        ob[c] = p.out_off + s * p.out_nb1 + tok * p.out_nb2 + p.row_lo;
     }
     wb = p.w_off + (e - p.e_lo) * p.w_nb2;
 #else
@@ -173,38 +166,11 @@ void main() {
     }
     wb = p.w_off;
 #endif
-    uint ro[NR];
-    [[unroll]] for (uint r = 0u; r < NR; r++) ro[r] = wb + min(rb + r, p.m_rows - 1u) * p.w_nb1;
+    const uint ro = wb + min(row, p.m_rows - 1u) * p.w_nb1;
 
-    float acc[NR * NC];
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) acc[a] = 0.0;
-    for (uint b = tid; b < nb; b += WG)
-        [[unroll]] for (uint r = 0u; r < NR; r++)
-            [[unroll]] for (uint c = 0u; c < NC; c++) acc[r * NC + c] += block_dot(ro[r], b, qb[c] + 10u * b);
-
-#if SG
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) {
-        const float v = subgroupAdd(acc[a]);
-        if (subgroupElect()) red_mv[a * gl_NumSubgroups + gl_SubgroupID] = v;
-    }
-    barrier();
-    if (tid < NR * NC) {
-        float s = 0.0;
-        for (uint g = 0u; g < gl_NumSubgroups; g++) s += red_mv[tid * gl_NumSubgroups + g];
-        acc[0] = s;
-    }
-#else
-    [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] = acc[a];
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s)
-            [[unroll]] for (uint a = 0u; a < NR * NC; a++) red_mv[a * WG + tid] += red_mv[a * WG + tid + s];
-        barrier();
-    }
-    if (tid < NR * NC) acc[0] = red_mv[tid * WG];
-#endif
-    if (tid < NR * NC) {
-        const uint r = tid / NC, c = tid % NC;
-        if (rb + r < p.m_rows && c < ncols) dst[ob[c] + rb + r] = acc[0];
-    }
+    float acc[NC];
+    [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
+    for (uint b = t; b < nb; b += TPR)
+        [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] += block_dot(ro, b, qb[c] + 10u * b);
+    mv_store(acc, row < p.m_rows, ob, ncols, row);
 }
