@@ -127,7 +127,7 @@ static smoe_status create_instance(smoe_vk_ctx *c, VkInstance *out) {
                              .pEngineName = "smoe",
                              .apiVersion = version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : VK_API_VERSION_1_2};
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
-    const char *layers[1], *exts[1];
+    const char *layers[1], *exts[2];
     VkDebugUtilsMessengerCreateInfoEXT dbg = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
         .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
@@ -135,6 +135,11 @@ static smoe_status create_instance(smoe_vk_ctx *c, VkInstance *out) {
                        VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
         .pfnUserCallback = debug_cb,
         .pUserData = c};
+    /* synchronization validation too: it checks that every hazard between dispatches has a barrier */
+    const VkValidationFeatureEnableEXT sync_validation = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+                                        .enabledValidationFeatureCount = 1,
+                                        .pEnabledValidationFeatures = &sync_validation};
     if (c && env_flag("SMOE_VK_VALIDATION")) {
         const char *vl = "VK_LAYER_KHRONOS_validation";
         SMOE_RETURN_IF(!has_layer(vl), SMOE_ERR_UNSUPPORTED,
@@ -144,14 +149,19 @@ static smoe_status create_instance(smoe_vk_ctx *c, VkInstance *out) {
         ci.ppEnabledLayerNames = layers;
         if (has_instance_ext(vl, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
             has_instance_ext(NULL, VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
-            exts[0] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
-            ci.enabledExtensionCount = 1;
+            exts[ci.enabledExtensionCount++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
             ci.ppEnabledExtensionNames = exts;
             ci.pNext = &dbg;
         }
+        if (has_instance_ext(vl, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME)) {
+            exts[ci.enabledExtensionCount++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+            ci.ppEnabledExtensionNames = exts;
+            features.pNext = ci.pNext;
+            ci.pNext = &features;
+        }
     }
     SMOE_VK_TRY(vkCreateInstance(&ci, NULL, out), "vkCreateInstance");
-    if (c && ci.pNext) {
+    if (c && ci.enabledExtensionCount && strcmp(exts[0], VK_EXT_DEBUG_UTILS_EXTENSION_NAME) == 0) {
         PFN_vkCreateDebugUtilsMessengerEXT create =
             (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(*out, "vkCreateDebugUtilsMessengerEXT");
         if (create && create(*out, &dbg, NULL, &c->messenger) != VK_SUCCESS) c->messenger = VK_NULL_HANDLE;

@@ -123,6 +123,9 @@ typedef struct smoe_vk_ctx {
     VkFence         fence, fence_xfer;
     bool            pending;  /* cmd submitted and not yet waited for */
     uint32_t        n_dispatch; /* dispatches recorded into cmd */
+    uint32_t        n_barriers; /* barriers recorded into cmd (between dispatches) */
+    struct smoe_vk_binding *touched; /* windows touched since the last barrier */
+    int                     n_touched, cap_touched;
 
     /* pipelines and descriptors */
     PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor;
@@ -194,9 +197,13 @@ void        smoe_vk_pipelines_destroy(smoe_vk_ctx *c);
  * the device's caps call for; -1 if none was built. */
 int smoe_vk_shader_for(smoe_vk_ctx *c, smoe_vk_kernel k, smoe_type t1, smoe_type t2);
 
+/* A window of a buffer bound to one binding: exactly the bytes the dispatch may touch (the recorder binds tight
+ * windows), and whether it writes them. smoe_vk_record puts a barrier before a dispatch only when one of its windows
+ * overlaps a window written since the last barrier, or it writes a window read since then. */
 typedef struct smoe_vk_binding {
     VkBuffer     buffer;
     VkDeviceSize offset, range;
+    bool         write;
 } smoe_vk_binding;
 
 typedef struct smoe_vk_dispatch {

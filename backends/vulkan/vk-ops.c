@@ -36,13 +36,13 @@ static smoe_status bind_range(smoe_vk_ctx *c, smoe_vk_binding *b, const smoe_ten
     const smoe_vk_mem *m = t->buffer->ctx;
     const VkDeviceSize off = t_offset(t) + lo, end = (t_offset(t) + hi + 3) & ~(VkDeviceSize)3;
     const VkDeviceSize start = off / c->min_align * c->min_align;
-    VkDeviceSize range = m->size - start;
-    if (range > c->max_range) range = c->max_range;
-    SMOE_RETURN_IF(end > m->size || end - start > range, SMOE_ERR_UNSUPPORTED,
+    SMOE_RETURN_IF(end > m->size || end - start > c->max_range, SMOE_ERR_UNSUPPORTED,
                    "vulkan: %s: bytes [%zu, %zu) do not fit one binding (internal)", t->name, lo, hi);
+    /* a tight window: the barrier logic (vk-pipelines.c) and the validation layer see what is really touched */
     b->buffer = m->buffer;
     b->offset = start;
-    b->range = range;
+    b->range = end - start;
+    b->write = false;
     *rel = (uint32_t)(off - start);
     return SMOE_OK;
 }
@@ -219,6 +219,7 @@ static smoe_status rec_get_rows(const rec *r) {
     uint32_t nb[4];
     SMOE_TRY(bind_elems(c, &d.bind[1], ids, &p.ids_off, NULL));
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    d.bind[2].write = true;
     p.out_nb1 = nb[1];
     d.push = &p;
     d.push_size = sizeof(p);
@@ -269,7 +270,7 @@ void smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node, size_t *table_b
  * reading the same x: Q/K/V, gate/up); *q_off receives its offset in uints. */
 static smoe_status rec_quantize_x(const rec *r, const smoe_tensor *x, uint32_t *q_off) {
     smoe_vk_ctx *c = r->c;
-    *q_off = (uint32_t)(c->scratch_q8_off / 4);
+    *q_off = 0; /* the int8 area is bound on its own */
     if (c->q8_src == x && c->q8_src_data == x->data) return SMOE_OK;
     int sh;
     SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_QUANTIZE_Q8, 0, 0, &sh));
@@ -284,7 +285,7 @@ static smoe_status rec_quantize_x(const rec *r, const smoe_tensor *x, uint32_t *
     p.x_nb3 = nb[3];
     SMOE_RETURN_IF(c->scratch.size < c->scratch_q8_off + q8_bytes(x), SMOE_ERR_UNSUPPORTED,
                    "vulkan: scratch not reserved (internal)");
-    d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+    d.bind[1] = (smoe_vk_binding){c->scratch.buffer, c->scratch_q8_off, q8_bytes(x), true};
     d.push = &p;
     d.push_size = sizeof(p);
     d.groups[0] = ceil_div((uint64_t)(x->ne[0] / 32), wg);
@@ -328,7 +329,7 @@ static smoe_status rec_mul_mat(const rec *r) {
     uint32_t nb[4];
     if (q8) {
         SMOE_TRY(rec_quantize_x(r, x, &pq.q_off));
-        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, c->scratch_q8_off, q8_bytes(x), false};
     } else {
         SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
         p.x_nb1 = nb[1];
@@ -336,6 +337,7 @@ static smoe_status rec_mul_mat(const rec *r) {
         p.x_nb3 = nb[3];
     }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    d.bind[2].write = true;
     p.out_nb1 = nb[1];
     pq.out_off = p.out_off;
     pq.out_nb1 = p.out_nb1;
@@ -384,7 +386,7 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     ps.ids_nb1 = nb[1];
     const VkDeviceSize words = moe_sort_words(r->n);
     SMOE_RETURN_IF(c->scratch.size < words * 4, SMOE_ERR_UNSUPPORTED, "vulkan: scratch not reserved (internal)");
-    ds.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, words * 4};
+    ds.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, words * 4, true};
     ds.push = &ps;
     ds.push_size = sizeof(ps);
     ds.groups[0] = ds.groups[1] = ds.groups[2] = 1;
@@ -403,17 +405,19 @@ static smoe_status rec_mul_mat_id(const rec *r) {
                                   .sort_off = 0, .max_chunks = max_chunks};
     if (q8) {
         SMOE_TRY(rec_quantize_x(r, x, &pq.q_off));
-        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, 0, c->scratch.size};
+        d.bind[1] = (smoe_vk_binding){c->scratch.buffer, c->scratch_q8_off, q8_bytes(x), false};
     } else {
         SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
         p.x_nb1 = nb[1];
         p.x_nb2 = nb[2];
     }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
+    d.bind[2].write = true;
     p.out_nb1 = pq.out_nb1 = nb[1];
     p.out_nb2 = pq.out_nb2 = nb[2];
     pq.out_off = p.out_off;
     d.bind[3] = ds.bind[1];
+    d.bind[3].write = false;
     d.push = q8 ? (const void *)&pq : (const void *)&p;
     d.push_size = q8 ? sizeof(pq) : sizeof(p);
     const size_t row = smoe_tensor_row_size(w);
@@ -469,6 +473,7 @@ static smoe_status rec_rms_norm(const rec *r) {
     p.x_nb3 = nb[3];
     SMOE_TRY(bind_elems(c, &d.bind[1], w, &p.w_off, NULL));
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.o_off, nb));
+    d.bind[2].write = true;
     p.o_nb1 = nb[1];
     p.o_nb2 = nb[2];
     p.o_nb3 = nb[3];
@@ -504,6 +509,7 @@ static smoe_status rec_rope(const rec *r) {
     p.x_nb2 = nb[2];
     SMOE_TRY(bind_elems(c, &d.bind[1], pos, &p.pos_off, NULL));
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.o_off, nb));
+    d.bind[2].write = true;
     p.o_nb1 = nb[1];
     p.o_nb2 = nb[2];
     d.push = &p;
@@ -536,6 +542,7 @@ static smoe_status rec_copy(const rec *r, const smoe_tensor *src, const smoe_ten
                           .err_code = err_code(r->index, SMOE_VK_ERR_CELL)};
     SMOE_TRY(bind_all(c, &d.bind[0], src, &p.s_off));
     SMOE_TRY(bind_all(c, &d.bind[1], dst, &p.d_off));
+    d.bind[1].write = true;
     if (cells) SMOE_TRY(bind_elems(c, &d.bind[2], cells, &p.idx_off, NULL));
     d.push = &p;
     d.push_size = sizeof(p);
@@ -576,6 +583,7 @@ static smoe_status rec_attention(const rec *r) {
     p.ci_nb1 = nb[1];
     SMOE_TRY(bind_elems(c, &d.bind[5], n->src[5], &p.ns_off, NULL));
     SMOE_TRY(bind_elems(c, &d.bind[6], n, &p.o_off, nb));
+    d.bind[6].write = true;
     p.o_nb1 = nb[1];
     p.o_nb2 = nb[2];
     d.push = &p;
@@ -600,6 +608,7 @@ static smoe_status rec_moe_route(const rec *r) {
     SMOE_TRY(bind_elems(c, &d.bind[0], l, &p.l_off, nb));
     p.l_nb1 = nb[1];
     SMOE_TRY(bind_elems(c, &d.bind[1], r->n, &p.o_off, nb));
+    d.bind[1].write = true;
     p.o_nb1 = nb[1];
     d.push = &p;
     d.push_size = sizeof(p);
@@ -628,6 +637,7 @@ static smoe_status rec_moe_combine(const rec *r) {
     SMOE_TRY(bind_elems(c, &d.bind[2], ids, &p.i_off, nb));
     p.i_nb1 = nb[1];
     SMOE_TRY(bind_elems(c, &d.bind[3], r->n, &p.o_off, nb));
+    d.bind[3].write = true;
     p.o_nb1 = nb[1];
     d.push = &p;
     d.push_size = sizeof(p);
@@ -667,6 +677,7 @@ static smoe_status rec_eltwise(const rec *r, uint32_t op) {
         p.b_ne3 = (uint32_t)b->ne[3];
     }
     SMOE_TRY(bind_elems(c, &d.bind[2], n, &p.o_off, nb));
+    d.bind[2].write = true;
     p.o_nb1 = nb[1];
     p.o_nb2 = nb[2];
     p.o_nb3 = nb[3];

@@ -120,6 +120,9 @@ void smoe_vk_pipelines_destroy(smoe_vk_ctx *c) {
     c->dsl = VK_NULL_HANDLE;
     free(c->shader_cache);
     c->shader_cache = NULL;
+    free(c->touched);
+    c->touched = NULL;
+    c->n_touched = c->cap_touched = 0;
 }
 
 /* ---- pipelines ---- */
@@ -226,6 +229,38 @@ smoe_status smoe_vk_begin(smoe_vk_ctx *c) {
             VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     ((volatile uint32_t *)c->status.mapped)[0] = 0;
     c->n_dispatch = 0;
+    c->n_barriers = 0;
+    c->n_touched = 0;
+    return SMOE_OK;
+}
+
+/* Whether dispatch d must wait for the dispatches recorded since the last barrier: a read or write of a window
+ * written by them (RAW, WAW), or a write of a window they read (WAR). The status word is only touched by atomics. */
+static bool needs_barrier(const smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
+    for (int i = 0; i < SMOE_VK_BINDINGS; i++) {
+        const smoe_vk_binding *b = &d->bind[i];
+        if (i == SMOE_VK_STATUS_BINDING || !b->buffer) continue;
+        for (int j = 0; j < c->n_touched; j++) {
+            const smoe_vk_binding *p = &c->touched[j];
+            if (p->buffer != b->buffer || !(p->write || b->write)) continue;
+            if (b->offset < p->offset + p->range && p->offset < b->offset + b->range) return true;
+        }
+    }
+    return false;
+}
+
+static smoe_status add_touched(smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
+    for (int i = 0; i < SMOE_VK_BINDINGS; i++) {
+        if (i == SMOE_VK_STATUS_BINDING || !d->bind[i].buffer) continue;
+        if (c->n_touched == c->cap_touched) {
+            const int cap = c->cap_touched ? 2 * c->cap_touched : 64;
+            smoe_vk_binding *p = realloc(c->touched, (size_t)cap * sizeof(*p));
+            SMOE_RETURN_IF(!p, SMOE_ERR_OUT_OF_MEMORY, "vulkan: out of memory");
+            c->touched = p;
+            c->cap_touched = cap;
+        }
+        c->touched[c->n_touched++] = d->bind[i];
+    }
     return SMOE_OK;
 }
 
@@ -237,6 +272,13 @@ smoe_status smoe_vk_record(smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
                        "vulkan: %s: %u workgroups in dimension %d (limit %u)", smoe_vk_shaders[d->shader].name,
                        d->groups[i], i, c->max_groups[i]);
     SMOE_RETURN_IF(d->push_size > SMOE_VK_PUSH_SIZE, SMOE_ERR_UNSUPPORTED, "vulkan: push constants too large");
+    if (needs_barrier(c, d)) {
+        barrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT,
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+        c->n_touched = 0;
+        c->n_barriers++;
+    }
+    SMOE_TRY(add_touched(c, d));
     vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
 
     VkDescriptorBufferInfo info[SMOE_VK_BINDINGS];
@@ -264,8 +306,6 @@ smoe_status smoe_vk_record(smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
     if (d->push_size)
         vkCmdPushConstants(c->cmd, c->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
     vkCmdDispatch(c->cmd, d->groups[0], d->groups[1], d->groups[2]);
-    barrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     c->n_dispatch++;
     return SMOE_OK;
 }
