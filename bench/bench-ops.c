@@ -71,6 +71,7 @@ static const bcase cases[] = {
     {"experts-down pp128", 2, 3584, 1024, 128},
     {"lm-head tg", 0, 1024, 32000, 1},
     {"attention f16 tg (512 cells)", 3, 512, 0, 1},
+    {"attention f16 tg (16384 cells)", 3, 16384, 0, 1},
     {"attention f16 pp128", 3, 128, 0, 128},
     {"swiglu pp128", 4, 3584, 0, 256},
     {"rms_norm pp128", 5, 1024, 0, 128},

@@ -11,6 +11,8 @@
  * - Dot products on random data: |simd - ref| <= 1e-5 * sum |x_i y_i| (float rounding only).
  * - MUL_MAT / MUL_MAT_ID through the backend (batched and row-by-row paths) on exact data: bit-identical to the
  *   SCALAR backend; and the same SIMD table with 1 and 3 threads: bit-identical.
+ * - ATTENTION (one pass per query, and the segmented long-cache path) with 1 and 3 threads: bit-identical. Its
+ *   agreement with the reference is checked by tests/test-ops.c.
  * The reference values come from the reference kernels (quant/), which tests/test-quant.c checks against the gguf
  * Python package and double-precision math.
  */
@@ -353,6 +355,58 @@ static void test_matmul_exact(void **state) {
     smoe_backend_free(ref);
 }
 
+/* Fused attention (segmented for a long cache and few queries): the same SIMD table with 1 and 3 threads gives the
+ * same bits, with F16 and Q8_0 caches. */
+static void test_attention_threads(void **state) {
+    (void)state;
+    const smoe_cpu_kernels *tabs[8];
+    const int nt = simd_tables(tabs);
+    const smoe_type kv_types[] = {SMOE_TYPE_F16, SMOE_TYPE_Q8_0};
+    for (int ti = 0; ti < nt; ti++) {
+        smoe_backend *b1 = cpu(tabs[ti]->isa, 1), *b3 = cpu(tabs[ti]->isa, 3);
+        for (size_t kt = 0; kt < 2; kt++) {
+            for (int64_t n_tok = 1; n_tok <= 9; n_tok += 8) { /* 1: segmented cache; 9: one pass per query */
+                const int64_t hd = 64, nh = 8, nkv = 2, nc = 2600;
+                gt_rng rng = {.s = 500 + kt * 10 + (uint64_t)n_tok};
+                smoe_graph *g = NULL;
+                assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+                smoe_tensor *q, *k, *v, *qi, *ci, *ns, *o;
+                assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, (int64_t[]){hd, nh, n_tok}, &q), SMOE_OK);
+                assert_int_equal(smoe_graph_new_tensor(g, kv_types[kt], 3, (int64_t[]){hd, nkv, nc}, &k), SMOE_OK);
+                assert_int_equal(smoe_graph_new_tensor(g, kv_types[kt], 3, (int64_t[]){hd, nkv, nc}, &v), SMOE_OK);
+                assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, (int64_t[]){2, n_tok}, &qi), SMOE_OK);
+                assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, (int64_t[]){2, nc}, &ci), SMOE_OK);
+                assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, (int64_t[]){1}, &ns), SMOE_OK);
+                assert_int_equal(smoe_attention(g, q, k, v, qi, ci, ns, 0.125f, &o), SMOE_OK);
+                smoe_graph_set_output(o);
+                float *qd = malloc((size_t)(hd * nh * n_tok) * sizeof(float)), *kf = malloc((size_t)(hd * nkv * nc) * 4);
+                gt_fill(&rng, qd, hd * nh * n_tok, -1, 1);
+                gt_fill(&rng, kf, hd * nkv * nc, -1, 1);
+                void *kd = gt_encode(kv_types[kt], kf, hd, nkv * nc);
+                gt_fill(&rng, kf, hd * nkv * nc, -1, 1);
+                void *vd = gt_encode(kv_types[kt], kf, hd, nkv * nc);
+                int32_t *qid = malloc((size_t)(2 * n_tok) * sizeof(int32_t)), *cid = malloc((size_t)(2 * nc) * 4);
+                for (int64_t j = 0; j < nc; j++) cid[2 * j] = (int32_t)j, cid[2 * j + 1] = j % 7 == 6 ? -1 : 0;
+                for (int64_t t = 0; t < n_tok; t++) qid[2 * t] = (int32_t)(nc - 1 - t), qid[2 * t + 1] = 0;
+                int32_t nsd = (int32_t)nc;
+                gt_input in[] = {{q, qd}, {k, kd}, {v, vd}, {qi, qid}, {ci, cid}, {ns, &nsd}};
+                const size_t nb = smoe_tensor_nbytes(o);
+                uint8_t *r1 = malloc(nb), *r3 = malloc(nb);
+                gt_output o1 = {o, r1}, o3 = {o, r3};
+                assert_int_equal(gt_run(&b1, 1, g, in, 6, &o1, 1, 1, NULL), SMOE_OK);
+                assert_int_equal(gt_run(&b3, 1, g, in, 6, &o3, 1, 1, NULL), SMOE_OK);
+                if (memcmp(r1, r3, nb) != 0)
+                    fail_msg("%s attention %s n_tokens %ld: 1 and 3 threads differ", tabs[ti]->name,
+                             smoe_type_name(kv_types[kt]), (long)n_tok);
+                free(qd), free(kf), free(kd), free(vd), free(qid), free(cid), free(r1), free(r3);
+                smoe_graph_free(g);
+            }
+        }
+        smoe_backend_free(b1);
+        smoe_backend_free(b3);
+    }
+}
+
 /* the dispatcher: names round-trip, AUTO resolves to an available table, SCALAR always exists */
 static void test_dispatch(void **state) {
     (void)state;
@@ -370,7 +424,7 @@ static void test_dispatch(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch),     cmocka_unit_test(test_quantizers),  cmocka_unit_test(test_dot_exact),
-        cmocka_unit_test(test_dot_random),   cmocka_unit_test(test_matmul_exact),
+        cmocka_unit_test(test_dot_random),   cmocka_unit_test(test_matmul_exact), cmocka_unit_test(test_attention_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

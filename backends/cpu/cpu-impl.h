@@ -1,5 +1,8 @@
 /*
- * cpu-impl.h - the CPU backend's context and its reference kernels (plain C, one file per op family).
+ * cpu-impl.h - the CPU backend's context and its kernels: the plain-C reference (ops-*.c, one file per op family)
+ * and the SIMD paths picked at run time (cpu-simd.h: kernel tables; cpu-matmul.c: MUL_MAT/MUL_MAT_ID with them).
+ * A backend made with SMOE_CPU_ISA_SCALAR runs the reference only; otherwise an op uses its table's kernels where
+ * the table has them and falls back to the reference elsewhere.
  *
  * Kernels get a node whose sources and output are bound to host memory. They parallelize over rows with the pool;
  * every output element is computed by exactly one thread with the same code whatever the thread count, so results

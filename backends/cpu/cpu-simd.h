@@ -98,11 +98,13 @@ typedef struct smoe_cpu_kernels {
     void (*mul_scaled_f32)(int64_t n, const float *x, float s, const float *w, float *y);
     /* Fused attention of `group` (1..SMOE_ATTN_MAX_GROUP) query heads sharing one KV head, over the n cells listed in
      * cells[] (n >= 0): out[g] = sum_j softmax_j(scale * q[g] . K_j) V_j, or zeros when n == 0. K_j and V_j are rows
-     * of hd elements (a multiple of 8) of kv_type (SMOE_TYPE_F16 or SMOE_TYPE_F32) at k + cells[j] * k_stride and
-     * v + cells[j] * v_stride. Online softmax over chunks of cells: no score matrix. scratch: smoe_attn_scratch(). */
+     * of hd elements (a multiple of 8; of 32 for Q8_0) of kv_type (F16, F32 or Q8_0) at k + cells[j] * k_stride and
+     * v + cells[j] * v_stride. Online softmax over chunks of cells: no score matrix. scratch: smoe_attn_scratch().
+     * With ml != NULL the sums are left unnormalized (out[g] = sum_j exp(s_j - m_g) V_j) and ml[2g], ml[2g+1] get the
+     * running maximum m_g and the sum l_g of the exponentials (m = -inf, l = 0 when n == 0), for merging segments. */
     void (*attn)(int64_t hd, int group, const float *const *q, float scale, smoe_type kv_type, const void *k,
                  size_t k_stride, const void *v, size_t v_stride, const int32_t *cells, int64_t n, float *const *out,
-                 float *scratch);
+                 float *ml, float *scratch);
 } smoe_cpu_kernels;
 
 #define SMOE_ATTN_MAX_GROUP 8

@@ -151,14 +151,23 @@ static void attn_task(void *p, int ith, int nth) {
     }
 }
 
-/* The SIMD path (kern->attn): work items (query token, KV head) handed out from an atomic counter, since causal
- * prefill gives later tokens more cells; each item lists its visible cells, then one kernel call does the group. */
+/* The SIMD path (kern->attn): work items (query token, KV head, segment of cells) handed out from an atomic counter,
+ * since causal prefill gives later tokens more cells; each item lists its visible cells, then one kernel call does
+ * the group. Few query tokens over a long cache (decode) would give too few items to keep threads busy, so their
+ * cells are cut into segments of ATTN_SEG (flash-decoding): each segment's unnormalized sums, maximum and
+ * normalizer are kept and merged in segment order afterwards. Whether and how the cells are cut depends only on the
+ * shapes, never on the thread count, so results stay bit-identical for any n_threads. */
+#define ATTN_SEG            1024 /* cells per segment */
+#define ATTN_SEG_MAX_TOKENS 4    /* query tokens up to which long caches are segmented */
+
 typedef struct attn_fast_args {
     const attn_args        *a;
     const smoe_cpu_kernels *kern;
     atomic_llong            next;
+    int64_t                 n_seg;      /* segments per (token, KV head); 1 = whole range, normalized output */
     size_t                  per_thread; /* bytes of scratch per thread */
     uint8_t                *scratch;
+    float                  *part;       /* n_seg > 1: per item, group * (head_dim + 2) floats: sums, then (m, l) */
 } attn_fast_args;
 
 static void attn_fast_task(void *p, int ith, int nth) {
@@ -173,20 +182,63 @@ static void attn_fast_task(void *p, int ith, int nth) {
     const int32_t *qi = a->q_info->data, *ci = a->cell_info->data;
     const float *qp[SMOE_ATTN_MAX_GROUP];
     float *op[SMOE_ATTN_MAX_GROUP];
+    const size_t part_floats = (size_t)group * (size_t)(head_dim + 2);
     for (;;) {
         const int64_t w = atomic_fetch_add_explicit(&f->next, 1, memory_order_relaxed);
-        if (w >= n_tokens * n_head_kv) break;
-        const int64_t t = w / n_head_kv, hkv = w % n_head_kv;
+        if (w >= n_tokens * n_head_kv * f->n_seg) break;
+        const int64_t seg = w % f->n_seg, th = w / f->n_seg, t = th / n_head_kv, hkv = th % n_head_kv;
+        const int64_t j0 = f->n_seg > 1 ? seg * ATTN_SEG : 0;
+        const int64_t j1 = f->n_seg > 1 && j0 + ATTN_SEG < a->n_scan ? j0 + ATTN_SEG : a->n_scan;
         const int32_t qpos = qi[2 * t], qseq = qi[2 * t + 1];
         int64_t n = 0;
-        for (int64_t j = 0; j < a->n_scan; j++)
+        for (int64_t j = j0; j < j1; j++)
             if (ci[2 * j + 1] >= 0 && ci[2 * j + 1] == qseq && ci[2 * j] <= qpos) cells[n++] = (int32_t)j;
+        float *part = f->n_seg > 1 ? f->part + (size_t)w * part_floats : NULL;
         for (int64_t g = 0; g < group; g++) {
             qp[g] = smoe_cpu_row(a->q, hkv * group + g, t, 0);
-            op[g] = smoe_cpu_row(a->out, hkv * group + g, t, 0);
+            op[g] = part ? part + (size_t)g * (size_t)head_dim : (float *)smoe_cpu_row(a->out, hkv * group + g, t, 0);
         }
         f->kern->attn(head_dim, (int)group, qp, scale, a->k->type, smoe_cpu_row(a->k, hkv, 0, 0), a->k->nb[2],
-                      smoe_cpu_row(a->v, hkv, 0, 0), a->v->nb[2], cells, n, op, scratch);
+                      smoe_cpu_row(a->v, hkv, 0, 0), a->v->nb[2], cells, n, op,
+                      part ? part + (size_t)group * (size_t)head_dim : NULL, scratch);
+    }
+}
+
+/* Merges the segments of each (token, KV head) in segment order: out = sum_s e_s acc_s / sum_s e_s l_s with
+ * e_s = exp(m_s - max_s m_s); zeros when no segment saw a cell. */
+static void attn_merge_task(void *p, int ith, int nth) {
+    attn_fast_args *f = p;
+    const attn_args *a = f->a;
+    const int64_t head_dim = a->q->ne[0], n_head = a->q->ne[1], n_tokens = a->q->ne[2];
+    const int64_t n_head_kv = a->k->ne[1], group = n_head / n_head_kv;
+    const size_t part_floats = (size_t)group * (size_t)(head_dim + 2);
+    int64_t w0, w1;
+    smoe_split_range(n_tokens * n_head_kv, ith, nth, &w0, &w1);
+    for (int64_t th = w0; th < w1; th++) {
+        const int64_t t = th / n_head_kv, hkv = th % n_head_kv;
+        const float *parts = f->part + (size_t)th * (size_t)f->n_seg * part_floats;
+        for (int64_t g = 0; g < group; g++) {
+            float mx = -INFINITY;
+            for (int64_t s = 0; s < f->n_seg; s++) {
+                const float *ml = parts + (size_t)s * part_floats + (size_t)group * (size_t)head_dim + 2 * g;
+                if (ml[1] > 0.0f && ml[0] > mx) mx = ml[0];
+            }
+            float *dst = smoe_cpu_row(a->out, hkv * group + g, t, 0);
+            memset(dst, 0, (size_t)head_dim * sizeof(float));
+            float l = 0.0f;
+            for (int64_t s = 0; s < f->n_seg; s++) {
+                const float *seg = parts + (size_t)s * part_floats;
+                const float *ml = seg + (size_t)group * (size_t)head_dim + 2 * g;
+                if (!(ml[1] > 0.0f)) continue;
+                const float e = expf(ml[0] - mx);
+                l += e * ml[1];
+                if (f->kern->axpy_f32) f->kern->axpy_f32(head_dim, e, seg + (size_t)g * (size_t)head_dim, dst);
+                else
+                    for (int64_t d = 0; d < head_dim; d++) dst[d] += e * seg[(size_t)g * (size_t)head_dim + (size_t)d];
+            }
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            for (int64_t d = 0; d < head_dim; d++) dst[d] *= inv;
+        }
     }
 }
 
@@ -197,16 +249,24 @@ smoe_status smoe_cpu_attention(smoe_cpu_ctx *ctx, const smoe_tensor *node) {
     int64_t n_scan = n_scan_raw < 0 ? 0 : n_scan_raw;
     if (n_scan > k->ne[2]) n_scan = k->ne[2];
     const smoe_tensor *v = node->src[2];
-    if (ctx->kern->attn && k->type == v->type && (k->type == SMOE_TYPE_F16 || k->type == SMOE_TYPE_F32) &&
-        head_dim % 8 == 0 && group <= SMOE_ATTN_MAX_GROUP) {
+    if (ctx->kern->attn && k->type == v->type && group <= SMOE_ATTN_MAX_GROUP &&
+        ((k->type == SMOE_TYPE_F16 || k->type == SMOE_TYPE_F32) ? head_dim % 8 == 0
+                                                                 : k->type == SMOE_TYPE_Q8_0 && head_dim % 32 == 0)) {
+        const int64_t n_tokens = q->ne[2], n_head_kv = k->ne[1];
+        const int64_t n_seg = n_tokens <= ATTN_SEG_MAX_TOKENS && n_scan > ATTN_SEG ? (n_scan + ATTN_SEG - 1) / ATTN_SEG : 1;
         const size_t per = ((smoe_attn_scratch(head_dim, (int)group) * sizeof(float) +
                              (size_t)(n_scan > 0 ? n_scan : 1) * sizeof(int32_t)) + 63) & ~(size_t)63;
-        SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * per));
+        const size_t part_bytes =
+            n_seg > 1 ? (size_t)(n_tokens * n_head_kv * n_seg) * (size_t)group * (size_t)(head_dim + 2) * sizeof(float)
+                      : 0;
+        SMOE_TRY(smoe_cpu_work_reserve(ctx, (size_t)ctx->n_threads * per + part_bytes));
         attn_args a = {.q = q, .k = k, .v = v, .q_info = node->src[3], .cell_info = node->src[4], .out = node,
                        .n_scan = n_scan};
-        attn_fast_args f = {.a = &a, .kern = ctx->kern, .per_thread = per, .scratch = ctx->work};
+        attn_fast_args f = {.a = &a, .kern = ctx->kern, .n_seg = n_seg, .per_thread = per, .scratch = ctx->work,
+                            .part = (float *)(ctx->work + (size_t)ctx->n_threads * per)};
         atomic_store(&f.next, 0);
         smoe_threadpool_run(ctx->pool, attn_fast_task, &f);
+        if (n_seg > 1) smoe_threadpool_run(ctx->pool, attn_merge_task, &f);
         return SMOE_OK;
     }
     const size_t per_thread = (size_t)((2 + group) * head_dim + 2 * group + 15) & ~(size_t)15;
