@@ -9,19 +9,22 @@
 #    noise over both), and logs `uptime` before each run;
 # 4. prints a table of tokens/s (mean +- stddev of the per-round means) and the ratio smoe / llama.cpp.
 #
-# usage: bench/compare-llamacpp.sh [-l LLAMA_BUILD] [-S LLAMA_SRC] [-s SMOE_BUILD] [-d DATA_DIR] [-t THREADS]
-#                                  [-r REPS] [-R ROUNDS] [-L LAYERS] [-p PP] [-n TG] [-T "q8_0 q4_0 q4_k_m"]
+# usage: bench/compare-llamacpp.sh [-l LLAMA_BUILD] [-S LLAMA_SRC] [-P LIB_DIR] [-s SMOE_BUILD] [-d DATA_DIR]
+#                                  [-t THREADS] [-r REPS] [-R ROUNDS] [-L LAYERS] [-p PP] [-n TG] [-T "q8_0 q4_0 q4_k_m"]
 #   -l  llama.cpp build directory with bin/llama-bench (default /opt/llama.cpp/build)
+#   -P  a directory put first on llama-bench's LD_LIBRARY_PATH (e.g. a libggml-cpu.so built with other flags)
 #   -S  llama.cpp source directory: build it into -l first (cmake, Release, GGML_NATIVE=ON) if llama-bench is missing
 #   -s  smoe build directory with tools/smoe (default: build/ next to this script's parent)
 #   -d  where the checkpoint, the GGUF files and the logs go (default /tmp/smoe-bench)
-# The llama.cpp commit is printed from `git -C LLAMA_SRC log -1` when a source directory is known.
+# The llama.cpp commit is printed from `git log -1` of LLAMA_SRC, or of $LLAMA_GIT (default: the mirror
+# /work/.mirror/unslothai+llama.cpp/repo) when the source tree is not a git checkout.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 llama_build=/opt/llama.cpp/build
 llama_src=""
+lib_dir=""
 smoe_build="$root/build"
 data=/tmp/smoe-bench
 threads="$(nproc)"
@@ -32,9 +35,10 @@ pp=128
 tg=32
 types="q8_0 q4_0 q4_k_m"
 
-while getopts "l:S:s:d:t:r:R:L:p:n:T:h" opt; do
+while getopts "l:S:P:s:d:t:r:R:L:p:n:T:h" opt; do
   case "$opt" in
     l) llama_build="$OPTARG" ;;
+    P) lib_dir="$OPTARG" ;;
     S) llama_src="$OPTARG" ;;
     s) smoe_build="$OPTARG" ;;
     d) data="$OPTARG" ;;
@@ -45,7 +49,7 @@ while getopts "l:S:s:d:t:r:R:L:p:n:T:h" opt; do
     p) pp="$OPTARG" ;;
     n) tg="$OPTARG" ;;
     T) types="$OPTARG" ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    *) sed -n '2,22p' "$0"; exit 2 ;;
   esac
 done
 
@@ -59,11 +63,11 @@ if [[ ! -x "$llama_bench" && -n "$llama_src" ]]; then
 fi
 [[ -x "$llama_bench" ]] || { echo "no llama-bench at $llama_bench (give -l, or -S to build it)" >&2; exit 1; }
 [[ -x "$smoe" ]] || { echo "no smoe at $smoe (build smoe, or give -s)" >&2; exit 1; }
-if [[ -z "$llama_src" ]]; then
-  for c in "$llama_build/.." /opt/llama.cpp; do
-    if git -C "$c" rev-parse >/dev/null 2>&1; then llama_src="$(cd "$c" && pwd)"; break; fi
-  done
-fi
+# where to read the llama.cpp commit from: the source tree if it is a git checkout, else a mirror of the repository
+llama_git=""
+for c in "$llama_src" "$llama_build/.." /opt/llama.cpp "${LLAMA_GIT:-/work/.mirror/unslothai+llama.cpp/repo}"; do
+  if [[ -n "$c" ]] && git -C "$c" rev-parse >/dev/null 2>&1; then llama_git="$c"; break; fi
+done
 
 python="${SMOE_PYTHON:-$root/build/venv/bin/python}"
 [[ -x "$python" ]] || python=python3
@@ -77,7 +81,8 @@ fi
 echo "== machine"
 lscpu | grep -E "Model name|^CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|L3 cache" | sed 's/^/   /'
 echo "   memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
-if [[ -n "$llama_src" ]]; then echo "   llama.cpp: $(git -C "$llama_src" log -1 --format='%H %cd' --date=short)"; fi
+if [[ -n "$llama_git" ]]; then echo "   llama.cpp: $(git -C "$llama_git" log -1 --format='%H %cd' --date=short) (git -C $llama_git)"; fi
+if [[ -n "$lib_dir" ]]; then echo "   llama.cpp libraries first from: $lib_dir"; fi
 echo "   smoe: $(git -C "$root" log -1 --format='%H %cd' --date=short)"
 echo "   threads $threads, -p $pp -n $tg, $reps reps x $rounds rounds; $(date -u '+%Y-%m-%d %H:%M UTC')"
 
@@ -89,7 +94,7 @@ for t in $types; do
     echo "== converting to $t: $gguf"
     "$smoe" convert "$hf" -o "$gguf" --type "$t" --quiet
   fi
-  size=$(stat -c %s "$gguf")
+  size=$(stat -L -c %s "$gguf")
   echo "== $t: $gguf ($((size / 1048576)) MiB)"
   for ((r = 0; r < rounds; r++)); do
     order="llama smoe"
@@ -98,7 +103,8 @@ for t in $types; do
       load=$(cut -d' ' -f1 /proc/loadavg)
       log="$data/$tool-$t-r$r.csv"
       if [[ $tool == llama ]]; then
-        "$llama_bench" -m "$gguf" -p "$pp" -n "$tg" -t "$threads" -r "$reps" -o csv >"$log" 2>"$log.err"
+        LD_LIBRARY_PATH="${lib_dir:+$lib_dir:}${LD_LIBRARY_PATH:-}" \
+          "$llama_bench" -m "$gguf" -p "$pp" -n "$tg" -t "$threads" -r "$reps" -o csv >"$log" 2>"$log.err"
         "$python" - "$log" "$t" "$r" "$load" >>"$results" <<'EOF'
 import csv, sys
 path, typ, rnd, load = sys.argv[1:5]
