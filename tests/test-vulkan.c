@@ -37,9 +37,16 @@ static bool have_device(void) {
 }
 
 /* A backend on device 0 with SMOE_VK_DISABLE = disable (NULL: the device's capabilities) and optional extra
- * environment (name=value) for its init only. */
-static smoe_backend *vk_open(const char *disable, const char *extra) {
-    if (disable) setenv("SMOE_VK_DISABLE", disable, 1);
+ * environment (name=value) for its init only. A disable string may end in "/gpu" or "/cpu": SMOE_VK_TUNE. */
+static smoe_backend *vk_open(const char *disable_tune, const char *extra) {
+    char disable[64] = "";
+    if (disable_tune) snprintf(disable, sizeof(disable), "%s", disable_tune);
+    char *tune = strchr(disable, '/');
+    if (tune) {
+        *tune++ = '\0';
+        setenv("SMOE_VK_TUNE", tune, 1);
+    }
+    if (disable[0]) setenv("SMOE_VK_DISABLE", disable, 1);
     else unsetenv("SMOE_VK_DISABLE");
     char name[64] = "", *value = NULL;
     if (extra) {
@@ -53,6 +60,7 @@ static smoe_backend *vk_open(const char *disable, const char *extra) {
     smoe_status st = smoe_vk_backend_init(0, &b);
     if (extra) unsetenv(name);
     unsetenv("SMOE_VK_DISABLE");
+    unsetenv("SMOE_VK_TUNE");
     if (st != SMOE_OK) fail_msg("vulkan init: %s", smoe_last_error());
     return b;
 }
@@ -65,8 +73,10 @@ static void vk_close(smoe_backend *b) {
 }
 
 /* the device's capabilities; no optional feature at all (float products, descriptor sets); integer dot products
- * without 16-bit storage/subgroups; float products with them. Under the validation layers (slow) the first two. */
-static const char *const configs[] = {NULL, "all", "f16,subgroup", "dot"};
+ * without 16-bit storage/subgroups; float products with them. "/gpu" and "/cpu" pick the workgroup shapes for GPUs
+ * or for CPU devices (SMOE_VK_TUNE), so both are exercised whatever the device. Under the validation layers (slow)
+ * the first two. */
+static const char *const configs[] = {"/cpu", "all/gpu", "f16,subgroup/gpu", "dot/cpu"};
 static int n_configs(void) {
     const char *v = getenv("SMOE_VK_VALIDATION");
     return v && strcmp(v, "1") == 0 ? 2 : 4;

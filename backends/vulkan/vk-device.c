@@ -9,6 +9,8 @@
  *   SMOE_VK_MAX_BINDING=BYTES   use bindings smaller than maxStorageBufferRange (>= 4096): exercises the splitting
  *                               of large weights over several dispatches cheaply
  *   SMOE_VK_STAGING=1           copy through the staging buffer even where device memory is host memory
+ *   SMOE_VK_TUNE=cpu|gpu        workgroup shapes for CPU devices (one invocation per matrix row) or GPUs (rows
+ *                               shared by neighbouring invocations); default by device type. Tests run both.
  */
 #include "vk-impl.h"
 
@@ -509,6 +511,8 @@ smoe_status smoe_vk_ctx_init(smoe_vk_ctx *c, int device) {
     c->uma = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
              c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     c->force_staging = env_flag("SMOE_VK_STAGING");
+    const char *tune = getenv("SMOE_VK_TUNE");
+    c->cpu_tuning = tune && *tune ? strcmp(tune, "cpu") == 0 : c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     SMOE_TRY(choose_memory(c));
     SMOE_TRY(create_device(c));
 

@@ -105,6 +105,7 @@ typedef struct smoe_vk_ctx {
     smoe_vk_caps             caps;
     bool                     uma;          /* device memory is host memory (integrated GPU, lavapipe) */
     bool                     force_staging;
+    bool                     cpu_tuning;   /* workgroup shapes for CPU devices (lavapipe); SMOE_VK_TUNE=cpu|gpu */
 
     /* limits */
     VkDeviceSize max_range;     /* usable bytes of one binding */

@@ -245,8 +245,8 @@ static size_t moe_sort_words(const smoe_tensor *n) {
     return 1 + 3 * max_chunks + n_pairs;
 }
 
-/* Bytes of the int8 activation blocks of x (quantize_q8.comp: 10 uints per 32 elements). */
-static size_t q8_bytes(const smoe_tensor *x) { return (size_t)smoe_tensor_nrows(x) * (size_t)(x->ne[0] / 32) * 40; }
+/* Bytes of the int8 activation blocks of x (quantize_q8.comp: 12 uints per 32 elements). */
+static size_t q8_bytes(const smoe_tensor *x) { return (size_t)smoe_tensor_nrows(x) * (size_t)(x->ne[0] / 32) * 48; }
 
 /* Whether a MUL_MAT / MUL_MAT_ID runs on integer dot products: the device has them, the weight type has the shader,
  * and the int8 activations (next to the largest chunk table) fit one binding. */
@@ -304,7 +304,10 @@ static uint32_t pick_nc(int64_t n_cols) { return n_cols < 4 ? 1 : 8; }
 /* Rows per workgroup of wg invocations for rows of `units` units of work (4 elements, or a 32-element block for the
  * integer-dot shaders): TPR = wg / NR invocations share a row, with about 4 units each (up to all wg on a row), so
  * short rows (small models) neither leave invocations idle nor need a workgroup per row (mv_reduce.glsl). */
-static uint32_t pick_nr(uint32_t wg, int64_t units) {
+static uint32_t pick_nr(const smoe_vk_ctx *c, uint32_t wg, int64_t units) {
+    /* a CPU device (lavapipe) runs a workgroup's invocations as SIMD lanes of one thread, where the reduction's
+     * barriers cost more than reading a row per lane (GPUs want neighbouring invocations on neighbouring bytes) */
+    if (c->cpu_tuning) return wg;
     uint32_t tpr = 1;
     while (tpr * 2 <= wg && (int64_t)tpr * 2 * 4 <= units) tpr *= 2;
     return wg / tpr;
@@ -318,7 +321,7 @@ static smoe_status rec_mul_mat(const rec *r) {
     SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ : SMOE_VK_MUL_MV, w->type, 0, &sh));
     const int64_t n_cols = smoe_tensor_nrows(x);
     const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_cols);
-    const uint32_t nr = pick_nr(wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
+    const uint32_t nr = pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
     smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
     smoe_vk_push_mul_mv p = {.w_nb1 = (uint32_t)w->nb[1],
                              .k = (uint32_t)w->ne[0],
@@ -335,6 +338,7 @@ static smoe_status rec_mul_mat(const rec *r) {
         p.x_nb1 = nb[1];
         p.x_nb2 = nb[2];
         p.x_nb3 = nb[3];
+        p.x4 = (p.x_off | p.x_nb1 | p.x_nb2 | p.x_nb3) % 4 == 0;
     }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
     d.bind[2].write = true;
@@ -367,7 +371,7 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     const uint32_t n_pairs = (uint32_t)(n_used * n_tokens), max_chunks = n_pairs + (uint32_t)n_expert;
     const bool q8 = use_q8(c, r->n);
     const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_tokens);
-    const uint32_t nr = pick_nr(wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
+    const uint32_t nr = pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
 
     /* 1. group the pairs by expert */
     int sh_sort, sh;
@@ -410,6 +414,7 @@ static smoe_status rec_mul_mat_id(const rec *r) {
         SMOE_TRY(bind_elems(c, &d.bind[1], x, &p.x_off, nb));
         p.x_nb1 = nb[1];
         p.x_nb2 = nb[2];
+        p.x4 = (p.x_off | p.x_nb1 | p.x_nb2) % 4 == 0;
     }
     SMOE_TRY(bind_elems(c, &d.bind[2], r->n, &p.out_off, nb));
     d.bind[2].write = true;

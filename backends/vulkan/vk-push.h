@@ -19,8 +19,9 @@ typedef struct smoe_vk_push_mul_mv {
     uint32_t w_off, w_nb1, k, m_rows, row_lo;
     uint32_t x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2, n_cols;
     uint32_t out_off, out_nb1;
+    uint32_t x4; /* 1: x's offset and strides are multiples of 4 elements (vector loads) */
 } smoe_vk_push_mul_mv;
-_Static_assert(sizeof(smoe_vk_push_mul_mv) == 14 * 4, "mul_mv.comp");
+_Static_assert(sizeof(smoe_vk_push_mul_mv) == 15 * 4, "mul_mv.comp");
 
 typedef struct smoe_vk_push_mul_mv_id {
     uint32_t w_off, w_nb1, w_nb2, k, m_rows, row_lo, e_lo, e_hi;
@@ -28,8 +29,9 @@ typedef struct smoe_vk_push_mul_mv_id {
     uint32_t n_used;
     uint32_t out_off, out_nb1, out_nb2;
     uint32_t sort_off, max_chunks;
+    uint32_t x4;
 } smoe_vk_push_mul_mv_id;
-_Static_assert(sizeof(smoe_vk_push_mul_mv_id) == 18 * 4, "mul_mv.comp (ID)");
+_Static_assert(sizeof(smoe_vk_push_mul_mv_id) == 19 * 4, "mul_mv.comp (ID)");
 
 typedef struct smoe_vk_push_quantize_q8 {
     uint32_t x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2, k, q_off;

@@ -12,29 +12,27 @@
 #define U32 CAT(DQ_RAW, _u32)
 #define U8  CAT(DQ_RAW, _u8)
 #define F32 CAT(DQ_RAW, _f32)
+#define U32X2 CAT(DQ_RAW, _u32x2)
+#define U32X4 CAT(DQ_RAW, _u32x4)
 
 #if DQ_TYPE == TYPE_F32
 const uint CAT(DQ, _BLOCK) = 1u, CAT(DQ, _BYTES) = 4u;
 float CAT(DQ, _1)(uint ro, uint i) { return F32(ro + 4u * i); }
-vec4 CAT(DQ, _4)(uint ro, uint i) {
-    const uint o = ro + 4u * i;
-    return vec4(F32(o), F32(o + 4u), F32(o + 8u), F32(o + 12u));
-}
+vec4 CAT(DQ, _4)(uint ro, uint i) { return uintBitsToFloat(U32X4(ro + 4u * i)); }
 #elif DQ_TYPE == TYPE_F16
 const uint CAT(DQ, _BLOCK) = 1u, CAT(DQ, _BYTES) = 2u;
 float CAT(DQ, _1)(uint ro, uint i) { return f16_to_f32(U16(ro + 2u * i)); }
 vec4 CAT(DQ, _4)(uint ro, uint i) {
-    const uint o = ro + 2u * i;
-    return vec4(unpackHalf2x16(U32(o)), unpackHalf2x16(U32(o + 4u)));
+    const uvec2 w = U32X2(ro + 2u * i);
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
 }
 #elif DQ_TYPE == TYPE_BF16
 const uint CAT(DQ, _BLOCK) = 1u, CAT(DQ, _BYTES) = 2u;
 float CAT(DQ, _1)(uint ro, uint i) { return bf16_to_f32(U16(ro + 2u * i)); }
 vec4 CAT(DQ, _4)(uint ro, uint i) {
-    const uint o = ro + 2u * i;
-    const uint a = U32(o), b = U32(o + 4u);
-    return vec4(uintBitsToFloat(a << 16), uintBitsToFloat(a & 0xFFFF0000u), uintBitsToFloat(b << 16),
-                uintBitsToFloat(b & 0xFFFF0000u));
+    const uvec2 w = U32X2(ro + 2u * i);
+    return vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xFFFF0000u), uintBitsToFloat(w.y << 16),
+                uintBitsToFloat(w.y & 0xFFFF0000u));
 }
 #elif DQ_TYPE == TYPE_Q4_0
 /* d, qs[16]: element j in the low nibble of qs[j] (j < 16) or the high nibble of qs[j - 16]; x = (q - 8) d */
@@ -143,6 +141,8 @@ vec4 CAT(DQ, _4)(uint ro, uint i) {
 #undef U32
 #undef U8
 #undef F32
+#undef U32X2
+#undef U32X4
 #undef DQ
 #undef DQ_RAW
 #undef DQ_TYPE

@@ -22,6 +22,7 @@
 #include "dequant.glsl"
 
 layout(binding = 1) readonly buffer X { float xs[]; };
+layout(binding = 1) readonly buffer X4 { vec4 xs4[]; }; /* when p.x4: every activation row 16-byte aligned */
 layout(binding = 2) writeonly buffer Out { float dst[]; };
 #if ID
 layout(binding = 3) readonly buffer Sorted { uint sorted[]; };
@@ -35,11 +36,13 @@ layout(push_constant) uniform Push {
     uint n_used;
     uint out_off, out_nb1, out_nb2; /* elements; out [m, n_used, n_tokens] */
     uint sort_off, max_chunks;      /* the chunk table in binding 3 (moe_sort.comp) */
+    uint x4;
 #else
     uint w_off; /* byte offset of row row_lo */
     uint w_nb1, k, m_rows, row_lo;
     uint x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2, n_cols; /* elements */
     uint out_off, out_nb1;                                 /* elements; out [m, n_cols] */
+    uint x4;                                               /* x offset and strides are multiples of 4 */
 #endif
 } p;
 
@@ -82,8 +85,12 @@ void main() {
     [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
     for (uint i = 4u * t; i + 4u <= p.k; i += 4u * TPR) {
         const vec4 wv = dq_4(ro, i);
-        [[unroll]] for (uint c = 0u; c < NC; c++)
-            acc[c] += dot(wv, vec4(xs[xb[c] + i], xs[xb[c] + i + 1u], xs[xb[c] + i + 2u], xs[xb[c] + i + 3u]));
+        if (p.x4 != 0u) {
+            [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] += dot(wv, xs4[(xb[c] + i) >> 2]);
+        } else {
+            [[unroll]] for (uint c = 0u; c < NC; c++)
+                acc[c] += dot(wv, vec4(xs[xb[c] + i], xs[xb[c] + i + 1u], xs[xb[c] + i + 2u], xs[xb[c] + i + 3u]));
+        }
     }
 #if IS_PLAIN(A_TYPE)
     for (uint i = (p.k & ~3u) + t; i < p.k; i += TPR) {

@@ -18,7 +18,7 @@
 #define U32 wa_u32
 #define U8 wa_u8
 
-layout(binding = 1) readonly buffer XQ { uint xq[]; };
+layout(binding = 1) readonly buffer XQ { uvec4 xq4[]; }; /* quantize_q8.comp blocks: 3 uvec4 each */
 layout(binding = 2) writeonly buffer Out { float dst[]; };
 #if ID
 layout(binding = 3) readonly buffer Sorted { uint sorted[]; };
@@ -45,9 +45,13 @@ layout(push_constant) uniform Push {
 
 uint high_bits(uint h) { return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25); }
 
-/* The contribution of weight block b (32 elements) of the row at byte ro against the activation block at qo. */
-float block_dot(uint ro, uint b, uint qo) {
-    const float dx = uintBitsToFloat(xq[qo]), sx = uintBitsToFloat(xq[qo + 1u]);
+/* The contribution of weight block b (32 elements) of the row at byte ro against the activation block qb (in
+ * uvec4: quants in xq4[qb], xq4[qb + 1], d and s in xq4[qb + 2]). */
+float block_dot(uint ro, uint b, uint qb) {
+    const uvec4 xa = xq4[qb], xb = xq4[qb + 1u];
+    const uint xw[8] = uint[8](xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
+    const uvec2 ds = xq4[qb + 2u].xy;
+    const float dx = uintBitsToFloat(ds.x), sx = uintBitsToFloat(ds.y);
     uint w[8];
 #if A_TYPE == TYPE_Q4_0 || A_TYPE == TYPE_Q4_1
 #if A_TYPE == TYPE_Q4_0
@@ -118,10 +122,10 @@ float block_dot(uint ro, uint b, uint qo) {
     const int sc1 = bitfieldExtract(int(U8(bo + 193u + 8u * h + (e0 >> 4))), 0, 8);
     int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
     [[unroll]] for (uint j = 0u; j < 4u; j++) {
-        s0 += DOT4(w[j], xq[qo + 2u + j]);
-        s1 += DOT4(w[j + 4u], xq[qo + 6u + j]);
-        x0 += DOT4(0x01010101u, xq[qo + 2u + j]);
-        x1 += DOT4(0x01010101u, xq[qo + 6u + j]);
+        s0 += DOT4(w[j], xw[j]);
+        s1 += DOT4(w[j + 4u], xw[j + 4u]);
+        x0 += DOT4(0x01010101u, xw[j]);
+        x1 += DOT4(0x01010101u, xw[j + 4u]);
     }
     /* (q - 32) per element; scales per 16 elements */
     return dx * f16_to_f32(U16(bo + 208u)) * float(sc0 * (s0 - 32 * x0) + sc1 * (s1 - 32 * x1));
@@ -130,7 +134,7 @@ float block_dot(uint ro, uint b, uint qo) {
 #endif
 #if A_TYPE != TYPE_Q6_K
     int sumi = 0;
-    [[unroll]] for (uint j = 0u; j < 8u; j++) sumi += DOT4(w[j], xq[qo + 2u + j]);
+    [[unroll]] for (uint j = 0u; j < 8u; j++) sumi += DOT4(w[j], xw[j]);
     return dw * dx * float(sumi) + mw * sx;
 #endif
 }
@@ -152,7 +156,7 @@ void main() {
     [[unroll]] for (uint c = 0u; c < NC; c++) {
         const uint pp = sorted[pairs + min(c, ncols - 1u)];
         const uint s = pp % p.n_used, tok = pp / p.n_used;
-        qb[c] = p.q_off + ((p.n_x == 1u ? 0u : s) + tok * p.n_x) * nb * 10u;
+        qb[c] = p.q_off / 4u + ((p.n_x == 1u ? 0u : s) + tok * p.n_x) * nb * 3u;
         ob[c] = p.out_off + s * p.out_nb1 + tok * p.out_nb2 + p.row_lo;
     }
     wb = p.w_off + (e - p.e_lo) * p.w_nb2;
@@ -161,7 +165,7 @@ void main() {
     ncols = min(NC, p.n_cols - c0);
     [[unroll]] for (uint c = 0u; c < NC; c++) {
         const uint j = c0 + min(c, ncols - 1u);
-        qb[c] = p.q_off + j * nb * 10u;
+        qb[c] = p.q_off / 4u + j * nb * 3u;
         ob[c] = p.out_off + j * p.out_nb1 + p.row_lo;
     }
     wb = p.w_off;
@@ -171,6 +175,6 @@ void main() {
     float acc[NC];
     [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] = 0.0;
     for (uint b = t; b < nb; b += TPR)
-        [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] += block_dot(ro, b, qb[c] + 10u * b);
+        [[unroll]] for (uint c = 0u; c < NC; c++) acc[c] += block_dot(ro, b, qb[c] + 3u * b);
     mv_store(acc, row < p.m_rows, ob, ncols, row);
 }

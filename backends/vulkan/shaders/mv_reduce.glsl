@@ -14,6 +14,14 @@ shared float red_mv[NC * WG];
 /* acc: this invocation's NC sums for row `row` (valid: row < m_rows); outs: NC output offsets; n: valid columns */
 void mv_store(float acc[NC], bool valid, uint outs[NC], uint n, uint row) {
     const uint tid = gl_LocalInvocationID.x, rl = tid / TPR, t = tid % TPR;
+    if (TPR == 1u) { /* one invocation per row (CPU devices): nothing to add up, no barrier */
+        if (valid)
+            [[unroll]] for (uint c = 0u; c < NC; c++) {
+                if (c >= n) break;
+                dst[outs[c] + row] = acc[c];
+            }
+        return;
+    }
 #if SG
     if (NR == 1u) {
         [[unroll]] for (uint c = 0u; c < NC; c++) {

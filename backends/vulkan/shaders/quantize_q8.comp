@@ -1,19 +1,19 @@
 #version 450
 /*
  * quantize_q8.comp - f32 activation rows -> blocks of 32 int8 for the integer-dot matrix products (mul_mvq.comp).
- * A block is 10 uints: d (f32 bits of the fp16-rounded scale), s = d * sum(q) (f32 bits), then the 32 quants packed
- * four per uint. Quantization is quant/q-legacy.c's Q8_0 reference (d = amax / 127 stored as fp16, q =
+ * A block is 12 uints (48 bytes, so that blocks stay 16-byte aligned for vector loads): the 32 quants packed four per
+ * uint, then d (f32 bits of the fp16-rounded scale), s = d * sum(q) (f32 bits) and two unused words. Quantization is quant/q-legacy.c's Q8_0 reference (d = amax / 127 stored as fp16, q =
  * round(x / d) with the unrounded d), so Q4_0..Q8_0 products see the activations the CPU reference sees.
  * One invocation per block; grid y = row (rows over dims 1..3 of x).
  */
 #include "types.glsl"
 
 layout(binding = 0) readonly buffer X { float xs[]; };
-layout(binding = 1) writeonly buffer Q { uint qs[]; };
+layout(binding = 1) writeonly buffer Q { uvec4 qs4[]; };
 
 layout(push_constant) uniform Push {
     uint x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2; /* elements */
-    uint k, q_off;                                 /* q_off in uints */
+    uint k, q_off;                                 /* q_off in uints, a multiple of 4 */
 } p;
 
 float div_rn(float a, float b) {
@@ -43,18 +43,19 @@ void main() {
     const float d = div_rn(amax, 127.0);
     const float id = d != 0.0 ? div_rn(1.0, d) : 0.0;
     const float d16 = f16_to_f32(f32_to_f16(d));
-    const uint qo = p.q_off + (row * nb + b) * 10u;
+    const uint qo = p.q_off / 4u + (row * nb + b) * 3u; /* in uvec4 */
     int sum = 0;
+    uint w[8];
     [[unroll]] for (uint j = 0u; j < 32u; j += 4u) {
-        uint w = 0u;
+        w[j / 4u] = 0u;
         [[unroll]] for (uint e = 0u; e < 4u; e++) {
             precise float v = x[j + e] * id;
             const int q = int(round_away(v));
             sum += q;
-            w |= uint(q & 0xFF) << (8u * e);
+            w[j / 4u] |= uint(q & 0xFF) << (8u * e);
         }
-        qs[qo + 2u + j / 4u] = w;
     }
-    qs[qo] = floatBitsToUint(d16);
-    qs[qo + 1u] = floatBitsToUint(d16 * float(sum));
+    qs4[qo] = uvec4(w[0], w[1], w[2], w[3]);
+    qs4[qo + 1u] = uvec4(w[4], w[5], w[6], w[7]);
+    qs4[qo + 2u] = uvec4(floatBitsToUint(d16), floatBitsToUint(d16 * float(sum)), 0u, 0u);
 }

@@ -5,6 +5,7 @@
  *   uint  RAW_u32(uint o)  32 bits at o (o even; 4-aligned offsets take one 32-bit load)
  *   uint  RAW_u8(uint o)   one byte
  *   float RAW_f32(uint o)  o a multiple of 4
+ *   uvec2 RAW_u32x2(uint o), uvec4 RAW_u32x4(uint o)  8 / 16 bytes at o (o even; one vector load when aligned)
  * With RAW_WRITE also:
  *   void RAW_st16(uint o, uint v)  stores the low 16 bits of v at o (o even)
  *   void RAW_st32(uint o, uint v)  o a multiple of 4
@@ -18,6 +19,8 @@
 #endif
 
 layout(binding = RAW_BINDING) RAW_QUAL buffer CAT(RAW, _Blk32) { uint CAT(RAW, _w32)[]; };
+layout(binding = RAW_BINDING) RAW_QUAL buffer CAT(RAW, _Blk64) { uvec2 CAT(RAW, _w64)[]; };
+layout(binding = RAW_BINDING) RAW_QUAL buffer CAT(RAW, _Blk128) { uvec4 CAT(RAW, _w128)[]; };
 #if S16
 layout(binding = RAW_BINDING) RAW_QUAL buffer CAT(RAW, _Blk16) { uint16_t CAT(RAW, _w16)[]; };
 
@@ -35,6 +38,15 @@ uint CAT(RAW, _u32)(uint o) {
 }
 #endif
 uint CAT(RAW, _u8)(uint o) { return (CAT(RAW, _u16)(o & ~1u) >> ((o & 1u) << 3)) & 0xFFu; }
+/* 8 and 16 bytes at once where o allows one vector load (o even) */
+uvec2 CAT(RAW, _u32x2)(uint o) {
+    if ((o & 7u) == 0u) return CAT(RAW, _w64)[o >> 3];
+    return uvec2(CAT(RAW, _u32)(o), CAT(RAW, _u32)(o + 4u));
+}
+uvec4 CAT(RAW, _u32x4)(uint o) {
+    if ((o & 15u) == 0u) return CAT(RAW, _w128)[o >> 4];
+    return uvec4(CAT(RAW, _u32x2)(o), CAT(RAW, _u32x2)(o + 8u));
+}
 float CAT(RAW, _f32)(uint o) { return uintBitsToFloat(CAT(RAW, _w32)[o >> 2]); }
 
 #ifdef RAW_WRITE
