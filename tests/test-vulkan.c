@@ -707,6 +707,85 @@ static void test_cpy_types(void **state) {
     smoe_backend_free(cpu);
 }
 
+/* ---- recorded command buffers replayed ---- */
+
+typedef struct small_graph {
+    smoe_graph  *g;
+    smoe_tensor *x, *w, *gamma, *bias, *y;
+} small_graph;
+
+/* y = rms_norm(w x) * gamma + bias, w q4_0 [256, 64], x [256, 3] */
+static void small_graph_build(small_graph *sg) {
+    assert_int_equal(smoe_graph_init(&sg->g), SMOE_OK);
+    smoe_tensor *mm, *nrm;
+    assert_int_equal(smoe_graph_new_tensor(sg->g, SMOE_TYPE_F32, 2, NE(256, 3), &sg->x), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(sg->g, SMOE_TYPE_Q4_0, 2, NE(256, 64), &sg->w), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(sg->g, SMOE_TYPE_F32, 1, NE(64), &sg->gamma), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(sg->g, SMOE_TYPE_F32, 1, NE(64), &sg->bias), SMOE_OK);
+    assert_int_equal(smoe_mul_mat(sg->g, sg->w, sg->x, &mm), SMOE_OK);
+    assert_int_equal(smoe_rms_norm(sg->g, mm, sg->gamma, 1e-5f, &nrm), SMOE_OK);
+    assert_int_equal(smoe_add(sg->g, nrm, sg->bias, &sg->y), SMOE_OK);
+    smoe_graph_set_output(sg->y);
+}
+
+static void test_replay(void **state) {
+    (void)state;
+    if (!have_device()) skip();
+    smoe_backend *cpu = NULL;
+    assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
+    const char *cfgs[] = {"/cpu", "push/gpu"}; /* replayed command buffers; descriptor sets, recorded every time */
+    for (int cfg = 0; cfg < 2; cfg++) {
+        smoe_backend *vk = vk_open(cfgs[cfg], NULL);
+        small_graph a, b;
+        small_graph_build(&a);
+        small_graph_build(&b);
+        smoe_sched *sa = NULL, *sb = NULL;
+        assert_int_equal(smoe_sched_init(&cpu, 1, &sa), SMOE_OK);
+        assert_int_equal(smoe_sched_init(&vk, 1, &sb), SMOE_OK);
+        assert_int_equal(smoe_sched_alloc_graph(sa, a.g), SMOE_OK);
+        assert_int_equal(smoe_sched_alloc_graph(sb, b.g), SMOE_OK);
+        gt_rng rng = {77};
+        float wf[256 * 64], xf[256 * 3], gf[64], bf[64], ra[64 * 3], rb[64 * 3];
+        gt_fill(&rng, wf, 256 * 64, -1, 1);
+        void *wq = gt_encode(SMOE_TYPE_Q4_0, wf, 256, 64);
+        gt_fill(&rng, gf, 64, 0.5, 1.5);
+        assert_int_equal(smoe_tensor_set(a.w, wq, 0, smoe_tensor_nbytes(a.w)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(b.w, wq, 0, smoe_tensor_nbytes(b.w)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(a.gamma, gf, 0, sizeof(gf)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(b.gamma, gf, 0, sizeof(gf)), SMOE_OK);
+        uint64_t rec0 = 0, rep0 = 0, rec1 = 0, rep1 = 0;
+        smoe_vk_backend_counters(vk, &rec0, &rep0, NULL, NULL);
+        for (int run = 0; run < 4; run++) {
+            gt_fill(&rng, xf, 256 * 3, -1, 1);
+            gt_fill(&rng, bf, 64, -1, 1);
+            assert_int_equal(smoe_tensor_set(a.x, xf, 0, sizeof(xf)), SMOE_OK);
+            assert_int_equal(smoe_tensor_set(a.bias, bf, 0, sizeof(bf)), SMOE_OK);
+            assert_int_equal(smoe_tensor_set(b.x, xf, 0, sizeof(xf)), SMOE_OK);
+            assert_int_equal(smoe_tensor_set(b.bias, bf, 0, sizeof(bf)), SMOE_OK);
+            assert_int_equal(smoe_sched_compute(sa, a.g), SMOE_OK);
+            assert_int_equal(smoe_sched_compute(sb, b.g), SMOE_OK);
+            assert_int_equal(smoe_tensor_get(a.y, ra, 0, sizeof(ra)), SMOE_OK);
+            assert_int_equal(smoe_tensor_get(b.y, rb, 0, sizeof(rb)), SMOE_OK);
+            check_nmse("replayed graph", ra, rb, 64 * 3, 1e-6);
+        }
+        smoe_vk_backend_counters(vk, &rec1, &rep1, NULL, NULL);
+        if (cfg == 0) {
+            assert_int_equal(rec1 - rec0, 1);
+            assert_int_equal(rep1 - rep0, 3);
+        } else {
+            assert_int_equal(rec1 - rec0, 4);
+            assert_int_equal(rep1 - rep0, 0);
+        }
+        smoe_sched_free(sa);
+        smoe_sched_free(sb);
+        smoe_graph_free(a.g);
+        smoe_graph_free(b.g);
+        free(wq);
+        vk_close(vk);
+    }
+    smoe_backend_free(cpu);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_devices),     cmocka_unit_test(test_buffers),
@@ -714,7 +793,7 @@ int main(void) {
         cmocka_unit_test(test_weight_types),
         cmocka_unit_test(test_index_errors), cmocka_unit_test(test_kv_types),
         cmocka_unit_test(test_rope_positions), cmocka_unit_test(test_attention_long),
-        cmocka_unit_test(test_cpy_types),
+        cmocka_unit_test(test_cpy_types),   cmocka_unit_test(test_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,7 +131,6 @@ static smoe_status vk_compute(smoe_backend *b, const smoe_split *split) {
         const smoe_tensor *n = split->nodes[i];
         smoe_status st = smoe_vk_record_op(c, n, i);
         if (st != SMOE_OK) {
-            vkEndCommandBuffer(c->cmd); /* discarded; the next begin resets it */
             smoe_error_prefix("%s (%s)", n->name, smoe_op_name(n->op));
             return st;
         }
@@ -204,6 +203,15 @@ uint64_t smoe_vk_backend_max_binding(smoe_backend *b) {
 
 uint64_t smoe_vk_backend_max_buffer(smoe_backend *b) {
     return smoe_backend_is_vulkan(b) ? (uint64_t)ctx_of(b)->max_alloc : 0;
+}
+
+void smoe_vk_backend_counters(smoe_backend *b, uint64_t *recorded, uint64_t *replayed, uint32_t *dispatches,
+                              uint32_t *barriers) {
+    const smoe_vk_ctx *c = smoe_backend_is_vulkan(b) ? ctx_of(b) : NULL;
+    if (recorded) *recorded = c ? c->n_recorded : 0;
+    if (replayed) *replayed = c ? c->n_replayed : 0;
+    if (dispatches) *dispatches = c ? c->n_dispatch : 0;
+    if (barriers) *barriers = c ? c->n_barriers : 0;
 }
 
 const char *smoe_vk_backend_features(smoe_backend *b) {

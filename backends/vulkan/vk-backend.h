@@ -25,6 +25,10 @@ int         smoe_vk_backend_validation_messages(smoe_backend *b, const char **fi
  * can allocate, in bytes. */
 uint64_t    smoe_vk_backend_max_binding(smoe_backend *b);
 uint64_t    smoe_vk_backend_max_buffer(smoe_backend *b);
+/* Computes whose command buffer was recorded / submitted again from the cache (an identical earlier one), and the
+ * dispatches and barriers of the last recorded one. Any output may be NULL. */
+void        smoe_vk_backend_counters(smoe_backend *b, uint64_t *recorded, uint64_t *replayed, uint32_t *dispatches,
+                                     uint32_t *barriers);
 /* "f16 subgroup f64 push dot" subset in use (after SMOE_VK_DISABLE), for test output. Static storage per backend. */
 const char *smoe_vk_backend_features(smoe_backend *b);
 

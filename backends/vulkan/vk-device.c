@@ -365,6 +365,7 @@ smoe_status smoe_vk_mem_alloc(smoe_vk_ctx *c, VkDeviceSize size, bool host, smoe
 
 void smoe_vk_mem_free(smoe_vk_ctx *c, smoe_vk_mem *m) {
     if (!m || !c->device) return;
+    smoe_vk_replays_invalidate(c); /* recorded command buffers may reference the buffer */
     if (m->mapped) vkUnmapMemory(c->device, m->memory);
     if (m->buffer) vkDestroyBuffer(c->device, m->buffer, NULL);
     if (m->memory) vkFreeMemory(c->device, m->memory, NULL);

@@ -45,6 +45,11 @@ typedef struct smoe_vk_mem {
     void          *mapped; /* host pointer to byte 0, or NULL */
 } smoe_vk_mem;
 
+/* A recorded dispatch as data (vk-pipelines.c keeps the log of a compute and replays an earlier command buffer
+ * whose log is identical). Zero-filled before its fields are set, so equal dispatches are equal byte for byte. */
+struct smoe_vk_binding;
+typedef struct smoe_vk_replay smoe_vk_replay;
+
 typedef struct smoe_vk_pipe {
     uint32_t   spec[3];
     VkPipeline pipeline;
@@ -125,6 +130,11 @@ typedef struct smoe_vk_ctx {
     bool            pending;  /* cmd submitted and not yet waited for */
     uint32_t        n_dispatch; /* dispatches recorded into cmd */
     uint32_t        n_barriers; /* barriers recorded into cmd (between dispatches) */
+    struct smoe_vk_logged *log; /* this compute's dispatches */
+    int                    n_log, cap_log;
+    smoe_vk_replay        *replays; /* SMOE_VK_REPLAYS recorded command buffers with their logs */
+    uint64_t               replay_tick;
+    uint64_t               n_replayed, n_recorded; /* computes submitted from the cache / recorded */
     struct smoe_vk_binding *touched; /* windows touched since the last barrier */
     int                     n_touched, cap_touched;
 
@@ -216,11 +226,31 @@ typedef struct smoe_vk_dispatch {
     uint32_t        groups[3];
 } smoe_vk_dispatch;
 
-/* Starts recording c->cmd (after waiting for the previous compute). */
+typedef struct smoe_vk_logged {
+    smoe_vk_binding bind[SMOE_VK_BINDINGS];
+    int32_t         shader;
+    uint32_t        spec[3], groups[3], push_size;
+    uint8_t         push[SMOE_VK_PUSH_SIZE];
+} smoe_vk_logged;
+
+#define SMOE_VK_REPLAYS 4
+struct smoe_vk_replay {
+    VkCommandBuffer cmd;
+    smoe_vk_logged *log;
+    int             n, cap;
+    uint64_t        last_used;
+    bool            valid;
+};
+
+/* Forgets every recorded command buffer (a buffer they reference is being destroyed). */
+void smoe_vk_replays_invalidate(smoe_vk_ctx *c);
+
+/* Starts a compute's log (after waiting for the previous compute). */
 smoe_status smoe_vk_begin(smoe_vk_ctx *c);
-/* Records one dispatch and a barrier after it. Unset bindings get the dummy buffer; binding 7 the status word. */
+/* Adds one dispatch (its pipeline is created now if needed). Unset bindings get the dummy buffer; binding 7 the
+ * status word. */
 smoe_status smoe_vk_record(smoe_vk_ctx *c, const smoe_vk_dispatch *d);
-/* Ends and submits c->cmd (c->pending). */
+/* Submits the log: replays a recorded command buffer with an identical log, else records one (c->pending). */
 smoe_status smoe_vk_submit(smoe_vk_ctx *c);
 
 /* ---- vk-ops.c ---- */

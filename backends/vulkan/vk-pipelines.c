@@ -70,6 +70,8 @@ smoe_status smoe_vk_pipelines_init(smoe_vk_ctx *c) {
     c->pipes = calloc((size_t)smoe_vk_n_shaders, sizeof(*c->pipes));
     SMOE_RETURN_IF(!c->shader_cache || !c->pipes, SMOE_ERR_OUT_OF_MEMORY, "vulkan: out of memory");
     for (size_t i = 0; i < n_cache; i++) c->shader_cache[i] = -2;
+    c->replays = calloc(SMOE_VK_REPLAYS, sizeof(*c->replays));
+    SMOE_RETURN_IF(!c->replays, SMOE_ERR_OUT_OF_MEMORY, "vulkan: out of memory");
     if (c->caps.push_desc) {
         c->cmd_push_descriptor =
             (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr(c->device, "vkCmdPushDescriptorSetKHR");
@@ -123,6 +125,17 @@ void smoe_vk_pipelines_destroy(smoe_vk_ctx *c) {
     free(c->touched);
     c->touched = NULL;
     c->n_touched = c->cap_touched = 0;
+    if (c->replays) {
+        for (int i = 0; i < SMOE_VK_REPLAYS; i++) {
+            if (c->replays[i].cmd) vkFreeCommandBuffers(c->device, c->cmd_pool, 1, &c->replays[i].cmd);
+            free(c->replays[i].log);
+        }
+        free(c->replays);
+        c->replays = NULL;
+    }
+    free(c->log);
+    c->log = NULL;
+    c->n_log = c->cap_log = 0;
 }
 
 /* ---- pipelines ---- */
@@ -221,22 +234,13 @@ static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccessFlags
 
 smoe_status smoe_vk_begin(smoe_vk_ctx *c) {
     SMOE_TRY(smoe_vk_wait(c));
-    SMOE_VK_TRY(vkResetCommandBuffer(c->cmd, 0), "vkResetCommandBuffer");
-    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    SMOE_VK_TRY(vkBeginCommandBuffer(c->cmd, &bi), "vkBeginCommandBuffer");
-    barrier(c->cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_ACCESS_MEMORY_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-    ((volatile uint32_t *)c->status.mapped)[0] = 0;
-    c->n_dispatch = 0;
-    c->n_barriers = 0;
-    c->n_touched = 0;
+    c->n_log = 0;
     return SMOE_OK;
 }
 
 /* Whether dispatch d must wait for the dispatches recorded since the last barrier: a read or write of a window
  * written by them (RAW, WAW), or a write of a window they read (WAR). The status word is only touched by atomics. */
-static bool needs_barrier(const smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
+static bool needs_barrier(const smoe_vk_ctx *c, const smoe_vk_logged *d) {
     for (int i = 0; i < SMOE_VK_BINDINGS; i++) {
         const smoe_vk_binding *b = &d->bind[i];
         if (i == SMOE_VK_STATUS_BINDING || !b->buffer) continue;
@@ -249,7 +253,7 @@ static bool needs_barrier(const smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
     return false;
 }
 
-static smoe_status add_touched(smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
+static smoe_status add_touched(smoe_vk_ctx *c, const smoe_vk_logged *d) {
     for (int i = 0; i < SMOE_VK_BINDINGS; i++) {
         if (i == SMOE_VK_STATUS_BINDING || !d->bind[i].buffer) continue;
         if (c->n_touched == c->cap_touched) {
@@ -272,51 +276,147 @@ smoe_status smoe_vk_record(smoe_vk_ctx *c, const smoe_vk_dispatch *d) {
                        "vulkan: %s: %u workgroups in dimension %d (limit %u)", smoe_vk_shaders[d->shader].name,
                        d->groups[i], i, c->max_groups[i]);
     SMOE_RETURN_IF(d->push_size > SMOE_VK_PUSH_SIZE, SMOE_ERR_UNSUPPORTED, "vulkan: push constants too large");
-    if (needs_barrier(c, d)) {
-        barrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT,
-                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-        c->n_touched = 0;
-        c->n_barriers++;
+    if (c->n_log == c->cap_log) {
+        const int cap = c->cap_log ? 2 * c->cap_log : 256;
+        smoe_vk_logged *l = realloc(c->log, (size_t)cap * sizeof(*l));
+        SMOE_RETURN_IF(!l, SMOE_ERR_OUT_OF_MEMORY, "vulkan: out of memory");
+        c->log = l;
+        c->cap_log = cap;
     }
-    SMOE_TRY(add_touched(c, d));
-    vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    smoe_vk_logged *e = &c->log[c->n_log++];
+    memset(e, 0, sizeof(*e));
+    for (int i = 0; i < SMOE_VK_BINDINGS; i++) {
+        if (i == SMOE_VK_STATUS_BINDING || !d->bind[i].buffer) continue;
+        e->bind[i].buffer = d->bind[i].buffer;
+        e->bind[i].offset = d->bind[i].offset;
+        e->bind[i].range = d->bind[i].range;
+        e->bind[i].write = d->bind[i].write;
+    }
+    e->shader = d->shader;
+    memcpy(e->spec, d->spec, sizeof(e->spec));
+    memcpy(e->groups, d->groups, sizeof(e->groups));
+    e->push_size = d->push_size;
+    if (d->push_size) memcpy(e->push, d->push, d->push_size);
+    return SMOE_OK;
+}
 
-    VkDescriptorBufferInfo info[SMOE_VK_BINDINGS];
-    VkWriteDescriptorSet w[SMOE_VK_BINDINGS];
-    for (uint32_t i = 0; i < SMOE_VK_BINDINGS; i++) {
-        const smoe_vk_binding *b = &d->bind[i];
-        if (i == SMOE_VK_STATUS_BINDING) info[i] = (VkDescriptorBufferInfo){c->status.buffer, 0, c->status.size};
-        else if (b->buffer) info[i] = (VkDescriptorBufferInfo){b->buffer, b->offset, b->range};
-        else info[i] = (VkDescriptorBufferInfo){c->dummy.buffer, 0, c->dummy.size};
-        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                      .dstBinding = i,
-                                      .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      .pBufferInfo = &info[i]};
+/* Records the log into cmd: a barrier first (earlier submissions and copies), the dispatches with a barrier where
+ * needs_barrier says, a barrier for the host and copies at the end. */
+static smoe_status record_log(smoe_vk_ctx *c, VkCommandBuffer cmd, bool one_time) {
+    SMOE_VK_TRY(vkResetCommandBuffer(cmd, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = one_time ? VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT : 0};
+    SMOE_VK_TRY(vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer");
+    barrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_ACCESS_MEMORY_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    c->n_dispatch = 0;
+    c->n_barriers = 0;
+    c->n_touched = 0;
+    for (int k = 0; k < c->n_log; k++) {
+        const smoe_vk_logged *d = &c->log[k];
+        VkPipeline pipe = VK_NULL_HANDLE;
+        SMOE_TRY(get_pipeline(c, d->shader, d->spec, &pipe));
+        if (needs_barrier(c, d)) {
+            barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT,
+                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+            c->n_touched = 0;
+            c->n_barriers++;
+        }
+        SMOE_TRY(add_touched(c, d));
+        vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+
+        VkDescriptorBufferInfo info[SMOE_VK_BINDINGS];
+        VkWriteDescriptorSet w[SMOE_VK_BINDINGS];
+        for (uint32_t i = 0; i < SMOE_VK_BINDINGS; i++) {
+            const smoe_vk_binding *b = &d->bind[i];
+            if (i == SMOE_VK_STATUS_BINDING) info[i] = (VkDescriptorBufferInfo){c->status.buffer, 0, c->status.size};
+            else if (b->buffer) info[i] = (VkDescriptorBufferInfo){b->buffer, b->offset, b->range};
+            else info[i] = (VkDescriptorBufferInfo){c->dummy.buffer, 0, c->dummy.size};
+            w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstBinding = i,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .pBufferInfo = &info[i]};
+        }
+        if (c->caps.push_desc) {
+            c->cmd_push_descriptor(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipeline_layout, 0, SMOE_VK_BINDINGS, w);
+        } else {
+            if (c->n_dispatch >= c->n_sets) SMOE_TRY(grow_sets(c));
+            VkDescriptorSet set = c->sets[c->n_dispatch];
+            for (uint32_t i = 0; i < SMOE_VK_BINDINGS; i++) w[i].dstSet = set;
+            vkUpdateDescriptorSets(c->device, SMOE_VK_BINDINGS, w, 0, NULL);
+            vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipeline_layout, 0, 1, &set, 0, NULL);
+        }
+        if (d->push_size)
+            vkCmdPushConstants(cmd, c->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
+        vkCmdDispatch(cmd, d->groups[0], d->groups[1], d->groups[2]);
+        c->n_dispatch++;
     }
-    if (c->caps.push_desc) {
-        c->cmd_push_descriptor(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipeline_layout, 0, SMOE_VK_BINDINGS, w);
-    } else {
-        if (c->n_dispatch >= c->n_sets) SMOE_TRY(grow_sets(c));
-        VkDescriptorSet set = c->sets[c->n_dispatch];
-        for (uint32_t i = 0; i < SMOE_VK_BINDINGS; i++) w[i].dstSet = set;
-        vkUpdateDescriptorSets(c->device, SMOE_VK_BINDINGS, w, 0, NULL);
-        vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipeline_layout, 0, 1, &set, 0, NULL);
+    barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
+    SMOE_VK_TRY(vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+    return SMOE_OK;
+}
+
+void smoe_vk_replays_invalidate(smoe_vk_ctx *c) {
+    if (!c->replays) return;
+    for (int i = 0; i < SMOE_VK_REPLAYS; i++) c->replays[i].valid = false;
+}
+
+/* The command buffer for the current log. With push descriptors a recorded command buffer holds everything it
+ * needs, so the last few are kept with their logs and one with an identical log is submitted again: a graph run
+ * (e.g. one decode step) then costs no recording at all. With descriptor sets, which are shared, every compute is
+ * recorded. */
+static smoe_status command_buffer_for_log(smoe_vk_ctx *c, VkCommandBuffer *out) {
+    if (!c->caps.push_desc || !c->replays) {
+        SMOE_TRY(record_log(c, c->cmd, true));
+        c->n_recorded++;
+        *out = c->cmd;
+        return SMOE_OK;
     }
-    if (d->push_size)
-        vkCmdPushConstants(c->cmd, c->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
-    vkCmdDispatch(c->cmd, d->groups[0], d->groups[1], d->groups[2]);
-    c->n_dispatch++;
+    smoe_vk_replay *victim = NULL;
+    for (int i = 0; i < SMOE_VK_REPLAYS; i++) {
+        smoe_vk_replay *r = &c->replays[i];
+        if (r->valid && r->n == c->n_log && memcmp(r->log, c->log, (size_t)c->n_log * sizeof(*c->log)) == 0) {
+            r->last_used = ++c->replay_tick;
+            c->n_replayed++;
+            *out = r->cmd;
+            return SMOE_OK;
+        }
+        if (!victim || !r->valid || (victim->valid && r->last_used < victim->last_used)) victim = r;
+    }
+    if (!victim->cmd) {
+        VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                          .commandPool = c->cmd_pool,
+                                          .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                          .commandBufferCount = 1};
+        SMOE_VK_TRY(vkAllocateCommandBuffers(c->device, &ai, &victim->cmd), "vkAllocateCommandBuffers");
+    }
+    victim->valid = false;
+    SMOE_TRY(record_log(c, victim->cmd, false));
+    /* keep the log: swap arrays with the entry (no copy) */
+    smoe_vk_logged *l = victim->log;
+    const int cap = victim->cap;
+    victim->log = c->log;
+    victim->cap = c->cap_log;
+    victim->n = c->n_log;
+    c->log = l;
+    c->cap_log = cap;
+    c->n_log = 0;
+    victim->valid = true;
+    victim->last_used = ++c->replay_tick;
+    c->n_recorded++;
+    *out = victim->cmd;
     return SMOE_OK;
 }
 
 smoe_status smoe_vk_submit(smoe_vk_ctx *c) {
-    barrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-            VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
-    SMOE_VK_TRY(vkEndCommandBuffer(c->cmd), "vkEndCommandBuffer");
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    SMOE_TRY(command_buffer_for_log(c, &cmd));
+    ((volatile uint32_t *)c->status.mapped)[0] = 0;
     SMOE_VK_TRY(vkResetFences(c->device, 1, &c->fence), "vkResetFences");
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd};
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
     SMOE_VK_TRY(vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
     c->pending = true;
     return SMOE_OK;
