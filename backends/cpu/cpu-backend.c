@@ -150,6 +150,7 @@ static void cpu_free(smoe_backend *b) {
         free(ctx->work);
         free(ctx->xq.buf);
         free(ctx->packed.buf);
+        free(ctx->gemv.buf);
         free(ctx);
     }
     free(b);

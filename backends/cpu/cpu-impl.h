@@ -37,7 +37,7 @@ typedef struct smoe_cpu_ctx {
     size_t           work_size;
     const smoe_cpu_kernels *kern; /* SIMD kernel table (cpu-simd.h); its isa SMOE_CPU_ISA_SCALAR = reference only */
     uint64_t           epoch;     /* compute() calls so far */
-    smoe_cpu_act_cache xq, packed; /* cpu-matmul.c: quantized activation rows; packed token groups */
+    smoe_cpu_act_cache xq, packed, gemv; /* cpu-matmul.c: quantized rows; packed token groups; gemv layout */
 } smoe_cpu_ctx;
 
 /* Ensures ctx->work has at least `size` bytes (64-byte aligned). */

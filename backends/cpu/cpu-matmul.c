@@ -22,11 +22,13 @@
 
 #define MM_GEMM_MIN    4   /* activation rows from which a weight matrix is multiplied batched */
 #define MM_GROUP_BLOCK 8   /* token groups per pass over a weight row (keeps the packed activations in L2) */
-#define MM_CHUNK       32  /* weight rows per work item (a multiple of SMOE_GEMM_MAX_ROWS) */
+#define MM_CHUNK       32  /* weight rows per work item (a multiple of SMOE_GEMM_MAX_ROWS and MM_OUT_ROWS) */
+/* ... when every product of the call is row-by-row (decode): longer runs of rows keep the weight stream going */
+#define MM_CHUNK_GEMV  128
 #define MM_GEMV_TOKENS 16  /* row-by-row path: activation rows per work item (small matrices still split) */
 /* Row-by-row path: software prefetch distance along the weights. Weights are usually mmap'd file pages (4 KiB), and
  * the hardware prefetchers stop at page boundaries; this keeps the stream going across them. */
-#define MM_GEMV_PF     2048
+#define MM_GEMV_PF     4096
 #define MM_ALIGN(x)    (((x) + 63) & ~(size_t)63)
 #define MM_OUT_ROWS    16  /* rows whose results are gathered before they are stored (a multiple of 4) */
 /* floats of one thread's result tiles: MM_OUT_ROWS rows x lanes x MM_GROUP_BLOCK groups */
@@ -47,6 +49,9 @@ typedef struct mm_job {
     smoe_vec_dot_fn         dot;
     smoe_from_f32_fn        quant;     /* NULL: activations used as they are (f32) */
     smoe_gemm_fn            gemm;
+    smoe_gemv_fn            gemv;      /* row-block GEMV for the row-by-row path (NULL: vec_dot per row) */
+    const uint8_t          *gemv_act;  /* Q8_0 types: the activation rows in the gemv layout, gemv_row bytes apart */
+    size_t                  gemv_row;
     const smoe_gemm_act_desc *act_desc;
     size_t                  xq_row;    /* bytes of one quantized activation row */
     uint8_t                *xq;        /* quantized activation rows (NULL when quant is NULL) */
@@ -58,7 +63,7 @@ typedef struct mm_job {
     const int64_t          *pair_x, *pair_out;
     mm_expert              *experts;
     int64_t                 n_experts; /* 1 for MUL_MAT */
-    int64_t                 n_items, n_chunks;
+    int64_t                 n_items, n_chunks, chunk; /* chunk: rows per work item */
     int64_t                 n_groups_total;
     atomic_llong            next_group, next_item;
 } mm_job;
@@ -102,6 +107,14 @@ static void pack_task(void *p, int ith, int nth) {
     }
 }
 
+static void gemv_prep_task(void *p, int ith, int nth) {
+    mm_job *j = p;
+    int64_t r0, r1;
+    smoe_split_range(smoe_tensor_nrows(j->x), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        j->kern->gemv_prep_q8_0(j->xq + (size_t)r * j->xq_row, j->x->ne[0], (uint8_t *)j->gemv_act + (size_t)r * j->gemv_row);
+}
+
 /* ---- phase 3: the products ---- */
 
 /* Rows [i0, i1) of one expert against its tokens of block `block` (MM_GEMV_TOKENS each). */
@@ -113,6 +126,19 @@ static void gemv_rows(const mm_job *j, const mm_expert *ex, int64_t block, const
     const int64_t q1 = q0 + MM_GEMV_TOKENS < ex->p0 + ex->n ? q0 + MM_GEMV_TOKENS : ex->p0 + ex->n;
     float *out = j->out->data;
     const size_t row = w->nb[1];
+    if (j->gemv) { /* rows in blocks of SMOE_GEMV_ROWS per token (the kernel prefetches the weights itself) */
+        for (int64_t i = i0; i < i1; i += SMOE_GEMV_ROWS) {
+            const int nr = (int)(i1 - i < SMOE_GEMV_ROWS ? i1 - i : SMOE_GEMV_ROWS);
+            for (int64_t q = q0; q < q1; q++) {
+                const void *y = j->gemv_act ? (const void *)(j->gemv_act + (size_t)j->pair_x[q] * j->gemv_row)
+                                            : act_row(j, j->pair_x[q]);
+                float r[SMOE_GEMV_ROWS];
+                j->gemv(k, wbase + (size_t)i * row, row, nr, y, r);
+                memcpy(out + (size_t)j->pair_out[q] * (size_t)m + (size_t)i, r, (size_t)nr * sizeof(float));
+            }
+        }
+        return;
+    }
     const uint8_t *wend = wbase + (size_t)m * row; /* rows are contiguous: one stream, prefetched MM_GEMV_PF ahead */
     for (int64_t i = i0; i < i1; i++) {
         const uint8_t *wrow = wbase + (size_t)i * row;
@@ -186,7 +212,7 @@ static void mul_task(void *p, int ith, int nth) {
         while (it >= j->experts[e].item0 + (int64_t)j->experts[e].n_blocks * j->n_chunks) e++;
         const mm_expert *ex = &j->experts[e];
         const int64_t local = it - ex->item0, block = local / j->n_chunks, chunk = local % j->n_chunks;
-        const int64_t i0 = chunk * MM_CHUNK, i1 = i0 + MM_CHUNK < m ? i0 + MM_CHUNK : m;
+        const int64_t i0 = chunk * j->chunk, i1 = i0 + j->chunk < m ? i0 + j->chunk : m;
         const uint8_t *wbase = (const uint8_t *)w->data + (size_t)e * w->nb[2];
         if (ex->n_groups) gemm_rows(j, ex, block, wbase, i0, i1, res);
         else gemv_rows(j, ex, block, wbase, i0, i1);
@@ -217,6 +243,9 @@ static bool mm_choose(smoe_cpu_ctx *ctx, mm_job *j, const smoe_tensor *w, const 
                                                                  : vt->from_f32;
         j->xq_row = smoe_row_size(j->vt, k);
     }
+    j->gemv = NULL;
+    if (kern->gemv[w->type] && (j->vt == SMOE_TYPE_Q8_K || (j->vt == SMOE_TYPE_Q8_0 && kern->gemv_prep_q8_0)))
+        j->gemv = kern->gemv[w->type];
     /* the packed layout is per 32 elements; the activation type must be the one the kernel was written for */
     j->gemm = NULL;
     if (kern->gemm[w->type] && kern->gemm_pack && kern->lanes > 0 && k % 32 == 0 &&
@@ -264,7 +293,21 @@ static bool cache_lookup(smoe_cpu_ctx *ctx, smoe_cpu_act_cache *c, const void *k
 static smoe_status mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed, const smoe_tensor *ids) {
     const int64_t m = j->w->ne[1], n_x = smoe_tensor_nrows(j->x);
     const int lanes = j->kern->lanes;
-    j->n_chunks = (m + MM_CHUNK - 1) / MM_CHUNK;
+    bool any_gemm = false;
+    int64_t row_sets = 0; /* (expert, token block) pairs of the call, each running over all m rows */
+    for (int64_t e = 0; e < j->n_experts; e++) {
+        const mm_expert *ex = &j->experts[e];
+        const bool gemm = j->gemm && ex->n >= MM_GEMM_MIN;
+        any_gemm |= gemm;
+        row_sets += ex->n == 0 ? 0
+                    : gemm     ? ((ex->n + lanes - 1) / lanes + MM_GROUP_BLOCK - 1) / MM_GROUP_BLOCK
+                               : (ex->n + MM_GEMV_TOKENS - 1) / MM_GEMV_TOKENS;
+    }
+    /* shorter chunks when there would be too few items for the threads (which rows a thread computes never
+     * changes a result, so this may depend on the thread count) */
+    j->chunk = any_gemm ? MM_CHUNK : MM_CHUNK_GEMV;
+    while (j->chunk > 16 && row_sets * ((m + j->chunk - 1) / j->chunk) < 4 * (int64_t)ctx->n_threads) j->chunk /= 2;
+    j->n_chunks = (m + j->chunk - 1) / j->chunk;
     j->n_groups_total = 0;
     j->n_items = 0;
     for (int64_t e = 0; e < j->n_experts; e++) {
@@ -301,6 +344,18 @@ static smoe_status mm_run(smoe_cpu_ctx *ctx, mm_job *j, size_t fixed, const smoe
             atomic_store(&j->next_group, 0);
             smoe_threadpool_run(ctx->pool, pack_task, j);
             ctx->packed.epoch = ctx->epoch;
+        }
+    }
+    bool any_gemv = false;
+    for (int64_t e = 0; e < j->n_experts; e++) any_gemv |= j->experts[e].n > 0 && j->experts[e].n_groups == 0;
+    if (j->gemv && any_gemv && j->vt == SMOE_TYPE_Q8_0) {
+        j->gemv_row = (smoe_gemv_q8_0_bytes(j->x->ne[0]) + 63) & ~(size_t)63;
+        const bool hit = cache_lookup(ctx, &ctx->gemv, j->x, NULL, j->vt, n_x, j->x->ne[0], (size_t)n_x * j->gemv_row, &st);
+        if (st != SMOE_OK) return st;
+        j->gemv_act = ctx->gemv.buf;
+        if (!hit) {
+            smoe_threadpool_run_sized(ctx->pool, gemv_prep_task, j, smoe_tensor_nelements(j->x));
+            ctx->gemv.epoch = ctx->epoch;
         }
     }
     atomic_store(&j->next_item, 0);

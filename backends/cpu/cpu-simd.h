@@ -70,6 +70,15 @@ typedef void (*smoe_gemm_fn)(int64_t k, const void *w, size_t w_stride, int nr, 
 typedef void (*smoe_gemm_pack_fn)(const smoe_gemm_act_desc *desc, int64_t k, const void *const *rows, int n,
                                   uint8_t *out);
 
+/* Row-block GEMV: rows [0, nr) (nr <= SMOE_GEMV_ROWS) of weights w (row i at w + i * w_stride; k elements) against
+ * one token: out[i] = row i . token. The token comes in the gemv layout: for types whose vec_dot_type is Q8_0,
+ * gemv_prep_q8_0's output (k int8 values, 32-byte aligned; k/32 float scales; k/32 int32 block sums); for Q8_K
+ * types, the Q8_K row itself. */
+#define SMOE_GEMV_ROWS 4
+typedef void (*smoe_gemv_fn)(int64_t k, const void *w, size_t w_stride, int nr, const void *act, float *out);
+/* bytes of the gemv layout of a Q8_0 row of k elements */
+static inline size_t smoe_gemv_q8_0_bytes(int64_t k) { return (size_t)k + (size_t)(k / 32) * 8; }
+
 typedef struct smoe_cpu_kernels {
     smoe_cpu_isa isa;
     const char  *name;
@@ -82,6 +91,9 @@ typedef struct smoe_cpu_kernels {
     smoe_gemm_fn       gemm[SMOE_TYPE_COUNT];
     smoe_gemm_act_desc gemm_act[SMOE_TYPE_COUNT];
     smoe_gemm_pack_fn  gemm_pack;
+    /* Row-block GEMV for one token (NULL: the row dot products above) */
+    smoe_gemv_fn gemv[SMOE_TYPE_COUNT];
+    void (*gemv_prep_q8_0)(const void *row, int64_t k, uint8_t *out);
     /* Element-wise helpers (NULL: the reference loops). */
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*f16_to_f32)(const void *src, float *dst, int64_t n);
