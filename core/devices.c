@@ -61,6 +61,13 @@ const char *smoe_backend_default_spec(void) {
     return e && *e ? e : "cpu";
 }
 
+uint64_t smoe_device_auto_gpu_mem(uint64_t memory_total, uint64_t memory_free) {
+    const uint64_t mem = memory_free ? memory_free : memory_total;
+    uint64_t       reserve = memory_total / 16;
+    if (reserve < ((uint64_t)1 << 30)) reserve = (uint64_t)1 << 30;
+    return mem == 0 ? SMOE_GPU_MEM_ALL : mem > reserve ? mem - reserve : 0;
+}
+
 /* ---- the public list ---- */
 
 int32_t smoe_device_count(void) {
@@ -97,6 +104,7 @@ smoe_status smoe_device_get_info(int32_t i, smoe_device_info *info) {
         snprintf(info->name, sizeof(info->name), "%s", p.name ? p.name : reg->name);
         snprintf(info->description, sizeof(info->description), "%s", p.description ? p.description : "");
         info->memory_total = p.memory_total;
+        info->memory_free = p.memory_free;
         smoe_backend_free(b);
         return SMOE_OK;
     }

@@ -3,6 +3,7 @@
  * reader, plus the text rendering of metadata values that `smoe info` prints.
  */
 #include "gguf.h"
+#include "placement.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -194,4 +195,51 @@ size_t smoe_gguf_kv_format(const smoe_gguf *g, int64_t i, char *buf, size_t size
 SMOE_API size_t smoe_gguf_file_kv_format(const smoe_gguf_file *file, int64_t i, char *buf, size_t size,
                                          size_t max_items) {
     return smoe_gguf_kv_format(G(file), i, buf, size, max_items);
+}
+
+/* ---- placement plan (the same decision as the model loader's, see smoe_model_params.gpu_mem) ---- */
+
+SMOE_API smoe_status smoe_gguf_file_plan_placement(const smoe_gguf_file *file, uint64_t budget, uint64_t alignment,
+                                                   bool *on_gpu, smoe_placement *out) {
+    SMOE_RETURN_IF(!file || !out, SMOE_ERR_INVALID_ARGUMENT, "smoe_gguf_file_plan_placement: NULL argument");
+    SMOE_RETURN_IF(out->size != sizeof(*out), SMOE_ERR_INVALID_ARGUMENT,
+                   "smoe_gguf_file_plan_placement: size %u, expected %zu (set out->size = sizeof(smoe_placement))",
+                   out->size, sizeof(*out));
+    if (alignment == 0) alignment = 256;
+    SMOE_RETURN_IF((alignment & (alignment - 1)) != 0, SMOE_ERR_INVALID_ARGUMENT,
+                   "smoe_gguf_file_plan_placement: alignment %" PRIu64 " is not a power of two", alignment);
+    const int64_t n = smoe_gguf_n_tensors(file->g);
+    smoe_place_tensor *pt = malloc((size_t)(n > 0 ? n : 1) * sizeof(*pt));
+    bool              *on = malloc((size_t)(n > 0 ? n : 1) * sizeof(*on));
+    smoe_status        st = SMOE_OK;
+    SMOE_GOTO_IF(!pt || !on, st, done, SMOE_ERR_OUT_OF_MEMORY, "out of memory");
+    uint64_t need = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const smoe_gguf_tensor_info *ti = smoe_gguf_tensor(file->g, i);
+        pt[i] = (smoe_place_tensor){ti->name, ti->size};
+        need += (ti->size + alignment - 1) / alignment * alignment;
+    }
+    smoe_place_stats ps;
+    SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)n, budget, alignment, on, &ps));
+    *out = (smoe_placement){.size = sizeof(*out), .budget = budget, .n_layer = ps.n_layers};
+    if (need <= budget) { /* everything fits: the loader puts every weight, token_embd too, on the device */
+        for (int64_t i = 0; i < n; i++) on[i] = true;
+        out->gpu_bytes = need;
+        out->n_gpu_tensors = (int32_t)n;
+        out->n_ffn_layers_gpu = ps.n_layers;
+        out->dense_complete = true;
+    } else {
+        out->split = true;
+        out->gpu_bytes = ps.gpu_bytes;
+        out->host_bytes = ps.host_bytes;
+        out->n_gpu_tensors = ps.n_gpu;
+        out->n_host_tensors = ps.n_host;
+        out->n_ffn_layers_gpu = ps.n_ffn_layers_gpu;
+        out->dense_complete = ps.dense_complete;
+    }
+    if (on_gpu) memcpy(on_gpu, on, (size_t)n * sizeof(*on));
+done:
+    free(pt);
+    free(on);
+    return st;
 }

@@ -26,6 +26,7 @@
 #include "model.h"
 
 #include "devices.h"
+#include "placement.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@ typedef struct weight_src {
     int32_t      n_expert;
     size_t       offset;      /* in its destination buffer */
     bool         in_experts;  /* destination: experts_buf (else data_buf) */
+    bool         on_gpu;      /* goes to the device's weight_bufs (place_weights_device), else host memory */
 } weight_src;
 
 typedef struct loader {
@@ -372,37 +374,37 @@ static smoe_status copy_bytes(loader *L, bool use_pread, uint64_t off, uint8_t *
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
-/* Binds the weights read into memory (use_pread) or left in the mapping. */
-static smoe_status place_weights(loader *L, bool use_mmap) {
+/* Binds the weights of host memory (every weight not on_gpu) to buffers of `be`, a CPU backend: read into memory
+ * (use_pread) or left in the mapping. */
+static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
     smoe_model    *m = L->m;
     const uint64_t data_off = smoe_gguf_data_offset(m->gguf);
     smoe_backend_props props;
-    smoe_backend_get_props(m->backend, &props);
+    smoe_backend_get_props(be, &props);
     const size_t align = props.alignment ? props.alignment : 64;
 
     /* layout of allocated bytes */
     size_t data_size = 0, experts_size = 0;
     for (int i = 0; i < L->n_w; i++) {
         weight_src *w = &L->w[i];
-        size_t     *sz = w->in_experts ? &experts_size : &data_size;
+        if (w->on_gpu) continue;
+        size_t *sz = w->in_experts ? &experts_size : &data_size;
         w->offset = align_up(*sz, align);
         *sz = w->offset + smoe_tensor_nbytes(w->t);
-        L->total += smoe_tensor_nbytes(w->t);
     }
 
     if (use_mmap) {
         /* bind at file offsets if the backend can wrap the mapping and every offset is aligned for it */
         const uint64_t fsize = smoe_gguf_file_size(m->gguf);
         void          *ptr = (void *)((const uint8_t *)smoe_gguf_base(m->gguf) + data_off);
-        bool ok = smoe_backend_buffer_from_host_ptr(m->backend, ptr, (size_t)(fsize - data_off), &m->data_buf) ==
-                  SMOE_OK;
+        bool ok = smoe_backend_buffer_from_host_ptr(be, ptr, (size_t)(fsize - data_off), &m->data_buf) == SMOE_OK;
         for (int i = 0; i < L->n_w && ok; i++)
-            if (!L->w[i].in_experts)
+            if (!L->w[i].in_experts && !L->w[i].on_gpu)
                 ok = smoe_gguf_tensor(m->gguf, L->w[i].gguf_index)->offset % m->data_buf->alignment == 0;
         if (ok) {
             for (int i = 0; i < L->n_w; i++) {
                 weight_src *w = &L->w[i];
-                if (w->in_experts) continue;
+                if (w->in_experts || w->on_gpu) continue;
                 SMOE_TRY(smoe_tensor_bind(w->t, m->data_buf,
                                           (size_t)smoe_gguf_tensor(m->gguf, w->gguf_index)->offset));
                 SMOE_TRY(progress(L, smoe_tensor_nbytes(w->t)));
@@ -411,7 +413,7 @@ static smoe_status place_weights(loader *L, bool use_mmap) {
             smoe_log(&m->logger, SMOE_LOG_WARN,
                      "%s: backend %s cannot use the mapped tensors in place (alignment %" PRIu64
                      "): reading them into memory",
-                     L->path, smoe_backend_name(m->backend), smoe_gguf_alignment(m->gguf));
+                     L->path, smoe_backend_name(be), smoe_gguf_alignment(m->gguf));
             smoe_buffer_free(m->data_buf);
             m->data_buf = NULL;
             use_mmap = false;
@@ -423,14 +425,14 @@ static smoe_status place_weights(loader *L, bool use_mmap) {
         SMOE_RETURN_IF(L->fd < 0, SMOE_ERR_IO, "%s: cannot open: %s", L->path, strerror(errno));
     }
     if (use_pread) {
-        smoe_status st = smoe_backend_buffer_alloc(m->backend, data_size, &m->data_buf);
+        smoe_status st = smoe_backend_buffer_alloc(be, data_size, &m->data_buf);
         if (st != SMOE_OK) {
             smoe_error_prefix("%s: weights (%zu MiB)", L->path, data_size >> 20);
             return st;
         }
     }
     if (experts_size > 0) {
-        smoe_status st = smoe_backend_buffer_alloc(m->backend, experts_size, &m->experts_buf);
+        smoe_status st = smoe_backend_buffer_alloc(be, experts_size, &m->experts_buf);
         if (st != SMOE_OK) {
             smoe_error_prefix("%s: merged per-expert weights (%zu MiB)", L->path, experts_size >> 20);
             return st;
@@ -441,6 +443,7 @@ static smoe_status place_weights(loader *L, bool use_mmap) {
     /* copies */
     for (int i = 0; i < L->n_w; i++) {
         weight_src *w = &L->w[i];
+        if (w->on_gpu) continue;
         if (w->in_experts) {
             uint8_t *dst = (uint8_t *)m->experts_buf->base + w->offset;
             for (int32_t e = 0; e < w->n_expert; e++) {
@@ -456,16 +459,11 @@ static smoe_status place_weights(loader *L, bool use_mmap) {
             SMOE_TRY(smoe_tensor_bind(w->t, m->data_buf, w->offset));
         }
     }
-    if (!use_mmap) {
-        /* nothing refers to the mapping any more */
-        smoe_gguf_close(m->gguf);
-        m->gguf = NULL;
-    }
     return SMOE_OK;
 }
 
-/* A device backend (not host memory): the weights are copied from the mapping into device buffers of at most
- * props.max_buffer_size bytes each (consecutive weights share a buffer), then the file is closed. */
+/* A device backend (not host memory): the weights on_gpu are copied from the mapping into device buffers of at most
+ * props.max_buffer_size bytes each (consecutive weights share a buffer). */
 static smoe_status place_weights_device(loader *L) {
     smoe_model    *m = L->m;
     const uint64_t data_off = smoe_gguf_data_offset(m->gguf);
@@ -482,6 +480,7 @@ static smoe_status place_weights_device(loader *L) {
     int32_t n_bufs = 0;
     for (int i = 0; i < L->n_w; i++) {
         weight_src *w = &L->w[i];
+        if (!w->on_gpu) continue;
         const size_t bytes = smoe_tensor_nbytes(w->t);
         SMOE_GOTO_IF(bytes > max, st, done, SMOE_ERR_UNSUPPORTED,
                      "%s: tensor '%s' (%zu MiB) is larger than the largest buffer of %s (%" PRIu64 " MiB)", L->path,
@@ -494,7 +493,6 @@ static smoe_status place_weights_device(loader *L) {
         w->offset = off;
         buf_of[i] = n_bufs - 1;
         sizes[n_bufs - 1] = off + bytes;
-        L->total += bytes;
     }
     m->weight_bufs = calloc((size_t)n_bufs + 1, sizeof(*m->weight_bufs));
     SMOE_GOTO_IF(!m->weight_bufs, st, done, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
@@ -511,6 +509,7 @@ static smoe_status place_weights_device(loader *L) {
     const uint8_t *base = smoe_gguf_base(m->gguf);
     for (int i = 0; i < L->n_w && st == SMOE_OK; i++) {
         weight_src *w = &L->w[i];
+        if (!w->on_gpu) continue;
         SMOE_GOTO_TRY(st, done, smoe_tensor_bind(w->t, m->weight_bufs[buf_of[i]], w->offset));
         const int32_t n_src = w->gguf_index >= 0 ? 1 : w->n_expert;
         size_t dst = 0;
@@ -530,12 +529,63 @@ static smoe_status place_weights_device(loader *L) {
             dst += (size_t)ti->size;
         }
     }
-    /* nothing refers to the mapping any more */
-    smoe_gguf_close(m->gguf);
-    m->gguf = NULL;
 done:
     free(buf_of);
     free(sizes);
+    return st;
+}
+
+/* ---- which weights the device holds ---- */
+
+/* Sets w->on_gpu for every weight from the budget of params->gpu_mem and records the plan in m->placement. */
+static smoe_status plan_device(loader *L, const smoe_backend_props *props) {
+    smoe_model    *m = L->m;
+    const uint64_t align = props->alignment ? props->alignment : 256;
+    uint64_t       need = 0;
+    for (int i = 0; i < L->n_w; i++) need += align_up(smoe_tensor_nbytes(L->w[i].t), align);
+
+    const uint64_t budget = L->params->gpu_mem ? L->params->gpu_mem
+                                               : smoe_device_auto_gpu_mem(props->memory_total, props->memory_free);
+    smoe_placement *pl = &m->placement;
+    *pl = (smoe_placement){.size = sizeof(*pl), .budget = budget, .n_layer = m->hp.n_layer};
+    if (budget == SMOE_GPU_MEM_ALL || need <= budget) {
+        for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = true;
+        pl->gpu_bytes = need;
+        pl->n_gpu_tensors = L->n_w;
+        pl->n_ffn_layers_gpu = m->hp.n_layer;
+        pl->dense_complete = true;
+        return SMOE_OK;
+    }
+    smoe_place_tensor *pt = malloc((size_t)L->n_w * sizeof(*pt));
+    bool              *on = malloc((size_t)L->n_w * sizeof(*on));
+    smoe_status        st = SMOE_OK;
+    SMOE_GOTO_IF(!pt || !on, st, done, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    for (int i = 0; i < L->n_w; i++) pt[i] = (smoe_place_tensor){L->w[i].t->name, smoe_tensor_nbytes(L->w[i].t)};
+    smoe_place_stats ps;
+    SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)L->n_w, budget, align, on, &ps));
+    for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = on[i];
+    pl->split = true;
+    pl->gpu_bytes = ps.gpu_bytes;
+    pl->host_bytes = ps.host_bytes;
+    pl->n_gpu_tensors = ps.n_gpu;
+    pl->n_host_tensors = ps.n_host;
+    pl->n_ffn_layers_gpu = ps.n_ffn_layers_gpu;
+    pl->dense_complete = ps.dense_complete;
+    smoe_log(&m->logger, SMOE_LOG_INFO,
+             "%s: %.2f GiB of weights do not fit the budget of %.2f GiB on %s: %.2f GiB there (%s, the experts of "
+             "%d of %d layers), %.2f GiB in host memory, run on the CPU",
+             L->path, (double)need / (1 << 30), (double)budget / (1 << 30), props->name,
+             (double)ps.gpu_bytes / (1 << 30),
+             ps.dense_complete ? "every norm, router, attention and output weight" : "not even every dense weight",
+             ps.n_ffn_layers_gpu, m->hp.n_layer, (double)ps.host_bytes / (1 << 30));
+    if (!ps.dense_complete)
+        smoe_log(&m->logger, SMOE_LOG_WARN,
+                 "%s: the budget of %.2f GiB does not hold the attention and routers: most of the work runs on the "
+                 "CPU",
+                 L->path, (double)budget / (1 << 30));
+done:
+    free(pt);
+    free(on);
     return st;
 }
 
@@ -594,22 +644,41 @@ static smoe_status load(loader *L) {
     const smoe_backend_reg *reg = NULL;
     int                     device = 0;
     SMOE_TRY(smoe_backend_spec_parse(spec, &reg, &device));
+    for (int i = 0; i < L->n_w; i++) L->total += smoe_tensor_nbytes(L->w[i].t);
+    /* the weights' own backend holds their buffers; each context computes on a CPU backend of its own */
+    smoe_cpu_params cp = smoe_cpu_default_params();
+    cp.n_threads = 1;
     if (strcmp(reg->name, "cpu") == 0) {
-        /* this backend only holds the weight buffers: each context computes on a CPU backend of its own */
-        smoe_cpu_params cp = smoe_cpu_default_params();
-        cp.n_threads = 1;
         SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
-        SMOE_TRY(place_weights(L, p->use_mmap));
+        SMOE_TRY(place_weights(L, m->backend, p->use_mmap));
     } else {
-        /* a device: it holds the weights and runs the contexts' graphs */
+        /* a device: it holds the weights (those the plan gives it) and runs the contexts' graphs */
         SMOE_TRY(smoe_backend_init_by_name(reg->name, device, &m->backend));
         smoe_backend_props props;
         smoe_backend_get_props(m->backend, &props);
         m->on_device = !props.host_memory;
-        SMOE_TRY(m->on_device ? place_weights_device(L) : place_weights(L, p->use_mmap));
+        if (m->on_device) {
+            SMOE_TRY(plan_device(L, &props));
+            SMOE_TRY(place_weights_device(L));
+            if (m->placement.n_host_tensors > 0) {
+                SMOE_TRY(smoe_cpu_backend_init(&cp, &m->host_backend));
+                SMOE_TRY(place_weights(L, m->host_backend, p->use_mmap));
+            }
+        } else {
+            SMOE_TRY(place_weights(L, m->backend, p->use_mmap));
+        }
         smoe_log(&m->logger, SMOE_LOG_INFO, "%s: weights on %s (%s)", L->path, props.name, props.description);
     }
+    if (!m->data_buf || !m->data_buf->borrowed) {
+        /* nothing refers to the mapping any more */
+        smoe_gguf_close(m->gguf);
+        m->gguf = NULL;
+    }
     summarize(m, L);
+    if (!m->on_device) {
+        m->placement = (smoe_placement){.size = sizeof(m->placement), .budget = 0, .host_bytes = m->size_bytes,
+                                        .n_host_tensors = L->n_w, .n_layer = m->hp.n_layer};
+    }
     const smoe_hparams *hp = &m->hp;
     smoe_log(&m->logger, SMOE_LOG_INFO,
              "%s: %d layers, n_embd %d, %d heads (%d kv) of %d, %d experts (%d used) of n_ff %d, vocab %d, "
@@ -660,6 +729,7 @@ void smoe_model_free(smoe_model *m) {
     smoe_buffer_free(m->experts_buf);
     for (int32_t b = 0; b < m->n_weight_bufs && m->weight_bufs; b++) smoe_buffer_free(m->weight_bufs[b]);
     free(m->weight_bufs);
+    smoe_backend_free(m->host_backend);
     smoe_backend_free(m->backend);
     pthread_mutex_destroy(&m->device_lock);
     smoe_tokenizer_free(m->tokenizer);
@@ -698,3 +768,29 @@ void smoe_model_get_info(const smoe_model *m, smoe_model_info *info) {
 }
 
 const smoe_tokenizer *smoe_model_tokenizer(const smoe_model *m) { return m ? m->tokenizer : NULL; }
+
+smoe_status smoe_model_get_placement(const smoe_model *m, smoe_placement *out) {
+    SMOE_RETURN_IF(!m || !out, SMOE_ERR_INVALID_ARGUMENT, "smoe_model_get_placement: NULL argument");
+    SMOE_RETURN_IF(out->size != sizeof(*out), SMOE_ERR_INVALID_ARGUMENT,
+                   "smoe_model_get_placement: size %u, expected %zu (set out->size = sizeof(smoe_placement))",
+                   out->size, sizeof(*out));
+    *out = m->placement;
+    return SMOE_OK;
+}
+
+int32_t smoe_model_weight_on_host(const smoe_model *m, const char *name) {
+    if (!m || !name) return -1;
+    const smoe_tensor *found = NULL;
+    const smoe_tensor *top[] = {m->tok_embd, m->output_norm, m->output};
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]) && !found; i++)
+        if (top[i] && strcmp(top[i]->name, name) == 0) found = top[i];
+    for (int32_t il = 0; il < m->hp.n_layer && !found; il++) {
+        const smoe_layer  *l = &m->layers[il];
+        const smoe_tensor *ws[] = {l->attn_norm, l->wq,           l->wk,          l->wv,           l->wo,
+                                   l->ffn_norm,  l->ffn_gate_inp, l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]) && !found; i++)
+            if (strcmp(ws[i]->name, name) == 0) found = ws[i];
+    }
+    if (!found || !found->buffer) return -1;
+    return (!m->on_device || found->buffer->backend != m->backend) ? 1 : 0;
+}

@@ -18,6 +18,8 @@
 #include "graph.h"
 #include "kv-cache.h"
 
+#include "smoe.h"
+
 #include <pthread.h>
 #include <stdint.h>
 
@@ -78,6 +80,11 @@ struct smoe_model {
     smoe_buffer   **weight_bufs;
     int32_t         n_weight_bufs;
     pthread_mutex_t device_lock;
+    /* A device that cannot hold every weight (smoe_model_params.gpu_mem): the weights the placement plan leaves in
+     * host memory are bound to data_buf/experts_buf of host_backend (a CPU backend, as for a CPU model), and the
+     * contexts' schedulers run the ops reading them on their CPU backend. NULL when every weight is on `backend`. */
+    smoe_backend   *host_backend;
+    smoe_placement  placement;
 
     smoe_tensor *tok_embd;    /* [n_embd, n_vocab] */
     smoe_tensor *output_norm; /* f32 [n_embd] */

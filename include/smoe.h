@@ -261,7 +261,18 @@ typedef struct smoe_model_params {
                                        if set, else "cpu". A device holds every weight and the KV caches; ops
                                        it lacks run on the CPU                                                  */
     bool             use_mmap;      /* true: weights stay in the mapped file; false: read into memory         */
+    uint64_t         gpu_mem;       /* with a GPU backend: bytes of device memory the weights may take. When
+                                       they do not all fit, a placement plan (smoe_placement) puts norms,
+                                       routers, attention and the output layer on the device first, then the
+                                       experts of as many layers as fit; the rest stay in host memory and run
+                                       on the CPU. 0 = automatic: the device's free memory (its total when it
+                                       does not report free memory) less max(1 GiB, 1/16 of the total) for KV
+                                       caches and work buffers, which come on top of this budget.
+                                       SMOE_GPU_MEM_ALL = every weight on the device (fails if it cannot hold
+                                       them). Ignored for the CPU backend.                                     */
 } smoe_model_params;
+
+#define SMOE_GPU_MEM_ALL UINT64_MAX
 
 SMOE_API smoe_model_params smoe_model_default_params(void);
 
@@ -286,6 +297,34 @@ SMOE_API void smoe_model_get_info(const smoe_model *model, smoe_model_info *info
  * tokenizer.ggml.model key). */
 SMOE_API const smoe_tokenizer *smoe_model_tokenizer(const smoe_model *model);
 
+/* ---- placement: which weights a GPU holds when it cannot hold them all ------------------------------------------
+ * Units are placed whole, first fit, in this order: norms, routers, each layer's attention, the output layer, then
+ * each layer's experts (ascending layers), then anything else. token_embd stays in host memory (a step reads only
+ * the rows of its tokens). Every tensor takes its size rounded up to the device's buffer alignment. */
+
+typedef struct smoe_placement {
+    uint32_t size;              /* sizeof(smoe_placement): set it before calling                                */
+    bool     split;             /* false: every weight on one device (no plan was needed)                       */
+    uint64_t budget;            /* bytes the plan was made for (UINT64_MAX: unlimited)                          */
+    uint64_t gpu_bytes;         /* weights on the GPU (aligned)                                                 */
+    uint64_t host_bytes;        /* weights in host memory                                                       */
+    int32_t  n_gpu_tensors, n_host_tensors;
+    int32_t  n_layer;           /* layers of the model                                                          */
+    int32_t  n_ffn_layers_gpu;  /* layers whose experts are on the GPU (the first ones)                         */
+    bool     dense_complete;    /* every norm, router, attention and output weight is on the GPU                */
+} smoe_placement;
+
+/* The plan for the tensors of a Mixtral GGUF file and a budget in bytes, without loading anything. on_gpu: NULL,
+ * or an array of smoe_gguf_file_n_tensors(file) flags receiving each tensor's place. alignment: a power of two
+ * (0 = 256). Per-expert tensors (blk.N.ffn_gate.E.weight) go with their layer's experts. */
+SMOE_API smoe_status smoe_gguf_file_plan_placement(const smoe_gguf_file *file, uint64_t budget, uint64_t alignment,
+                                                   bool *on_gpu, smoe_placement *out);
+/* Where a loaded model's weights are. For a model on the CPU, or wholly on one device: split = false. */
+SMOE_API smoe_status smoe_model_get_placement(const smoe_model *model, smoe_placement *out);
+/* Whether weight `name` (a GGUF name; per-expert files: the merged name blk.N.ffn_gate_exps.weight) is in host
+ * memory: 1 yes, 0 no (on a device), -1 no such weight. */
+SMOE_API int32_t smoe_model_weight_on_host(const smoe_model *model, const char *name);
+
 /* ---- devices: where weights live and graphs run ---------------------------------------------------------------
  * The CPU, then every device of the GPU backends compiled in (Vulkan) that is present at run time. */
 
@@ -295,6 +334,7 @@ typedef struct smoe_device_info {
     int32_t  index;            /* device index within its kind                                                */
     char     description[256]; /* "CPU, 16 threads", "NVIDIA GeForce RTX 4090 (discrete GPU, Vulkan 1.3.277)"  */
     uint64_t memory_total;     /* bytes of device memory (the largest device-local heap; RAM for the CPU)     */
+    uint64_t memory_free;      /* bytes free now, 0 if the driver does not say                                */
 } smoe_device_info;
 
 /* Number of devices (>= 1: the CPU). Enumerating GPUs loads their drivers (tens of milliseconds): keep the result.
@@ -304,6 +344,9 @@ SMOE_API int32_t     smoe_device_count(void);
  * integrated, virtual, CPU-emulated). SMOE_ERR_INVALID_ARGUMENT for i out of range, SMOE_ERR_DEVICE when a driver
  * fails. Thread-safe. */
 SMOE_API smoe_status smoe_device_get_info(int32_t i, smoe_device_info *info);
+/* The automatic weight budget of smoe_model_params.gpu_mem = 0 for a device with these figures: free memory (the
+ * total when free is 0) less max(1 GiB, total / 16); SMOE_GPU_MEM_ALL when both are 0 (unknown). */
+SMOE_API uint64_t smoe_device_auto_gpu_mem(uint64_t memory_total, uint64_t memory_free);
 
 /* ---- context: a KV cache and the compute state for one thread at a time ------------------------------------- */
 

@@ -2,14 +2,14 @@
  * e2e-eval.c - runs a model on given token ids for the end-to-end reference checks (public API only).
  *
  *   e2e-eval MODEL.gguf --prompt "1 733 ..." [--forced "17654 ..."] [--n-free N] [--logits-out FILE]
- *            [--kv f16|f32|q8_0] [--batch N]
+ *            [--kv f16|f32|q8_0] [--batch N] [--backend SPEC] [--gpu-mem BYTES]
  *
  * Decodes the prompt (in batches of --batch tokens, default all at once), writes the last position's logits to
  * FILE (raw float32), then:
  *   - teacher forcing: for each forced token, records the argmax of the current logits and feeds the forced token
  *     (so one early disagreement does not derail the rest of the comparison);
  *   - free running: clears the cache, decodes the prompt again and generates N greedy tokens.
- * Prints one JSON object: {"forced_argmax": [...], "free_greedy": [...]}.
+ * Prints one JSON object: {"forced_argmax": [...], "free_greedy": [...], "placement": {...}}.
  */
 #include <smoe.h>
 
@@ -78,12 +78,15 @@ int main(int argc, char **argv) {
     int         n_free = 0;
     size_t      chunk = 0;
     smoe_kv_type kv = SMOE_KV_F32;
+    smoe_model_params mp = smoe_model_default_params();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt_s = argv[++i];
         else if (!strcmp(argv[i], "--forced") && i + 1 < argc) forced_s = argv[++i];
         else if (!strcmp(argv[i], "--n-free") && i + 1 < argc) n_free = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--logits-out") && i + 1 < argc) logits_out = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) chunk = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) mp.backend = argv[++i];
+        else if (!strcmp(argv[i], "--gpu-mem") && i + 1 < argc) mp.gpu_mem = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
             const char *k = argv[++i];
             kv = !strcmp(k, "f16") ? SMOE_KV_F16 : !strcmp(k, "q8_0") ? SMOE_KV_Q8_0 : SMOE_KV_F32;
@@ -104,7 +107,7 @@ int main(int argc, char **argv) {
 
     smoe_model   *model = NULL;
     smoe_context *ctx = NULL;
-    smoe_status   st = smoe_model_load(model_path, NULL, &model);
+    smoe_status   st = smoe_model_load(model_path, &mp, &model);
     if (st != SMOE_OK) return die("load", st);
     smoe_model_info info;
     smoe_model_get_info(model, &info);
@@ -126,6 +129,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    char names_last[64];
+    snprintf(names_last, sizeof(names_last), "blk.%d.ffn_up_exps.weight", (int)info.n_layer - 1);
     printf("{\"forced_argmax\": [");
     for (size_t i = 0; i < n_forced; i++) {
         printf("%s%d", i ? ", " : "", (int)argmax(logits, info.n_vocab));
@@ -144,7 +149,15 @@ int main(int argc, char **argv) {
             logits = smoe_get_logits(ctx, 0);
         }
     }
-    printf("]}\n");
+    smoe_placement pl = {.size = sizeof(pl)};
+    if ((st = smoe_model_get_placement(model, &pl)) != SMOE_OK) return die("placement", st);
+    printf("], \"placement\": {\"split\": %s, \"gpu_bytes\": %llu, \"host_bytes\": %llu, \"n_gpu_tensors\": %d, "
+           "\"n_host_tensors\": %d, \"n_ffn_layers_gpu\": %d, \"dense_complete\": %s, \"experts0_on_host\": %d, "
+           "\"experts_last_on_host\": %d}}\n",
+           pl.split ? "true" : "false", (unsigned long long)pl.gpu_bytes, (unsigned long long)pl.host_bytes,
+           (int)pl.n_gpu_tensors, (int)pl.n_host_tensors, (int)pl.n_ffn_layers_gpu,
+           pl.dense_complete ? "true" : "false", (int)smoe_model_weight_on_host(model, "blk.0.ffn_up_exps.weight"),
+           (int)smoe_model_weight_on_host(model, names_last));
     smoe_batch_free(&b);
     smoe_context_free(ctx);
     smoe_model_free(model);

@@ -36,6 +36,7 @@ typedef struct bench_opts {
     int          reps;
     smoe_kv_type kv_type;
     const char  *backend; /* NULL: $SMOE_BACKEND or cpu */
+    uint64_t     gpu_mem; /* 0: automatic */
     bool         csv, verbose;
 } bench_opts;
 
@@ -52,6 +53,8 @@ static void usage(FILE *f) {
                "  --kv-type f16|q8_0|f32 KV cache type (default f16, as llama-bench)\n"
                "  --backend SPEC         where weights live and graphs run: cpu, vulkan, vulkan:N (smoe info\n"
                "                         --devices; default $SMOE_BACKEND, else cpu)\n"
+               "  --gpu-mem SIZE         device memory for weights, e.g. 16G; experts that do not fit run on the\n"
+               "                         CPU (default: free memory less max(1 GiB, 1/16); 'all')\n"
                "  -o, --output md|csv    table format (default md)\n"
                "  -v, --verbose          log loading details to stderr\n");
 }
@@ -184,6 +187,8 @@ int smoe_cmd_bench(int argc, char **argv) {
             else goto bad;
         } else if (!strcmp(a, "--backend") && has) {
             o.backend = argv[++i];
+        } else if (!strcmp(a, "--gpu-mem") && has) {
+            if (!smoe_cli_parse_size(argv[++i], &o.gpu_mem)) goto bad;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has) {
             const char *v = argv[++i];
             if (!strcmp(v, "csv")) o.csv = true;
@@ -209,6 +214,7 @@ int smoe_cmd_bench(int argc, char **argv) {
     smoe_model_params mp = smoe_model_default_params();
     if (o.verbose) mp.log_fn = log_stderr;
     mp.backend = o.backend;
+    mp.gpu_mem = o.gpu_mem;
     smoe_model *model = NULL;
     smoe_status st = smoe_model_load(o.model, &mp, &model);
     if (st != SMOE_OK) return smoe_cli_fail("bench", st);

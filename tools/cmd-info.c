@@ -17,6 +17,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: smoe info [options] FILE.gguf\n"
                "       smoe info --devices [--json]\n"
+               "       smoe info --plan [--gpu-mem SIZE] [--backend SPEC] [--json] FILE.gguf\n"
                "\n"
                "Prints a GGUF file's header, metadata (key, type, value) and tensor table (name, type, shape,\n"
                "size, offset), then totals. The file is fully validated first.\n"
@@ -26,6 +27,9 @@ static void usage(FILE *f) {
                "  --no-tensors    skip the tensor table (totals are still printed)\n"
                "  --json          print one JSON object instead (arrays are not elided unless -n is given)\n"
                "  --devices       list the devices models can run on (names for --backend / SMOE_BACKEND)\n"
+               "  --plan          which weights a GPU would hold and which would stay in host memory (run on\n"
+               "                  the CPU), for --gpu-mem SIZE (e.g. 16G) or else the automatic budget of the\n"
+               "                  --backend device (default: the first GPU), as a model load would place them\n"
                "  -h, --help      this help\n",
                DEFAULT_ITEMS);
 }
@@ -203,6 +207,131 @@ static int print_text(const smoe_gguf_file *f, const char *path, uint64_t file_s
     return 0;
 }
 
+/* ---- --plan ---- */
+
+/* The block index of "blk.N.<rest>" (and *rest), or -1. */
+static int block_of(const char *name, const char **rest) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end = NULL;
+    long  l = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || l < 0 || l > 1 << 20) return -1;
+    *rest = end + 1;
+    return (int)l;
+}
+
+typedef struct plan_row {
+    uint64_t gpu, host;
+} plan_row;
+
+/* Picks the device of --backend (or the first GPU) and its automatic budget. */
+static int plan_budget(const char *backend, uint64_t *budget, char *dev, size_t dev_size) {
+    const int32_t n = smoe_device_count();
+    for (int32_t i = 0; i < n; i++) {
+        smoe_device_info d;
+        smoe_status      st = smoe_device_get_info(i, &d);
+        if (st != SMOE_OK) return smoe_cli_fail("info", st);
+        bool match;
+        if (backend) {
+            char spec[48];
+            snprintf(spec, sizeof(spec), "%s:%d", d.kind, (int)d.index);
+            match = !strcmp(backend, d.name) || !strcmp(backend, spec) || (!strcmp(backend, d.kind) && d.index == 0);
+        } else {
+            match = strcmp(d.kind, "cpu") != 0;
+        }
+        if (!match) continue;
+        if (!strcmp(d.kind, "cpu")) {
+            fprintf(stderr, "smoe info: --plan is for a GPU; the CPU holds every weight in host memory\n");
+            return 2;
+        }
+        *budget = smoe_device_auto_gpu_mem(d.memory_total, d.memory_free);
+        snprintf(dev, dev_size, "%s (%s)", d.name, d.description);
+        return 0;
+    }
+    fprintf(stderr, "smoe info: %s%s%s: give --gpu-mem SIZE to see the plan for a budget\n",
+            backend ? "no device '" : "no GPU device found", backend ? backend : "", backend ? "'" : "");
+    return 1;
+}
+
+static int print_plan(const smoe_gguf_file *f, const char *path, uint64_t budget, const char *dev, bool json) {
+    const int64_t n = smoe_gguf_file_n_tensors(f);
+    bool         *on = malloc((size_t)(n > 0 ? n : 1) * sizeof(*on));
+    if (!on) return smoe_cli_fail("info", SMOE_ERR_OUT_OF_MEMORY);
+    smoe_placement pl = {.size = sizeof(pl)};
+    smoe_status    st = smoe_gguf_file_plan_placement(f, budget, 0, on, &pl);
+    if (st != SMOE_OK) {
+        free(on);
+        return smoe_cli_fail("info", st);
+    }
+    const int n_layer = pl.n_layer;
+    /* per layer: [0] attention + norms + router, [1] experts */
+    plan_row(*rows)[2] = calloc((size_t)(n_layer > 0 ? n_layer : 1), sizeof(*rows));
+    if (!rows) {
+        free(on);
+        return smoe_cli_fail("info", SMOE_ERR_OUT_OF_MEMORY);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const char *rest = NULL;
+        const int   il = block_of(smoe_gguf_file_tensor_name(f, i), &rest);
+        if (il < 0 || il >= n_layer) continue;
+        plan_row *r = &rows[il][strncmp(rest, "ffn_", 4) == 0 && strncmp(rest, "ffn_gate_inp", 12) != 0 &&
+                                strncmp(rest, "ffn_norm", 8) != 0];
+        *(on[i] ? &r->gpu : &r->host) += smoe_gguf_file_tensor_size(f, i);
+    }
+    char b1[32], b2[32], b3[32];
+    if (json) {
+        printf("{\"file\": ");
+        json_str(path);
+        printf(", \"device\": ");
+        json_str(dev);
+        printf(", \"budget_bytes\": %" PRIu64 ", \"split\": %s, \"gpu_bytes\": %" PRIu64
+               ", \"host_bytes\": %" PRIu64 ", \"n_layer\": %d, \"n_ffn_layers_gpu\": %d, \"dense_complete\": %s,"
+               "\n \"tensors\": [",
+               budget, pl.split ? "true" : "false", pl.gpu_bytes, pl.host_bytes, pl.n_layer, pl.n_ffn_layers_gpu,
+               pl.dense_complete ? "true" : "false");
+        for (int64_t i = 0; i < n; i++) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            json_str(smoe_gguf_file_tensor_name(f, i));
+            printf(", \"bytes\": %" PRIu64 ", \"on_gpu\": %s}", smoe_gguf_file_tensor_size(f, i),
+                   on[i] ? "true" : "false");
+        }
+        printf("\n]}\n");
+    } else {
+        printf("placement of %s on %s\n", path, dev);
+        printf("budget for weights: %s\n", budget == SMOE_GPU_MEM_ALL ? "unlimited" : human_bytes(budget, b1, sizeof(b1)));
+        if (!pl.split) {
+            printf("every weight fits on the GPU: %s (%d tensors)\n", human_bytes(pl.gpu_bytes, b1, sizeof(b1)),
+                   (int)pl.n_gpu_tensors);
+        } else {
+            printf("on the GPU:     %10s in %d tensors: %s; the experts of %d of %d layers\n",
+                   human_bytes(pl.gpu_bytes, b1, sizeof(b1)), (int)pl.n_gpu_tensors,
+                   pl.dense_complete ? "every norm, router, attention and output weight"
+                                     : "not every dense weight (norms, routers, attention, output): the budget is too small",
+                   (int)pl.n_ffn_layers_gpu, n_layer);
+            printf("in host memory: %10s in %d tensors, run on the CPU\n",
+                   human_bytes(pl.host_bytes, b1, sizeof(b1)), (int)pl.n_host_tensors);
+            printf("\n%5s  %-24s  %-24s\n", "layer", "attention+norms+router", "experts");
+            for (int il = 0; il < n_layer; il++) {
+                char a[40], e[40];
+                snprintf(a, sizeof(a), "%-4s %s", rows[il][0].host ? (rows[il][0].gpu ? "both" : "cpu") : "gpu",
+                         human_bytes(rows[il][0].gpu + rows[il][0].host, b2, sizeof(b2)));
+                snprintf(e, sizeof(e), "%-4s %s", rows[il][1].host ? (rows[il][1].gpu ? "both" : "cpu") : "gpu",
+                         human_bytes(rows[il][1].gpu + rows[il][1].host, b3, sizeof(b3)));
+                printf("%5d  %-24s  %-24s\n", il, a, e);
+            }
+            printf("\noutside the layers:\n");
+            for (int64_t i = 0; i < n; i++) {
+                const char *rest = NULL;
+                if (block_of(smoe_gguf_file_tensor_name(f, i), &rest) >= 0) continue;
+                printf("  %-28s %-4s %s\n", smoe_gguf_file_tensor_name(f, i), on[i] ? "gpu" : "cpu",
+                       human_bytes(smoe_gguf_file_tensor_size(f, i), b1, sizeof(b1)));
+            }
+        }
+    }
+    free(rows);
+    free(on);
+    return 0;
+}
+
 /* `smoe info --devices`: one line (or JSON object) per device of smoe_device_get_info. */
 static int list_devices(bool json) {
     const int32_t n = smoe_device_count();
@@ -230,8 +359,9 @@ static int list_devices(bool json) {
 }
 
 int smoe_cmd_info(int argc, char **argv) {
-    const char *path    = NULL;
-    bool        json    = false, tensors = true, devices = false;
+    const char *path    = NULL, *backend = NULL;
+    bool        json    = false, tensors = true, devices = false, plan = false;
+    uint64_t    gpu_mem = 0;
     long        items   = -1;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
@@ -241,6 +371,15 @@ int smoe_cmd_info(int argc, char **argv) {
             json = true;
         } else if (!strcmp(argv[a], "--devices")) {
             devices = true;
+        } else if (!strcmp(argv[a], "--plan")) {
+            plan = true;
+        } else if (!strcmp(argv[a], "--gpu-mem") && a + 1 < argc) {
+            if (!smoe_cli_parse_size(argv[++a], &gpu_mem)) {
+                fprintf(stderr, "smoe info: bad size '%s' (e.g. 16G, 1500M, all)\n", argv[a]);
+                return 2;
+            }
+        } else if (!strcmp(argv[a], "--backend") && a + 1 < argc) {
+            backend = argv[++a];
         } else if (!strcmp(argv[a], "--no-tensors")) {
             tensors = false;
         } else if ((!strcmp(argv[a], "-n") || !strcmp(argv[a], "--items")) && a + 1 < argc) {
@@ -272,6 +411,15 @@ int smoe_cmd_info(int argc, char **argv) {
     smoe_gguf_file *f  = NULL;
     smoe_status     st = smoe_gguf_file_open(path, &f);
     if (st != SMOE_OK) return smoe_cli_fail("info", st);
+    if (plan) {
+        char dev[320] = "a GPU";
+        int  rc = 0;
+        if (gpu_mem == 0) rc = plan_budget(backend, &gpu_mem, dev, sizeof(dev));
+        else if (backend) snprintf(dev, sizeof(dev), "%s", backend);
+        if (rc == 0) rc = print_plan(f, path, gpu_mem, dev, json);
+        smoe_gguf_file_close(f);
+        return rc;
+    }
     struct stat sb;
     uint64_t    file_size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     int         rc        = json ? print_json(f, path, file_size, max_items)

@@ -16,6 +16,10 @@ typedef struct smoe_cmd {
 /* Prints "smoe NAME: <status string>: <last error>" to stderr and returns 1. */
 int smoe_cli_fail(const char *cmd, smoe_status st);
 
+/* A byte count as users write it: "16G", "16GiB", "1500M", "512K", "123456" (suffixes are powers of 1024, with or
+ * without "iB"/"B"), or "all" = SMOE_GPU_MEM_ALL. Returns false for anything else, 0 or an overflow. */
+bool smoe_cli_parse_size(const char *s, uint64_t *out);
+
 int smoe_cmd_info(int argc, char **argv);
 int smoe_cmd_tokenize(int argc, char **argv);
 int smoe_cmd_convert(int argc, char **argv);

@@ -41,7 +41,8 @@ int smoe_cli_parse_common(smoe_cli_opts *o, int argc, char **argv, int *i, const
     static const char *const with_value[] = {"-m", "--model", "-c", "--ctx-size", "-t", "--threads", "-n",
                                              "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
                                              "--repeat-penalty", "--repeat-last-n", "--frequency-penalty",
-                                             "--presence-penalty", "--seed", "--stop", "--kv-type"};
+                                             "--presence-penalty", "--seed", "--stop", "--kv-type", "--backend",
+                                             "--gpu-mem"};
     bool takes_value = false;
     for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
         if (!strcmp(a, with_value[k])) takes_value = true;
@@ -81,6 +82,10 @@ int smoe_cli_parse_common(smoe_cli_opts *o, int argc, char **argv, int *i, const
     } else if (!strcmp(a, "--stop")) {
         if (o->n_stop == SMOE_CLI_MAX_STOP || !v[0]) ok = false;
         else o->stop[o->n_stop++] = v;
+    } else if (!strcmp(a, "--backend")) {
+        o->backend = v;
+    } else if (!strcmp(a, "--gpu-mem")) {
+        ok = smoe_cli_parse_size(v, &o->gpu_mem);
     } else if (!strcmp(a, "--kv-type")) {
         if (!strcmp(v, "f16")) o->kv_type = SMOE_KV_F16;
         else if (!strcmp(v, "q8_0")) o->kv_type = SMOE_KV_Q8_0;
@@ -112,6 +117,11 @@ void smoe_cli_print_common_usage(FILE *f) {
             "  --stop STR               stop when STR is generated (repeatable)\n"
             "  --ignore-eos             keep generating past end-of-sequence\n"
             "  --kv-type f16|q8_0|f32   KV cache type (default f16)\n"
+            "  --backend SPEC           where weights live and graphs run: cpu, vulkan, vulkan:N, cuda (smoe info\n"
+            "                           --devices; default $SMOE_BACKEND, else cpu)\n"
+            "  --gpu-mem SIZE           device memory the weights may take, e.g. 16G (KV cache and work buffers come\n"
+            "                           on top); the experts that do not fit run on the CPU (smoe info --plan).\n"
+            "                           Default: free memory less max(1 GiB, 1/16); 'all' = every weight\n"
             "  -v, --verbose            log loading details to stderr\n");
 }
 
@@ -139,11 +149,20 @@ int smoe_cli_load(const smoe_cli_opts *o, const char *cmd, smoe_model **model, s
     }
     smoe_model_params mp = smoe_model_default_params();
     mp.n_threads = o->n_threads;
+    mp.backend = o->backend;
+    mp.gpu_mem = o->gpu_mem;
     mp.log_fn = log_stderr;
     mp.log_user_data = &verbose;
     if (isatty(STDERR_FILENO)) mp.progress_fn = progress_line;
     smoe_status st = smoe_model_load(o->model, &mp, model);
     if (st != SMOE_OK) return smoe_cli_fail(cmd, st);
+    if (!smoe_model_tokenizer(*model)) {
+        fprintf(stderr, "smoe %s: %s has no tokenizer (no tokenizer.ggml.model key): convert the checkpoint with its "
+                        "tokenizer.model\n", cmd, o->model);
+        smoe_model_free(*model);
+        *model = NULL;
+        return 1;
+    }
     smoe_context_params cp = smoe_context_default_params();
     cp.n_ctx = o->n_ctx;
     cp.n_threads = o->n_threads;

@@ -23,6 +23,8 @@ typedef struct smoe_cli_opts {
     size_t               n_stop;
     bool                 ignore_eos;
     bool                 verbose;
+    const char          *backend;  /* NULL: $SMOE_BACKEND or cpu */
+    uint64_t             gpu_mem;  /* 0: automatic */
 } smoe_cli_opts;
 
 void smoe_cli_opts_init(smoe_cli_opts *o);

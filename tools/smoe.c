@@ -3,7 +3,9 @@
  */
 #include "cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const smoe_cmd commands[] = {
@@ -22,6 +24,32 @@ int smoe_cli_fail(const char *cmd, smoe_status st) {
     const char *detail = smoe_last_error();
     fprintf(stderr, "smoe %s: %s%s%s\n", cmd, smoe_status_string(st), detail[0] ? ": " : "", detail);
     return 1;
+}
+
+bool smoe_cli_parse_size(const char *s, uint64_t *out) {
+    if (!s || !out) return false;
+    if (!strcmp(s, "all")) {
+        *out = SMOE_GPU_MEM_ALL;
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    const double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return false;
+    static const char *const units = "KMGT";
+    double mul = 1;
+    if (*end) {
+        const char *u = strchr(units, *end == 'k' ? 'K' : *end);
+        if (!u || !*u) return false;
+        for (const char *q = units; q <= u; q++) mul *= 1024;
+        end++;
+        if (!strcmp(end, "iB") || !strcmp(end, "B")) end += strlen(end);
+    }
+    if (*end) return false;
+    const double bytes = v * mul;
+    if (bytes < 1 || bytes >= 18446744073709551615.0) return false;
+    *out = (uint64_t)bytes;
+    return true;
 }
 
 static void usage(FILE *f) {

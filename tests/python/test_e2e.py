@@ -75,10 +75,10 @@ def ref(name, prompt):
     return meta, logits
 
 
-def run_eval(model, ids, forced=(), n_free=0, batch=None, tmp_path=None, kv="f32"):
+def run_eval(model, ids, forced=(), n_free=0, batch=None, tmp_path=None, kv="f32", extra=()):
     lf = os.path.join(str(tmp_path), "logits.f32")
     cmd = [EVAL, model, "--prompt", " ".join(map(str, ids)), "--forced", " ".join(map(str, forced)),
-           "--n-free", str(n_free), "--logits-out", lf, "--kv", kv]
+           "--n-free", str(n_free), "--logits-out", lf, "--kv", kv] + list(extra)
     if batch:
         cmd += ["--batch", str(batch)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -202,6 +202,78 @@ def test_chunked_prefill_equals_single_batch(name, tmp_path):
             a, b = once, run_eval(model, meta["prompt_tokens"], batch=batch, tmp_path=tmp_path)[1]
         rel = float(np.abs(a - b).max() / np.abs(a).max())
         assert rel <= 1e-5, f"batch {batch}: {rel:.2e}"
+
+
+def vulkan_device():
+    r = subprocess.run([SMOE, "info", "--devices"], capture_output=True, text=True)
+    return r.returncode == 0 and any(line.startswith("vulkan0") for line in r.stdout.splitlines())
+
+
+def plan(model, budget):
+    r = subprocess.run([SMOE, "info", "--plan", "--gpu-mem", str(budget), "--json", model], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def budget_for_expert_layers(model, n_gpu_layers):
+    """Bytes that hold every weight but token_embd and the experts of the layers from n_gpu_layers on."""
+    tensors = plan(model, "all")["tensors"]
+    total = 0
+    for t in tensors:
+        name = t["name"]
+        if name == "token_embd.weight":
+            continue
+        if "_exps." in name and int(name.split(".")[1]) >= n_gpu_layers:
+            continue
+        total += (t["bytes"] + 255) // 256 * 256
+    return total
+
+
+def test_info_plan(tmp_path):
+    model = converted("small", "q8_0")
+    full = plan(model, "all")
+    assert not full["split"] and all(t["on_gpu"] for t in full["tensors"])
+    n_layer = full["n_layer"]
+    half = plan(model, budget_for_expert_layers(model, n_layer // 2))
+    assert half["split"] and half["dense_complete"] and half["n_ffn_layers_gpu"] == n_layer // 2
+    for t in half["tensors"]:
+        name = t["name"]
+        if name == "token_embd.weight":
+            want = False
+        elif "_exps." in name:
+            want = int(name.split(".")[1]) < n_layer // 2
+        else:
+            want = True
+        assert t["on_gpu"] == want, name
+    assert half["gpu_bytes"] + half["host_bytes"] >= sum(t["bytes"] for t in half["tensors"])
+    r = subprocess.run([SMOE, "info", "--plan", "--gpu-mem", str(half["budget_bytes"]), model], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and f"the experts of {n_layer // 2} of {n_layer} layers" in r.stdout, r.stdout
+    for bad in ("12Q", "-5G", "0", ""):
+        r = subprocess.run([SMOE, "info", "--plan", "--gpu-mem", bad, model], capture_output=True, text=True)
+        assert r.returncode == 2 and "bad size" in r.stderr, (bad, r.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists(SMOE) or not vulkan_device(), reason="no Vulkan device (install "
+                    "mesa-vulkan-drivers for lavapipe)")
+def test_split_placement_vulkan_cpu(tmp_path):
+    """A GPU budget too small for every weight: the experts of the later layers stay in host memory and run on the
+    CPU, the rest on the device; the logits still match transformers as closely as on one device."""
+    model = converted("small", "f32")
+    meta, want = ref("small", "en")
+    n_layer = plan(model, "all")["n_layer"]
+    for n_gpu, budget in ((n_layer // 2, budget_for_expert_layers(model, n_layer // 2)), (0, 4096)):
+        out, got = run_eval(model, meta["prompt_tokens"], meta["greedy_tokens"][:8], n_free=8, tmp_path=tmp_path,
+                            extra=["--backend", "vulkan", "--gpu-mem", str(budget)])
+        pl = out["placement"]
+        assert pl["split"] and pl["n_ffn_layers_gpu"] == n_gpu, pl
+        assert pl["experts_last_on_host"] == 1 and pl["experts0_on_host"] == (0 if n_gpu else 1), pl
+        assert pl["dense_complete"] == (n_gpu > 0), pl
+        rel = float(np.abs(got - want).max() / np.abs(want).max())
+        assert rel <= 1e-4, f"{n_gpu} expert layers on the GPU: logits differ by {rel:.2e} relative"
+        assert out["free_greedy"] == meta["greedy_tokens"][:8]
+        assert out["forced_argmax"] == meta["greedy_tokens"][:8]
 
 
 def test_cli_run_dump_logits_and_greedy(tmp_path):
