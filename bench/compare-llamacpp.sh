@@ -7,7 +7,10 @@
 # 3. for each file, runs `llama-bench -m FILE -p PP -n TG -t N -r REPS -o csv` and `smoe bench` with the same
 #    arguments, ROUNDS times, alternating which goes first (the machine may be shared: interleaving spreads the
 #    noise over both), and logs `uptime` before each run;
-# 4. prints a table of tokens/s (mean +- stddev of the per-round means) and the ratio smoe / llama.cpp.
+# 4. prints a table of tokens/s (mean +- stddev of the per-round means) and the ratio smoe / llama.cpp; for generation
+#    also each tool's fraction of the physical limit: memory read bandwidth (bench/membw, measured here with the same
+#    thread count) / weight bytes read per token (what `smoe bench` reports as active bytes: attention, router,
+#    output and the experts used).
 #
 # usage: bench/compare-llamacpp.sh [-l LLAMA_BUILD] [-S LLAMA_SRC] [-P LIB_DIR] [-s SMOE_BUILD] [-d DATA_DIR]
 #                                  [-t THREADS] [-r REPS] [-R ROUNDS] [-L LAYERS] [-p PP] [-n TG] [-T "q8_0 q4_0 q4_k_m"]
@@ -86,8 +89,17 @@ if [[ -n "$lib_dir" ]]; then echo "   llama.cpp libraries first from: $lib_dir";
 echo "   smoe: $(git -C "$root" log -1 --format='%H %cd' --date=short)"
 echo "   threads $threads, -p $pp -n $tg, $reps reps x $rounds rounds; $(date -u '+%Y-%m-%d %H:%M UTC')"
 
+membw="$smoe_build/bench/membw"
+bw=0
+if [[ -x "$membw" ]]; then
+  bw=$("$membw" -m 2048 -t "$threads" -r 5 | awk -F, 'NR == 2 {print $3}')
+  echo "   memory read bandwidth, $threads threads: $bw GB/s (best of 5 passes over 2 GiB, bench/membw)"
+fi
+
 results="$data/results.csv"
 echo "tool,type,round,test,ts,load" >"$results"
+active="$data/active.csv"
+echo "type,active_bytes" >"$active"
 for t in $types; do
   gguf="$data/bench-l$layers-$t.gguf"
   if [[ ! -f "$gguf" ]]; then
@@ -120,6 +132,7 @@ path, typ, rnd, load = sys.argv[1:5]
 for row in csv.DictReader(open(path)):
     print("smoe,%s,%s,%s,%s,%s" % (typ, rnd, row["test"], row["avg_ts"], load))
 EOF
+        awk -F, -v t="$t" 'NR == 2 {print t "," $5}' "$log" >>"$active"
       fi
       echo "   round $r $tool done (load before: $load)"
     done
@@ -127,10 +140,12 @@ EOF
 done
 
 echo
-"$python" - "$results" "$threads" <<'EOF'
+"$python" - "$results" "$threads" "$active" "$bw" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 threads = sys.argv[2]
+active = {r["type"]: float(r["active_bytes"]) for r in csv.DictReader(open(sys.argv[3]))}
+bw = float(sys.argv[4]) * 1e9
 by = {}
 for r in rows:
     by.setdefault((r["type"], r["test"], r["tool"]), []).append(float(r["ts"]))
@@ -138,8 +153,8 @@ def fmt(v):
     if not v: return "-"
     m = statistics.mean(v)
     return "%.2f ± %.2f" % (m, statistics.stdev(v)) if len(v) > 1 else "%.2f" % m
-print("| type | test | threads | llama.cpp t/s | smoe t/s | smoe / llama.cpp |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
+print("| type | test | threads | llama.cpp t/s | smoe t/s | smoe / llama.cpp | bound t/s | llama.cpp / bound | smoe / bound |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 seen = []
 for r in rows:
     k = (r["type"], r["test"])
@@ -147,7 +162,10 @@ for r in rows:
     seen.append(k)
     l, s = by.get(k + ("llama.cpp",), []), by.get(k + ("smoe",), [])
     ratio = "%.2fx" % (statistics.mean(s) / statistics.mean(l)) if l and s else "-"
-    print("| %s | %s | %s | %s | %s | %s |" % (k[0], k[1], threads, fmt(l), fmt(s), ratio))
+    bound = bw / active[k[0]] if k[1].startswith("tg") and bw > 0 and active.get(k[0]) else 0
+    frac = lambda v: "%.0f%%" % (100 * statistics.mean(v) / bound) if v and bound else "-"
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (k[0], k[1], threads, fmt(l), fmt(s), ratio,
+          "%.1f" % bound if bound else "-", frac(l), frac(s)))
 loads = [float(r["load"]) for r in rows]
 print("\nload average (1 min) before the runs: min %.2f, max %.2f" % (min(loads), max(loads)))
 EOF
