@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # bench/device-check.sh - the GPU session's one script (issue 7): build for the local GPU only, run the CUDA op
 # tests, the host-side CUDA tests, the end-to-end checks on CUDA, the Vulkan tests on the same GPU when libvulkan is
-# found, then the synthetic benchmark when `smoe bench --synthetic` exists. Budget: under 6 minutes on an H100.
+# found, then `smoe bench --synthetic mixtral-8x7b` on CUDA (all weights; a 16 GB budget) and on Vulkan. Budget:
+# under 6 minutes on an H100 when the kernels are fast; every step has its own timeout.
 #
 # Writes ${OUT:-./out}/device-check.log (everything) and ${OUT:-./out}/results.json (one entry per step: name,
-# status pass|fail|skip, seconds, and a note or figures). Exit status: 0 when no step failed.
+# status pass|fail|skip, seconds, and a note or figures), and the benchmark tables as bench-*.csv (smoe bench -o
+# csv: tokens/s, weight GB/s and its fraction of the peak). Exit status: 0 when no step failed.
 #
 # Environment: NV_ARCHS (default: the local GPU's compute capability from nvidia-smi, else 90), BUILD_DIR
 # (default build-device), JOBS (default 16), SKIP_BUILD=1 to reuse an existing build.
@@ -126,12 +128,39 @@ else
 fi
 
 # ---- benchmark ----
+# peak memory bandwidth of the GPU (GB/s), for the fraction-of-peak column: PEAK_GBPS, else by name
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+peak=${PEAK_GBPS:-}
+if [ -z "$peak" ]; then
+  case "$gpu_name" in
+    *H200*) peak=4800 ;;
+    *H100*PCIe*) peak=2000 ;;
+    *H100*) peak=3350 ;;
+    *A100*80GB*) peak=2039 ;;
+    *A100*) peak=1555 ;;
+    *) peak=0 ;;
+  esac
+fi
+say "peak bandwidth used for the fractions: ${peak} GB/s ($gpu_name)"
+peak_arg=()
+[ "$peak" != 0 ] && peak_arg=(--peak-gbps "$peak")
 smoe=$bdir/tools/smoe
-if "$smoe" bench --help 2>&1 | grep -q -- '--synthetic'; then
-  step bench 240 bash -c "'$smoe' bench --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 \
-    -p 512 -n 32 --ctx 512,4096 -o json | tee '$out/bench.json'" || failed=1
+bench() { # NAME TIMEOUT ARGS...: smoe bench -o csv, output kept as $out/NAME.csv
+  local name=$1 limit=$2; shift 2
+  step "$name" "$limit" bash -c '"$@" | tee "$0"' "$out/$name.csv" "$smoe" bench -o csv "$@"
+}
+# full-size Mixtral 8x7B shapes, random weights, no file: prefill 512, decode with 512 and 4096 tokens of context
+bench bench-cuda 300 --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 -p 512 -n 32 -d 512,4096 \
+  -r 3 "${peak_arg[@]}" || failed=1
+# a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
+bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \
+  -r 2 "${peak_arg[@]}" || failed=1
+# Vulkan on the same GPU and shapes, for the ratio to CUDA (issue 8: decode >= 70% of CUDA's)
+if "$smoe" info --devices 2>/dev/null | grep -q '^vulkan'; then
+  bench bench-vulkan 240 --synthetic mixtral-8x7b --type q4_0 --backend vulkan0 -p 512 -n 32 -d 512 -r 3 \
+    "${peak_arg[@]}" || failed=1
 else
-  skip bench "smoe bench has no --synthetic yet (issue 7: full-size Mixtral shapes with random weights made on the device)"
+  skip bench-vulkan "no Vulkan device: libvulkan.so.1 or the NVIDIA ICD (nvidia_icd.json) is missing"
 fi
 
 write_results

@@ -27,6 +27,8 @@
 
 #include "devices.h"
 #include "placement.h"
+#include "quant/quant-policy.h"
+#include "quant/quant.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -60,6 +62,10 @@ typedef struct loader {
     int                      n_w, cap_w;
     uint64_t                 done, total; /* progress, bytes */
     int                      fd;          /* for pread, -1 until needed */
+    /* a synthetic model (smoe_model_init_synthetic): no file; bytes come from synth_fill */
+    const smoe_synthetic_params *synth;
+    uint8_t                     *pool[SMOE_TYPE_COUNT]; /* valid random blocks of each type used */
+    size_t                       pool_size[SMOE_TYPE_COUNT];
 } loader;
 
 /* ---- parameters ---- */
@@ -374,6 +380,8 @@ static smoe_status copy_bytes(loader *L, bool use_pread, uint64_t off, uint8_t *
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
+static smoe_status synth_fill(loader *L, int wi, size_t off, uint8_t *dst, size_t n);
+
 /* Binds the weights of host memory (every weight not on_gpu) to buffers of `be`, a CPU backend: read into memory
  * (use_pread) or left in the mapping. */
 static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
@@ -420,7 +428,7 @@ static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
         }
     }
     const bool use_pread = !use_mmap;
-    if (use_pread) {
+    if (use_pread && !L->synth) {
         L->fd = open(L->path, O_RDONLY | O_CLOEXEC);
         SMOE_RETURN_IF(L->fd < 0, SMOE_ERR_IO, "%s: cannot open: %s", L->path, strerror(errno));
     }
@@ -444,7 +452,16 @@ static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
     for (int i = 0; i < L->n_w; i++) {
         weight_src *w = &L->w[i];
         if (w->on_gpu) continue;
-        if (w->in_experts) {
+        if (L->synth) {
+            uint8_t     *dst = (uint8_t *)m->data_buf->base + w->offset;
+            const size_t size = smoe_tensor_nbytes(w->t);
+            for (size_t o = 0; o < size; o += READ_CHUNK) {
+                const size_t n = size - o < READ_CHUNK ? size - o : READ_CHUNK;
+                SMOE_TRY(synth_fill(L, i, o, dst + o, n));
+                SMOE_TRY(progress(L, n));
+            }
+            SMOE_TRY(smoe_tensor_bind(w->t, m->data_buf, w->offset));
+        } else if (w->in_experts) {
             uint8_t *dst = (uint8_t *)m->experts_buf->base + w->offset;
             for (int32_t e = 0; e < w->n_expert; e++) {
                 const smoe_gguf_tensor_info *ti = smoe_gguf_tensor(m->gguf, w->expert_idx[e]);
@@ -473,6 +490,7 @@ static smoe_status place_weights_device(loader *L) {
     const uint64_t max = props.max_buffer_size ? props.max_buffer_size : UINT64_MAX;
 
     /* layout: w->offset in buffer buf_of[i] */
+    uint8_t *staging = NULL;
     int32_t *buf_of = calloc((size_t)L->n_w + 1, sizeof(*buf_of));
     size_t  *sizes = calloc((size_t)L->n_w + 1, sizeof(*sizes));
     smoe_status st = SMOE_OK;
@@ -505,12 +523,31 @@ static smoe_status place_weights_device(loader *L) {
             goto done;
         }
     }
-    /* copies, straight from the mapping, in chunks (progress) */
-    const uint8_t *base = smoe_gguf_base(m->gguf);
+    /* copies, straight from the mapping (a synthetic model: from a staging buffer), in chunks (progress) */
+    const uint8_t *base = L->synth ? NULL : smoe_gguf_base(m->gguf);
+    if (L->synth) {
+        staging = malloc(READ_CHUNK);
+        SMOE_GOTO_IF(!staging, st, done, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory (staging buffer)");
+    }
     for (int i = 0; i < L->n_w && st == SMOE_OK; i++) {
         weight_src *w = &L->w[i];
         if (!w->on_gpu) continue;
         SMOE_GOTO_TRY(st, done, smoe_tensor_bind(w->t, m->weight_bufs[buf_of[i]], w->offset));
+        if (L->synth) {
+            const size_t size = smoe_tensor_nbytes(w->t);
+            for (size_t o = 0; o < size; o += READ_CHUNK) {
+                const size_t n = size - o < READ_CHUNK ? size - o : READ_CHUNK;
+                SMOE_GOTO_TRY(st, done, synth_fill(L, i, o, staging, n));
+                st = smoe_tensor_set(w->t, staging, o, n);
+                if (st != SMOE_OK) {
+                    smoe_error_prefix("%s: copying tensor '%s' to %s", L->path, w->t->name,
+                                      smoe_backend_name(m->backend));
+                    goto done;
+                }
+                SMOE_GOTO_TRY(st, done, progress(L, n));
+            }
+            continue;
+        }
         const int32_t n_src = w->gguf_index >= 0 ? 1 : w->n_expert;
         size_t dst = 0;
         for (int32_t e = 0; e < n_src; e++) {
@@ -530,6 +567,7 @@ static smoe_status place_weights_device(loader *L) {
         }
     }
 done:
+    free(staging);
     free(buf_of);
     free(sizes);
     return st;
@@ -611,9 +649,10 @@ static void summarize(smoe_model *m, const loader *L) {
 
 /* ---- public ---- */
 
+static smoe_status place_all(loader *L);
+
 static smoe_status load(loader *L) {
-    smoe_model              *m = L->m;
-    const smoe_model_params *p = L->params;
+    smoe_model *m = L->m;
     SMOE_TRY(smoe_gguf_open(L->path, &m->gguf));
 
     const char *arch = NULL;
@@ -639,7 +678,15 @@ static smoe_status load(loader *L) {
     } else {
         smoe_log(&m->logger, SMOE_LOG_WARN, "%s: no tokenizer (tokenizer.ggml.model is absent)", L->path);
     }
+    return place_all(L);
+}
 
+/* Places the weight table's bytes on the backend of params->backend (and host memory for what a device cannot
+ * hold), then logs the summary. */
+static smoe_status place_all(loader *L) {
+    smoe_model              *m = L->m;
+    const smoe_model_params *p = L->params;
+    const bool               use_mmap = p->use_mmap && !L->synth;
     const char             *spec = p->backend && *p->backend ? p->backend : smoe_backend_default_spec();
     const smoe_backend_reg *reg = NULL;
     int                     device = 0;
@@ -650,7 +697,7 @@ static smoe_status load(loader *L) {
     cp.n_threads = 1;
     if (strcmp(reg->name, "cpu") == 0) {
         SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
-        SMOE_TRY(place_weights(L, m->backend, p->use_mmap));
+        SMOE_TRY(place_weights(L, m->backend, use_mmap));
     } else {
         /* a device: it holds the weights (those the plan gives it) and runs the contexts' graphs */
         SMOE_TRY(smoe_backend_init_by_name(reg->name, device, &m->backend));
@@ -662,14 +709,14 @@ static smoe_status load(loader *L) {
             SMOE_TRY(place_weights_device(L));
             if (m->placement.n_host_tensors > 0) {
                 SMOE_TRY(smoe_cpu_backend_init(&cp, &m->host_backend));
-                SMOE_TRY(place_weights(L, m->host_backend, p->use_mmap));
+                SMOE_TRY(place_weights(L, m->host_backend, use_mmap));
             }
         } else {
-            SMOE_TRY(place_weights(L, m->backend, p->use_mmap));
+            SMOE_TRY(place_weights(L, m->backend, use_mmap));
         }
         smoe_log(&m->logger, SMOE_LOG_INFO, "%s: weights on %s (%s)", L->path, props.name, props.description);
     }
-    if (!m->data_buf || !m->data_buf->borrowed) {
+    if (m->gguf && (!m->data_buf || !m->data_buf->borrowed)) {
         /* nothing refers to the mapping any more */
         smoe_gguf_close(m->gguf);
         m->gguf = NULL;
@@ -689,18 +736,26 @@ static smoe_status load(loader *L) {
     return SMOE_OK;
 }
 
+static smoe_status run_loader(loader *L, smoe_status (*fn)(loader *), smoe_model **out);
+
 smoe_status smoe_model_load(const char *path, const smoe_model_params *params, smoe_model **out) {
     SMOE_RETURN_IF(!out, SMOE_ERR_INVALID_ARGUMENT, "smoe_model_load: out is NULL");
     *out = NULL;
     SMOE_RETURN_IF(!path, SMOE_ERR_INVALID_ARGUMENT, "smoe_model_load: path is NULL");
     const smoe_model_params defaults = smoe_model_default_params();
     const smoe_model_params *p = params ? params : &defaults;
+    loader L = {.path = path, .params = p, .fd = -1};
+    return run_loader(&L, load, out);
+}
+
+/* Checks the model params, makes the model, runs fn and cleans up the loader. */
+static smoe_status run_loader(loader *L, smoe_status (*fn)(loader *), smoe_model **out) {
+    const smoe_model_params *p = L->params;
     SMOE_RETURN_IF(p->size != sizeof(smoe_model_params), SMOE_ERR_INVALID_ARGUMENT,
                    "model params: size %u, expected %zu (use smoe_model_default_params)", p->size,
                    sizeof(smoe_model_params));
     SMOE_RETURN_IF(p->n_threads < 0 || p->n_threads > 1024, SMOE_ERR_INVALID_ARGUMENT,
                    "model params: n_threads %d not in [0, 1024]", (int)p->n_threads);
-
     smoe_model *m = calloc(1, sizeof(*m));
     SMOE_RETURN_IF(!m, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
     pthread_mutex_init(&m->device_lock, NULL);
@@ -710,11 +765,12 @@ smoe_status smoe_model_load(const char *path, const smoe_model_params *params, s
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         m->n_threads = n < 1 ? 1 : n > 1024 ? 1024 : (int32_t)n;
     }
-    loader L = {.path = path, .m = m, .params = p, .fd = -1};
-    smoe_status st = load(&L);
-    if (L.fd >= 0) close(L.fd);
-    for (int i = 0; i < L.n_w; i++) free(L.w[i].expert_idx);
-    free(L.w);
+    L->m = m;
+    smoe_status st = fn(L);
+    if (L->fd >= 0) close(L->fd);
+    for (int i = 0; i < L->n_w; i++) free(L->w[i].expert_idx);
+    free(L->w);
+    for (int t = 0; t < SMOE_TYPE_COUNT; t++) free(L->pool[t]);
     if (st != SMOE_OK) {
         smoe_model_free(m);
         return st;
@@ -793,4 +849,183 @@ int32_t smoe_model_weight_on_host(const smoe_model *m, const char *name) {
     }
     if (!found || !found->buffer) return -1;
     return (!m->on_device || found->buffer->backend != m->backend) ? 1 : 0;
+}
+
+/* ---- synthetic models (benchmarks without a file) ---- */
+
+smoe_synthetic_params smoe_synthetic_default_params(void) {
+    return (smoe_synthetic_params){
+        .size = sizeof(smoe_synthetic_params), .preset = "mixtral-8x7b", .ftype = SMOE_FTYPE_Q4_0, .seed = 1};
+}
+
+typedef struct synth_preset {
+    const char  *name;
+    smoe_hparams hp;
+} synth_preset;
+
+static const synth_preset k_presets[] = {
+    {"mixtral-8x7b", {.n_vocab = 32000, .n_ctx_train = 32768, .n_embd = 4096, .n_layer = 32, .n_head = 32,
+                      .n_head_kv = 8, .head_dim = 128, .n_ff = 14336, .n_expert = 8, .n_expert_used = 2,
+                      .n_rot = 128, .rope_theta = 1e6f, .rope_freq_scale = 1.0f, .rms_eps = 1e-5f}},
+    {"bench", {.n_vocab = 32000, .n_ctx_train = 32768, .n_embd = 1024, .n_layer = 8, .n_head = 8, .n_head_kv = 2,
+               .head_dim = 128, .n_ff = 3584, .n_expert = 8, .n_expert_used = 2, .n_rot = 128, .rope_theta = 1e6f,
+               .rope_freq_scale = 1.0f, .rms_eps = 1e-5f}},
+    {"tiny", {.n_vocab = 512, .n_ctx_train = 4096, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+              .head_dim = 16, .n_ff = 128, .n_expert = 4, .n_expert_used = 2, .n_rot = 16, .rope_theta = 1e4f,
+              .rope_freq_scale = 1.0f, .rms_eps = 1e-5f}},
+};
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+#define SYNTH_POOL_BLOCKS 4099 /* prime: rows of whole blocks rarely line up with the pool's period */
+
+/* The pool of `type`: SYNTH_POOL_BLOCKS blocks quantized from values ~ N(0, 0.02^2) (sum of 4 uniforms). */
+static smoe_status synth_pool(loader *L, smoe_type type) {
+    if (L->pool[type]) return SMOE_OK;
+    const smoe_type_traits *tr = smoe_type_get_traits(type);
+    const int64_t           n = SYNTH_POOL_BLOCKS * tr->block_size;
+    float                  *x = malloc((size_t)n * sizeof(*x));
+    uint8_t                *q = malloc((size_t)SYNTH_POOL_BLOCKS * tr->type_size);
+    smoe_status             st = SMOE_OK;
+    SMOE_GOTO_IF(!x || !q, st, fail, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory (synthetic weights)");
+    uint64_t state = L->synth->seed * 0x2545F4914F6CDD1Dull + (uint64_t)type;
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t r = splitmix64(&state);
+        const double   u = (double)(r & 0xFFFF) + (double)((r >> 16) & 0xFFFF) + (double)((r >> 32) & 0xFFFF) +
+                         (double)((r >> 48) & 0xFFFF);
+        x[i] = (float)((u / 65535.0 - 2.0) * 1.7320508 * 0.02); /* 4 uniforms: variance 1/3 */
+    }
+    SMOE_GOTO_IF(smoe_quantize_rows(type, x, q, 1, n) != (size_t)SYNTH_POOL_BLOCKS * tr->type_size, st, fail,
+                 SMOE_ERR_UNSUPPORTED, "synthetic model: cannot make %s blocks", tr->name);
+    free(x);
+    L->pool[type] = q;
+    L->pool_size[type] = (size_t)SYNTH_POOL_BLOCKS * tr->type_size;
+    return SMOE_OK;
+fail:
+    free(x);
+    free(q);
+    return st;
+}
+
+/* Bytes [off, off + n) of weight wi: norms are 1, everything else tiles its type's pool from a shift that depends
+ * on the weight (whole blocks, so every block is valid). */
+static smoe_status synth_fill(loader *L, int wi, size_t off, uint8_t *dst, size_t n) {
+    const smoe_tensor *t = L->w[wi].t;
+    if (t->n_dims == 1) { /* norms: f32 ones */
+        const float one = 1.0f;
+        for (size_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)&one)[(off + i) % sizeof(float)];
+        return SMOE_OK;
+    }
+    SMOE_TRY(synth_pool(L, t->type));
+    const size_t   P = L->pool_size[t->type], bs = smoe_type_get_traits(t->type)->type_size;
+    const uint8_t *pool = L->pool[t->type];
+    size_t         pos = (off + (size_t)wi * 7919u * bs) % P;
+    while (n > 0) {
+        const size_t k = P - pos < n ? P - pos : n;
+        memcpy(dst, pool + pos, k);
+        dst += k;
+        n -= k;
+        pos = 0;
+    }
+    return SMOE_OK;
+}
+
+/* A weight of the synthetic table: the type `smoe convert` would give it. */
+static smoe_status synth_weight(loader *L, const char *name, int n_dims, const int64_t *ne, smoe_quant_model_info *mi,
+                                smoe_tensor **out) {
+    const smoe_type type = n_dims == 1 ? SMOE_TYPE_F32
+                                       : smoe_quant_choose_type(name, ne, (uint32_t)n_dims, L->synth->ftype, mi);
+    SMOE_TRY(new_weight(L, name, type, n_dims, ne, out));
+    return push_weight(L, (weight_src){.t = *out, .gguf_index = -1});
+}
+
+static smoe_status load_synthetic(loader *L) {
+    smoe_model                  *m = L->m;
+    const smoe_synthetic_params *sp = L->synth;
+    const synth_preset          *pr = NULL;
+    for (size_t i = 0; i < sizeof(k_presets) / sizeof(k_presets[0]); i++)
+        if (strcmp(sp->preset, k_presets[i].name) == 0) pr = &k_presets[i];
+    SMOE_RETURN_IF(!pr, SMOE_ERR_INVALID_ARGUMENT,
+                   "synthetic model: unknown preset '%s' (mixtral-8x7b, bench or tiny)", sp->preset);
+    m->hp = pr->hp;
+    if (sp->n_layer) m->hp.n_layer = sp->n_layer;
+    char name[SMOE_MAX_NAME];
+    snprintf(name, sizeof(name), "synthetic %s, %d layers, %s", pr->name, (int)m->hp.n_layer,
+             smoe_ftype_name(sp->ftype));
+    m->name = strdup(name);
+    SMOE_RETURN_IF(!m->name, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    SMOE_TRY(smoe_arena_init(0, &m->arena));
+
+    const smoe_hparams   *hp = &m->hp;
+    smoe_quant_model_info mi = {.n_layer = hp->n_layer, .n_expert = hp->n_expert, .has_output = true};
+    const int64_t n_embd = hp->n_embd, n_q = (int64_t)hp->n_head * hp->head_dim,
+                  n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t ne_embd[2] = {n_embd, hp->n_vocab};
+    SMOE_TRY(synth_weight(L, "token_embd.weight", 2, ne_embd, &mi, &m->tok_embd));
+    SMOE_TRY(synth_weight(L, "output_norm.weight", 1, &n_embd, &mi, &m->output_norm));
+    SMOE_TRY(synth_weight(L, "output.weight", 2, ne_embd, &mi, &m->output));
+    m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
+    SMOE_RETURN_IF(!m->layers, SMOE_ERR_OUT_OF_MEMORY, "model: out of memory");
+    for (int il = 0; il < hp->n_layer; il++) {
+        smoe_layer *l = &m->layers[il];
+#define W(field, suffix, n, ...)                                                                                       \
+    do {                                                                                                               \
+        const int64_t ne_[] = {__VA_ARGS__};                                                                           \
+        snprintf(name, sizeof(name), "blk.%d." suffix ".weight", il);                                                 \
+        SMOE_TRY(synth_weight(L, name, n, ne_, &mi, &l->field));                                                      \
+    } while (0)
+        W(attn_norm, "attn_norm", 1, n_embd);
+        W(wq, "attn_q", 2, n_embd, n_q);
+        W(wk, "attn_k", 2, n_embd, n_kv);
+        W(wv, "attn_v", 2, n_embd, n_kv);
+        W(wo, "attn_output", 2, n_q, n_embd);
+        W(ffn_norm, "ffn_norm", 1, n_embd);
+        W(ffn_gate_inp, "ffn_gate_inp", 2, n_embd, hp->n_expert);
+        W(ffn_gate_exps, "ffn_gate_exps", 3, n_embd, hp->n_ff, hp->n_expert);
+        W(ffn_up_exps, "ffn_up_exps", 3, n_embd, hp->n_ff, hp->n_expert);
+        W(ffn_down_exps, "ffn_down_exps", 3, hp->n_ff, n_embd, hp->n_expert);
+#undef W
+    }
+    return place_all(L);
+}
+
+smoe_status smoe_model_init_synthetic(const smoe_synthetic_params *sp, const smoe_model_params *params,
+                                      smoe_model **out) {
+    SMOE_RETURN_IF(!out, SMOE_ERR_INVALID_ARGUMENT, "smoe_model_init_synthetic: out is NULL");
+    *out = NULL;
+    SMOE_RETURN_IF(!sp, SMOE_ERR_INVALID_ARGUMENT, "smoe_model_init_synthetic: params are NULL");
+    SMOE_RETURN_IF(sp->size != sizeof(*sp), SMOE_ERR_INVALID_ARGUMENT,
+                   "synthetic params: size %u, expected %zu (use smoe_synthetic_default_params)", sp->size,
+                   sizeof(*sp));
+    SMOE_RETURN_IF(!sp->preset, SMOE_ERR_INVALID_ARGUMENT, "synthetic params: preset is NULL");
+    SMOE_RETURN_IF(sp->n_layer < 0 || sp->n_layer > SMOE_MODEL_MAX_LAYERS, SMOE_ERR_INVALID_ARGUMENT,
+                   "synthetic params: n_layer %d not in [1, %d] (0 = the preset's)", (int)sp->n_layer,
+                   SMOE_MODEL_MAX_LAYERS);
+    SMOE_RETURN_IF(sp->ftype == SMOE_FTYPE_AUTO ? false : !strcmp(smoe_ftype_name(sp->ftype), "unknown"),
+                   SMOE_ERR_INVALID_ARGUMENT, "synthetic params: unknown ftype %d", (int)sp->ftype);
+    const smoe_model_params defaults = smoe_model_default_params();
+    loader L = {.path = "synthetic model", .params = params ? params : &defaults, .fd = -1, .synth = sp};
+    return run_loader(&L, load_synthetic, out);
+}
+
+uint64_t smoe_model_active_bytes(const smoe_model *m) {
+    if (!m) return 0;
+    const smoe_hparams *hp = &m->hp;
+    /* the output matrix is read whole; token_embd one row, unless it is the output matrix (tied) */
+    double active = (double)smoe_tensor_nbytes(m->output_norm) + (double)smoe_tensor_nbytes(m->output);
+    if (m->output != m->tok_embd) active += (double)smoe_tensor_nbytes(m->tok_embd) / (double)hp->n_vocab;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const smoe_layer  *l = &m->layers[il];
+        const smoe_tensor *dense[] = {l->attn_norm, l->wq, l->wk, l->wv, l->wo, l->ffn_norm, l->ffn_gate_inp};
+        for (size_t i = 0; i < sizeof(dense) / sizeof(dense[0]); i++) active += (double)smoe_tensor_nbytes(dense[i]);
+        const smoe_tensor *exps[] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
+        for (size_t i = 0; i < 3; i++)
+            active += (double)smoe_tensor_nbytes(exps[i]) * hp->n_expert_used / hp->n_expert;
+    }
+    return (uint64_t)active;
 }

@@ -282,6 +282,28 @@ SMOE_API smoe_model_params smoe_model_default_params(void);
 SMOE_API smoe_status smoe_model_load(const char *path, const smoe_model_params *params, smoe_model **out);
 SMOE_API void        smoe_model_free(smoe_model *model); /* after every context using it is freed */
 
+/* A model with random weights and no file, for benchmarks: the shapes of a preset, the tensor types that
+ * `smoe convert --type` gives for `ftype`, weights from a seeded generator (valid blocks of each type, values of the
+ * scale of trained weights: norms 1, the rest small), no tokenizer. Placement, backends and gpu_mem work as for a
+ * file (smoe_model_params); use_mmap is ignored. Presets:
+ *   "mixtral-8x7b": Mixtral 8x7B (32 layers, n_embd 4096, 32 heads / 8 KV heads, 8 experts of n_ff 14336, top-2,
+ *                   vocab 32000, rope theta 1e6): ~26 GB at Q4_0, ~49.6 GB at Q8_0;
+ *   "bench":        tests/gen/gen_tiny_mixtral.py's bench preset (n_embd 1024, 8 heads / 2 KV, 8 experts of 3584);
+ *   "tiny":         n_embd 64, 2 layers, 4 heads / 2 KV, 4 experts of 128, top-2, vocab 512 (for tests). */
+typedef struct smoe_synthetic_params {
+    uint32_t    size;    /* sizeof(smoe_synthetic_params), set by smoe_synthetic_default_params      */
+    const char *preset;  /* "mixtral-8x7b" (default), "bench", "tiny"                                 */
+    int32_t     n_layer; /* 0 = the preset's                                                          */
+    smoe_ftype  ftype;   /* SMOE_FTYPE_Q4_0 by default; any type smoe convert accepts                 */
+    uint64_t    seed;
+} smoe_synthetic_params;
+
+SMOE_API smoe_synthetic_params smoe_synthetic_default_params(void);
+/* SMOE_ERR_INVALID_ARGUMENT for an unknown preset, a layer count outside [1, 4096] or a bad ftype; then as
+ * smoe_model_load. */
+SMOE_API smoe_status smoe_model_init_synthetic(const smoe_synthetic_params *sp, const smoe_model_params *params,
+                                               smoe_model **out);
+
 typedef struct smoe_model_info {
     int32_t     n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
     int32_t     n_expert, n_expert_used;
@@ -293,6 +315,9 @@ typedef struct smoe_model_info {
 } smoe_model_info;
 
 SMOE_API void smoe_model_get_info(const smoe_model *model, smoe_model_info *info);
+/* Bytes of weights one generated token reads: every weight once, the experts of a layer n_expert_used / n_expert
+ * of theirs, token_embd one row (the memory traffic that bounds generation speed). */
+SMOE_API uint64_t smoe_model_active_bytes(const smoe_model *model);
 /* The model's tokenizer, owned by the model (valid until smoe_model_free); NULL if the file has none (no
  * tokenizer.ggml.model key). */
 SMOE_API const smoe_tokenizer *smoe_model_tokenizer(const smoe_model *model);

@@ -1052,6 +1052,75 @@ static void test_llamacpp_refs(void **state) {
     }
 }
 
+/* smoe_model_init_synthetic: the preset's shapes, smoe convert's types, seeded weights, finite logits; errors. */
+static void test_synthetic(void **state) {
+    (void)state;
+    smoe_synthetic_params sp = smoe_synthetic_default_params();
+    assert_string_equal(sp.preset, "mixtral-8x7b");
+    sp.preset = "tiny";
+    sp.ftype = SMOE_FTYPE_F32;
+    smoe_model *m = NULL;
+    assert_int_equal(smoe_model_init_synthetic(&sp, NULL, &m), SMOE_OK);
+    smoe_model_info info;
+    smoe_model_get_info(m, &info);
+    assert_int_equal(info.n_layer, 2);
+    assert_int_equal(info.n_embd, 64);
+    assert_int_equal(info.n_expert, 4);
+    assert_int_equal(info.n_vocab, 512);
+    assert_string_equal(info.type_name, "f32");
+    assert_null(smoe_model_tokenizer(m));
+    /* F32, by hand: per layer norms 2 x 256, wq/wo 16384 each, wk/wv 8192 each, router 1024; experts 3 x 131072 */
+    assert_int_equal(info.size_bytes, 2 * 131072 + 256 + 2 * (512 + 2 * 16384 + 2 * 8192 + 1024 + 3 * 131072));
+    assert_int_equal(smoe_model_active_bytes(m), 256 + 131072 + 256 + 2 * (512 + 2 * 16384 + 2 * 8192 + 1024 +
+                                                                          3 * 131072 / 2));
+    smoe_model_free(m);
+
+    /* quantized: deterministic for a seed, different for another; finite logits */
+    const size_t nv = 512, n = 12;
+    float       *logits[3];
+    for (int k = 0; k < 3; k++) {
+        sp.ftype = SMOE_FTYPE_Q4_K_M;
+        sp.seed = k == 2 ? 99 : 7;
+        sp.n_layer = 3;
+        assert_int_equal(smoe_model_init_synthetic(&sp, NULL, &m), SMOE_OK);
+        smoe_model_get_info(m, &info);
+        assert_int_equal(info.n_layer, 3);
+        assert_true(smoe_model_active_bytes(m) < info.size_bytes);
+        logits[k] = malloc(n * nv * sizeof(float));
+        smoe_context *ctx = new_ctx(m, 64, 0, 1, SMOE_KV_F32);
+        decode_all(ctx, k_prompt, (int)n, 0, 0, logits[k]);
+        for (size_t i = 0; i < n * nv; i++) assert_true(isfinite(logits[k][i]));
+        smoe_context_free(ctx);
+        smoe_model_free(m);
+    }
+    assert_memory_equal(logits[0], logits[1], n * nv * sizeof(float));
+    assert_true(rel_diff(logits[0], logits[2], n * nv) > 1e-3);
+    for (int k = 0; k < 3; k++) free(logits[k]);
+
+    /* errors */
+    smoe_synthetic_params bad = smoe_synthetic_default_params();
+    bad.preset = "mixtral-7x8b";
+    assert_int_equal(smoe_model_init_synthetic(&bad, NULL, &m), SMOE_ERR_INVALID_ARGUMENT);
+    assert_null(m);
+    assert_non_null(strstr(smoe_last_error(), "unknown preset 'mixtral-7x8b'"));
+    bad = smoe_synthetic_default_params();
+    bad.n_layer = -1;
+    assert_int_equal(smoe_model_init_synthetic(&bad, NULL, &m), SMOE_ERR_INVALID_ARGUMENT);
+    bad = smoe_synthetic_default_params();
+    bad.ftype = (smoe_ftype)12345;
+    assert_int_equal(smoe_model_init_synthetic(&bad, NULL, &m), SMOE_ERR_INVALID_ARGUMENT);
+    bad = smoe_synthetic_default_params();
+    bad.size = 3;
+    assert_int_equal(smoe_model_init_synthetic(&bad, NULL, &m), SMOE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smoe_model_init_synthetic(NULL, NULL, &m), SMOE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smoe_model_init_synthetic(&sp, NULL, NULL), SMOE_ERR_INVALID_ARGUMENT);
+    smoe_model_params mp = smoe_model_default_params();
+    mp.backend = "no-such-backend";
+    assert_int_equal(smoe_model_init_synthetic(&sp, &mp, &m), SMOE_ERR_UNSUPPORTED);
+    assert_null(m);
+    assert_int_equal(smoe_model_active_bytes(NULL), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_info),
@@ -1069,6 +1138,7 @@ int main(void) {
         cmocka_unit_test(test_shared_model_threads),
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_llamacpp_refs),
+        cmocka_unit_test(test_synthetic),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

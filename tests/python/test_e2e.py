@@ -322,3 +322,38 @@ def test_zz_write_quality_report():
     if QUALITY:
         with open(os.path.join(BUILD, "e2e-quality.json"), "w") as f:
             json.dump(QUALITY, f, indent=1)
+
+
+def bench_csv(args):
+    r = subprocess.run([SMOE, "bench", "-o", "csv"] + args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import csv
+    import io
+    return list(csv.DictReader(io.StringIO(r.stdout)))
+
+
+def test_cli_bench():
+    """`smoe bench` on a file and on synthetic models: the tests asked for, with depth, and consistent figures."""
+    model = converted("tiny", "f32")
+    rows = bench_csv(["-m", model, "-p", "8", "-n", "4", "-d", "0,8", "-r", "2"])
+    assert [r["test"] for r in rows] == ["pp8", "tg4", "pp8 @ d8", "tg4 @ d8"]
+    for r in rows:
+        assert float(r["avg_ts"]) > 0 and int(r["reps"]) == 2
+        assert 0 < float(r["active_bytes"]) < float(r["size_bytes"])
+        if r["test"].startswith("tg"):
+            assert abs(float(r["gbps"]) - float(r["active_bytes"]) * float(r["avg_ts"]) * 1e-9) <= 1e-3 + \
+                1e-3 * float(r["gbps"])
+    assert [int(r["n_depth"]) for r in rows] == [0, 0, 8, 8]
+    rows = bench_csv(["--synthetic", "tiny", "--type", "q4_0,q8_0", "-p", "8", "-n", "4", "-r", "1", "--peak-gbps",
+                      "100"])
+    assert [(r["model"], r["test"]) for r in rows] == [
+        ("synthetic-tiny-q4_0", "pp8"), ("synthetic-tiny-q4_0", "tg4"),
+        ("synthetic-tiny-q8_0", "pp8"), ("synthetic-tiny-q8_0", "tg4")]
+    assert float(rows[1]["peak_fraction"]) == pytest.approx(float(rows[1]["gbps"]) / 100, rel=1e-3, abs=1e-4)
+    for args, rc, msg in [(["--synthetic", "nope"], 1, "unknown preset 'nope'"),
+                          (["--synthetic", "tiny", "-m", model], 2, "one of them"),
+                          (["--synthetic", "tiny", "--type", "q9_9"], 2, "bad argument"),
+                          (["-m", model, "-d", "-1"], 2, "bad argument"),
+                          (["-m", model, "--gpu-mem", "lots"], 2, "bad argument")]:
+        r = subprocess.run([SMOE, "bench", "-p", "4", "-n", "2", "-r", "1"] + args, capture_output=True, text=True)
+        assert r.returncode == rc and msg in r.stderr, (args, r.returncode, r.stderr)
