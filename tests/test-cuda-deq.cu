@@ -2,7 +2,7 @@
 // without a GPU: every type the kernels read is quantized from seeded random rows by the reference quantizer
 // (from_f32) and decoded element by element with deq<T>; each value must equal the CPU's to_f32 (which
 // tests/test-quant.c and tests/python/test_quant_reference.py check bit-exactly against the gguf package) to within
-// float rounding. Also the bf16 rounding and the q8_0 quantizer of the KV_WRITE / CPY kernels against the CPU's
+// float rounding; the GEMV's sub-block decoder deq_sub<T> must give deq<T>'s values exactly. Also the bf16 rounding and the q8_0 quantizer of the KV_WRITE / CPY kernels against the CPU's
 // from_f32 (bytes identical).
 // Prints one line per type; exit status 1 on any mismatch.
 #include "backends/cuda/cuda-common.cuh"
@@ -36,6 +36,32 @@ struct check {
     }
 };
 
+// deq_sub<T> (the GEMV's sub-block decoder) against deq<T>, element by element: the same arithmetic, so equal
+struct check_sub {
+    int32_t type;
+    const std::vector<uint8_t> *row;
+    int64_t n;
+    int *bad;
+    template <int T> int run() {
+        if constexpr (type_info<T>::qk >= 32) {
+            for (int64_t s = 0; s < n / 32; s++) {
+                float w[32];
+                deq_sub<T>(row->data(), s, w);
+                for (int j = 0; j < 32; j++) {
+                    const float want = deq<T>(row->data(), 32 * s + j);
+                    if (w[j] != want && !(isnan(w[j]) && isnan(want))) {
+                        if (*bad < 20)
+                            printf("type %d: deq_sub sub-block %lld element %d: %.9g, deq %.9g\n", (int)type,
+                                   (long long)s, j, (double)w[j], (double)want);
+                        (*bad)++;
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+};
+
 int main(void) {
     const int32_t types[] = {SMOE_TYPE_F32, SMOE_TYPE_F16, SMOE_TYPE_BF16, SMOE_TYPE_Q4_0, SMOE_TYPE_Q4_1,
                              SMOE_TYPE_Q5_0, SMOE_TYPE_Q5_1, SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_K, SMOE_TYPE_Q5_K,
@@ -63,6 +89,8 @@ int main(void) {
                 bad++;
                 break;
             }
+            check_sub cs{type, &row, n, &bad};
+            dispatch_type(type, cs);
             for (int64_t i = 0; i < n; i++) {
                 const double d = fabs((double)got[(size_t)i] - (double)ref[(size_t)i]);
                 const double rel = d / fmax(1e-30, fabs((double)ref[(size_t)i]));

@@ -59,6 +59,9 @@ static const op_case cases[] = {
     {SMOE_OP_GET_ROWS, SMOE_TYPE_F32, 0, {3, 1}, 0, 0},
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 1}, 0, 0},
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 7}, 0, 0},
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 2}, 0, 0}, /* the CUDA GEMV's column counts 2, 3, 4 (1, 7 and 37 above) */
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 3}, 0, 0},
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 4}, 0, 0},
     {SMOE_OP_MUL_MAT, SMOE_TYPE_F32, 0, {16, 33}, 0, 0},
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 37}, 0, 0}, /* batched (SIMD gemm): ragged rows and token groups */
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 1, 7}, 0, 0},

@@ -38,6 +38,7 @@ typedef struct pending_get {
 typedef struct smoe_cuda_ctx {
     int          device;
     int          cc;
+    int          simple;    /* $SMOE_CUDA_SIMPLE=1: the reference kernels only */
     char         name[16];
     char         description[256];
     cudaStream_t stream;
@@ -360,6 +361,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", n->name);
         smoe_cuda_node node;
         make_node(n, c->n_names, c->cc, &node);
+        node.simple = c->simple;
         c->n_names++;
         const int e = fn(&node, c->stream, c->d_err);
         if (e != 0) {
@@ -431,6 +433,8 @@ static smoe_status ctx_init(smoe_cuda_ctx *c, int device) {
     struct cudaDeviceProp prop;
     SMOE_CUDA_TRY(c, cudaGetDeviceProperties(&prop, device));
     c->cc = prop.major * 100 + prop.minor * 10;
+    const char *simple = getenv("SMOE_CUDA_SIMPLE");
+    c->simple = simple && strcmp(simple, "1") == 0;
     snprintf(c->description, sizeof(c->description), "%.200s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     SMOE_RETURN_IF(c->cc < SMOE_CC_TURING, SMOE_ERR_UNSUPPORTED, "%s: %s: compute capability %d.%d < 7.5 (Turing)",

@@ -3,7 +3,7 @@
 //
 // Decoding is per element (deq<T>(row, i) = element i of a row that starts at `row`), mirroring the block layouts in
 // quant/quant.h exactly; kernels are correctness-first and read bytes, so no alignment beyond 1 is assumed.
-// TODO(#7): per-block decoding into registers with 128-bit loads for the GEMV and GET_ROWS hot paths.
+// deq_sub<T> decodes a sub-block of 32 elements at once for the GEMV hot path (gemv.cu).
 #pragma once
 
 #include "cuda-kernels.h"
@@ -114,6 +114,70 @@ template <int T> static SMOE_HD float deq(const uint8_t *row, int64_t i) {
         const int hi = (b[128 + 32 * h + e % 32] >> (2 * (e / 32))) & 3;
         const int q = lo | (hi << 4);
         return f16_at(b + 208) * (float)(int8_t)b[192 + j / 16] * (float)(q - 32);
+    }
+}
+
+// Sub-block decoding for the GEMV hot path: the 32 elements 32*s .. 32*s+31 of a row of a quantized type T (every
+// block is a whole number of sub-blocks of 32), read once, byte-wise from consecutive addresses, with the same
+// arithmetic as deq<T> (so the values are bit-identical: tests/test-cuda-deq.cu checks it).
+template <int T> static SMOE_HD void deq_sub(const uint8_t *row, int64_t s, float *w) {
+    constexpr int QK = type_info<T>::qk;
+    static_assert(QK % 32 == 0, "deq_sub: quantized types only");
+    const uint8_t *b = row + (s / (QK / 32)) * type_info<T>::bytes;
+    const int sb = (int)(s % (QK / 32)); // sub-block within the block
+    if constexpr (T == SMOE_CUDA_Q4_0) {
+        const float d = f16_at(b);
+        for (int j = 0; j < 16; j++) {
+            const uint8_t q = b[2 + j];
+            w[j] = d * (float)((q & 15) - 8);
+            w[j + 16] = d * (float)((q >> 4) - 8);
+        }
+    } else if constexpr (T == SMOE_CUDA_Q4_1) {
+        const float d = f16_at(b), m = f16_at(b + 2);
+        for (int j = 0; j < 16; j++) {
+            const uint8_t q = b[4 + j];
+            w[j] = d * (float)(q & 15) + m;
+            w[j + 16] = d * (float)(q >> 4) + m;
+        }
+    } else if constexpr (T == SMOE_CUDA_Q5_0 || T == SMOE_CUDA_Q5_1) {
+        constexpr int o = T == SMOE_CUDA_Q5_0 ? 2 : 4;
+        const float d = f16_at(b), m = T == SMOE_CUDA_Q5_1 ? f16_at(b + 2) : 0.0f;
+        const uint32_t qh = (uint32_t)b[o] | ((uint32_t)b[o + 1] << 8) | ((uint32_t)b[o + 2] << 16) |
+                            ((uint32_t)b[o + 3] << 24);
+        for (int j = 0; j < 16; j++) {
+            const uint8_t q = b[o + 4 + j];
+            const int lo = (q & 15) | (int)(((qh >> j) & 1u) << 4);
+            const int hi = (q >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+            if constexpr (T == SMOE_CUDA_Q5_0) {
+                w[j] = d * (float)(lo - 16);
+                w[j + 16] = d * (float)(hi - 16);
+            } else {
+                w[j] = d * (float)lo + m;
+                w[j + 16] = d * (float)hi + m;
+            }
+        }
+    } else if constexpr (T == SMOE_CUDA_Q8_0) {
+        const float d = f16_at(b);
+        for (int j = 0; j < 32; j++) w[j] = d * (float)(int8_t)b[2 + j];
+    } else if constexpr (T == SMOE_CUDA_Q4_K || T == SMOE_CUDA_Q5_K) {
+        int sc, m;
+        kq_scale_min(b + 4, sb, &sc, &m);
+        const float    d = f16_at(b), dmin = f16_at(b + 2);
+        const uint8_t *qs = b + 16 + (T == SMOE_CUDA_Q5_K ? 32 : 0) + 32 * (sb / 2);
+        for (int l = 0; l < 32; l++) {
+            int q = (sb & 1) ? (qs[l] >> 4) : (qs[l] & 15);
+            if constexpr (T == SMOE_CUDA_Q5_K) q |= ((b[16 + l] >> sb) & 1) << 4;
+            w[l] = d * (float)sc * (float)q - dmin * (float)m;
+        }
+    } else { // Q6_K
+        const int      h = sb / 4, e0 = 32 * (sb % 4);
+        const float    d = f16_at(b + 208);
+        const uint8_t *ql = b + 64 * h + (e0 % 64), *qh = b + 128 + 32 * h;
+        const int      shift_lo = e0 < 64 ? 0 : 4, shift_hi = 2 * (e0 / 32);
+        for (int l = 0; l < 32; l++) {
+            const int q = ((ql[l] >> shift_lo) & 15) | (((qh[l] >> shift_hi) & 3) << 4);
+            w[l] = d * (float)(int8_t)b[192 + (32 * sb + l) / 16] * (float)(q - 32);
+        }
     }
 }
 

@@ -49,6 +49,8 @@ typedef struct smoe_cuda_node {
                                     ATTENTION f[0] = scale; SCALE f[0] = s */
     int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used */
     int              cc;         /* compute capability of the device (SMOE_CC_*) */
+    int              simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
+                                    a fast kernel's error from the rest */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,

@@ -2,12 +2,17 @@
 // F32/F16/BF16/Q8_0).
 //
 // Layout: weights are rows of ne[0] elements (blocks of the type), row stride nb[1], expert stride nb[2].
-// MUL_MAT / MUL_MAT_ID: one warp per output element (weight row i, activation column j); the lanes stride over the
-// row, decode each element in registers (deq<T>) and the warp sums. Correctness first: every column re-reads the
-// row, so batches > 1 read weights n times.
-// TODO(#7): decode GEMV reading each weight byte once for all columns of a batch (<= 8), per-block decoding with
-// 128-bit loads and several blocks in flight; prefill GEMM on tensor cores (mma.sync int8 / f16) with the tokens of
-// a batch grouped per expert; fused SwiGLU into the gate/up GEMV.
+//
+// Quantized weights (the decode hot path): gemv_kernel / gemv_id_kernel. One warp per weight row; the lanes take the
+// row's sub-blocks of 32 elements in turn (lane l: sub-blocks l, l + 32, ...: consecutive lanes read consecutive
+// bytes, so each warp-wide step is one coalesced sweep), decode each sub-block once into registers (deq_sub) and
+// multiply it with up to NC = 8 activation columns (float4 loads), so a batch of <= 8 tokens reads every weight byte
+// once; larger batches take the columns 8 at a time. MUL_MAT_ID reads only the experts chosen, one (slot, token)
+// column per warp, the expert id from device memory.
+// Everything else (F32/F16/BF16 weights, activations that are not 16-byte aligned, SMOE_CUDA_SIMPLE=1 in the
+// environment) takes the reference kernels: one warp per output element, lanes striding over elements (deq).
+// TODO(#7): prefill GEMM on tensor cores (mma.sync int8 / f16) with the tokens of a batch grouped per expert; dp4a
+// on int8 activations; fused SwiGLU into the gate/up GEMV.
 #include "cuda-common.cuh"
 
 // kernels
@@ -48,6 +53,78 @@ static __global__ void mul_mat_id_kernel(const uint8_t *w, int64_t w_nb1, int64_
     for (int64_t q = lane; q < k; q += SMOE_WARP) acc += deq<T>(wr, q) * xr[q];
     acc = warp_sum(acc);
     if (lane == 0) *(float *)((uint8_t *)dst + i * 4 + s * d_nb1 + t * d_nb2) = acc;
+}
+
+// Fast path for quantized T: up to NC columns per warp (j0 = blockIdx.y * NC), weights decoded once per sub-block.
+template <int T, int NC>
+static __global__ void gemv_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1, int64_t x_nb2,
+                                   int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2, int64_t d_nb3, int64_t k,
+                                   int64_t m, int64_t n1, int64_t n2) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (i >= m) return;
+    const int64_t j0 = (int64_t)blockIdx.y * NC, i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
+    const int nc = n1 - j0 < NC ? (int)(n1 - j0) : NC;
+    const uint8_t *wr = w + i * w_nb1;
+    const uint8_t *xb = x + j0 * x_nb1 + i2 * x_nb2 + i3 * x_nb3;
+    float acc[NC];
+#pragma unroll
+    for (int c = 0; c < NC; c++) acc[c] = 0.0f;
+    const int64_t n_sub = k / 32;
+    for (int64_t s = lane; s < n_sub; s += SMOE_WARP) {
+        float wv[32];
+        deq_sub<T>(wr, s, wv);
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+            if (c >= nc) continue; // predicated: acc stays in registers (no dynamic index)
+            const float4 *xv = (const float4 *)(xb + c * x_nb1) + 8 * s;
+            float a = 0.0f;
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 v = xv[q];
+                a += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z + wv[4 * q + 3] * v.w;
+            }
+            acc[c] += a;
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < NC; c++) acc[c] = warp_sum(acc[c]);
+    if (lane == 0) {
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (c < nc) *(float *)((uint8_t *)dst + i * 4 + (j0 + c) * d_nb1 + i2 * d_nb2 + i3 * d_nb3) = acc[c];
+    }
+}
+
+template <int T>
+static __global__ void gemv_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
+                                      const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
+                                      const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
+                                      int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (i >= m) return;
+    const int64_t sl = blockIdx.y, t = blockIdx.z;
+    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
+    if (e < 0 || e >= n_expert) {
+        if (lane == 0) report_error(err, node);
+        return;
+    }
+    const uint8_t *wr = w + e * w_nb2 + i * w_nb1;
+    const float4 *xv = (const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2);
+    float acc = 0.0f;
+    const int64_t n_sub = k / 32;
+    for (int64_t s = lane; s < n_sub; s += SMOE_WARP) {
+        float wv[32];
+        deq_sub<T>(wr, s, wv);
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const float4 v = xv[8 * s + q];
+            acc += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z + wv[4 * q + 3] * v.w;
+        }
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) *(float *)((uint8_t *)dst + i * 4 + sl * d_nb1 + t * d_nb2) = acc;
 }
 
 template <int T>
@@ -92,11 +169,38 @@ namespace {
 
 constexpr int kWarps = 4; // rows per block in the GEMV kernels
 
+constexpr int kCols = 8; // activation columns per warp in the fast GEMV
+
+// The fast path needs a quantized type (whole sub-blocks of 32) and f32 activation rows that float4 loads can read.
+static bool fast_ok(const smoe_cuda_node *n, const smoe_cuda_tensor &x) {
+    const uintptr_t a = (uintptr_t)x.data;
+    return !n->simple && x.nb[0] == 4 && ((a | (uintptr_t)x.nb[1] | (uintptr_t)x.nb[2] | (uintptr_t)x.nb[3]) & 15) == 0;
+}
+
+template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+    const dim3 grid(ceil_div(w.ne[1], kWarps), ceil_div(x.ne[1], NC), (unsigned)(x.ne[2] * x.ne[3]));
+    gemv_kernel<T, NC><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], (const uint8_t *)x.data,
+        x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[1], x.ne[2]);
+    return launch_result();
+}
+
 struct mul_mat_op {
     const smoe_cuda_node *n;
     cudaStream_t st;
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+        if constexpr (type_info<T>::qk >= 32) {
+            if (fast_ok(n, x)) {
+                switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
+                case 1: return launch_gemv<T, 1>(n, st);
+                case 2: return launch_gemv<T, 2>(n, st);
+                case 3: return launch_gemv<T, 3>(n, st);
+                case 4: return launch_gemv<T, 4>(n, st);
+                default: return launch_gemv<T, kCols>(n, st);
+                }
+            }
+        }
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)x.ne[1], (unsigned)(x.ne[2] * x.ne[3]));
         mul_mat_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1],
             (const uint8_t *)x.data, x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3],
@@ -112,6 +216,14 @@ struct mul_mat_id_op {
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+        if constexpr (type_info<T>::qk >= 32) {
+            if (fast_ok(n, x)) {
+                gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
+                    w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
+                    ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+                return launch_result();
+            }
+        }
         mul_mat_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
             w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
             ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
