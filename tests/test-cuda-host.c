@@ -1,7 +1,8 @@
 /* test-cuda-host.c - the CUDA backend's host-side logic, on any machine: the registry entry, device_count() = 0 and
  * a clean init failure without a device (the library loads without a driver), and smoe_cuda_supports_node's answers
  * (what runs on the GPU and what falls back to the CPU). Kernels are tested on a GPU by test-ops -b cuda0
- * (bench/device-check.sh). Builds without CUDA check that the kind is absent. */
+ * (bench/device-check.sh). Builds without CUDA check that the kind is absent. Also the CUDA-graph capture/replay
+ * policy (backends/cuda/launch-cache.c), which is host logic built everywhere. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backends/cuda/launch-cache.h"
 #include "core/backend.h"
 #include "core/graph.h"
 #if SMOE_HAVE_CUDA
@@ -146,12 +148,95 @@ static void test_supports(void **state) {
 }
 #endif
 
+static int g_destroyed;
+static void count_destroy(void *exec, void *ud) {
+    (void)exec;
+    (void)ud;
+    g_destroyed++;
+}
+
+static void nodes_for(smoe_cuda_node *nodes, int n, uintptr_t base) {
+    memset(nodes, 0, (size_t)n * sizeof(*nodes));
+    for (int i = 0; i < n; i++) {
+        nodes[i].op = i;
+        nodes[i].node_index = i;
+        nodes[i].dst.data = (void *)(base + 256 * (uintptr_t)i);
+        nodes[i].dst.ne[0] = 4096;
+    }
+}
+
+/* Capture on the second identical step, replay after, invalidate on any change, LRU eviction, clear. */
+static void test_launch_cache(void **state) {
+    (void)state;
+    smoe_lc c;
+    smoe_lc_init(&c, count_destroy, NULL);
+    g_destroyed = 0;
+    smoe_cuda_node x[5], y[5];
+    nodes_for(x, 5, 0x10000);
+    nodes_for(y, 5, 0x10000);
+    y[3].src[1].data = (void *)0x999; /* one argument differs */
+    const int       key_a = 0, key_b = 0;
+    const void     *A = &key_a, *B = &key_b;
+    int             slot = -1;
+    smoe_lc_action  act;
+    assert_int_equal(smoe_lc_lookup(&c, A, x, 5, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_LAUNCH); /* first time: launched directly (a prefill seen once is never captured) */
+    assert_int_equal(smoe_lc_lookup(&c, A, x, 5, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_CAPTURE);
+    smoe_lc_set_exec(&c, slot, (void *)0x1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(smoe_lc_lookup(&c, A, x, 5, &slot, &act), SMOE_OK);
+        assert_int_equal(act, SMOE_LC_REPLAY);
+    }
+    assert_int_equal(c.n_captures, 1);
+    assert_int_equal(c.n_replays, 3);
+    /* the same split now launches something else: the graph is destroyed, the new array starts over */
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 5, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_LAUNCH);
+    assert_int_equal(g_destroyed, 1);
+    assert_int_equal(c.n_invalidations, 1);
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK); /* fewer launches: different too */
+    assert_int_equal(act, SMOE_LC_LAUNCH);
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_CAPTURE);
+    smoe_lc_set_exec(&c, slot, NULL); /* capture failed: counted again from scratch */
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_LAUNCH);
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_CAPTURE);
+    smoe_lc_set_exec(&c, slot, (void *)0x2);
+    /* another key is independent; an empty split is fine */
+    assert_int_equal(smoe_lc_lookup(&c, B, NULL, 0, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_LAUNCH);
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_REPLAY);
+    /* SMOE_LC_SLOTS other keys evict A (least recently used) and its graph */
+    int keys[SMOE_LC_SLOTS];
+    for (int i = 0; i < SMOE_LC_SLOTS; i++) {
+        assert_int_equal(smoe_lc_lookup(&c, &keys[i], x, 5, &slot, &act), SMOE_OK);
+        assert_int_equal(act, SMOE_LC_LAUNCH);
+    }
+    assert_int_equal(g_destroyed, 2);
+    assert_int_equal(smoe_lc_lookup(&c, A, y, 4, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_LAUNCH);
+    /* graphs left are destroyed by clear */
+    assert_int_equal(smoe_lc_lookup(&c, &keys[5], x, 5, &slot, &act), SMOE_OK);
+    assert_int_equal(act, SMOE_LC_CAPTURE);
+    smoe_lc_set_exec(&c, slot, (void *)0x3);
+    smoe_lc_clear(&c);
+    assert_int_equal(g_destroyed, 3);
+    assert_int_equal(smoe_lc_lookup(&c, NULL, x, 5, &slot, &act), SMOE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smoe_lc_lookup(&c, A, NULL, 3, &slot, &act), SMOE_ERR_INVALID_ARGUMENT);
+    smoe_lc_clear(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
 #if SMOE_HAVE_CUDA
         cmocka_unit_test(test_supports),
 #endif
+        cmocka_unit_test(test_launch_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

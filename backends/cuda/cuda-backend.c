@@ -13,13 +13,18 @@
  * (pageable memory: the runtime completes them before returning). The staging cursor resets at each synchronize.
  *
  * Index errors found by kernels (see cuda-kernels.h) are read at synchronize and reported with the node's name.
- * TODO(#7): capture the decode step as a CUDA graph and replay it (invalidate on a new graph version); cudaHostRegister
- * for mmap'd weights (buffer_from_host_ptr); several streams for overlapping host-resident expert work.
+ * CUDA graphs: a split whose launches (the smoe_cuda_node array) repeat unchanged is captured into a graph on its
+ * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
+ * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
+ * SMOE_CUDA_GRAPHS=0 launches everything directly.
+ * TODO(#7): cudaHostRegister for mmap'd weights (buffer_from_host_ptr); several streams for overlapping
+ * host-resident expert work.
  */
 #include "cuda-backend.h"
 
 #include "core/backend-impl.h"
 #include "cuda-kernels.h"
+#include "launch-cache.h"
 
 #include <cuda_runtime_api.h>
 #include <inttypes.h>
@@ -39,6 +44,10 @@ typedef struct smoe_cuda_ctx {
     int          device;
     int          cc;
     int          simple;    /* $SMOE_CUDA_SIMPLE=1: the reference kernels only */
+    int          graphs;    /* CUDA graphs on (default; $SMOE_CUDA_GRAPHS=0 turns them off) */
+    smoe_lc      lc;
+    smoe_cuda_node *scratch; /* the current split's launches */
+    int          cap_scratch;
     char         name[16];
     char         description[256];
     cudaStream_t stream;
@@ -342,15 +351,53 @@ static launcher launcher_for(smoe_op op) {
     }
 }
 
+static void destroy_exec(void *exec, void *user_data) {
+    (void)user_data;
+    (void)cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
+
+/* Launches the n nodes of c->scratch on the stream. */
+static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) {
+    for (int k = 0, i = 0; i < split->n_nodes && k < n; i++) {
+        const smoe_tensor *t = split->nodes[i];
+        if (t->op == SMOE_OP_NONE || t->op == SMOE_OP_VIEW) continue;
+        const int e = launcher_for(t->op)(&c->scratch[k++], c->stream, c->d_err);
+        if (e != 0) {
+            char what[160];
+            snprintf(what, sizeof(what), "%s (%s)", smoe_op_name(t->op), t->name);
+            return cuda_error((cudaError_t)e, c->name, what);
+        }
+    }
+    return SMOE_OK;
+}
+
+/* Captures the launches into a graph and instantiates it; NULL (and the error cleared) if anything fails. */
+static cudaGraphExec_t capture(smoe_cuda_ctx *c, const smoe_split *split, int n) {
+    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    const smoe_status st = launch_all(c, split, n);
+    cudaGraph_t       graph = NULL;
+    const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    cudaGraphExec_t   exec = NULL;
+    if (st == SMOE_OK && e == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+        exec = NULL;
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    return exec;
+}
+
 static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     smoe_cuda_ctx *c = ctx_of(b);
     SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
+    /* the split's launches, described (and its node names recorded for index errors) */
+    int n = 0;
     for (int i = 0; i < split->n_nodes; i++) {
-        const smoe_tensor *n = split->nodes[i];
-        if (n->op == SMOE_OP_NONE || n->op == SMOE_OP_VIEW) continue;
-        const launcher fn = launcher_for(n->op);
-        SMOE_RETURN_IF(!fn, SMOE_ERR_UNSUPPORTED, "%s: %s: op %s has no kernel", c->name, n->name,
-                       smoe_op_name(n->op));
+        const smoe_tensor *t = split->nodes[i];
+        if (t->op == SMOE_OP_NONE || t->op == SMOE_OP_VIEW) continue;
+        SMOE_RETURN_IF(!launcher_for(t->op), SMOE_ERR_UNSUPPORTED, "%s: %s: op %s has no kernel", c->name, t->name,
+                       smoe_op_name(t->op));
         if (c->n_names == c->cap_names) {
             const int cap = c->cap_names ? 2 * c->cap_names : 64;
             char(*nm)[SMOE_MAX_NAME] = realloc(c->names, (size_t)cap * sizeof(*nm));
@@ -358,19 +405,38 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
             c->names = nm;
             c->cap_names = cap;
         }
-        snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", n->name);
-        smoe_cuda_node node;
-        make_node(n, c->n_names, c->cc, &node);
-        node.simple = c->simple;
+        if (n == c->cap_scratch) {
+            const int       cap = c->cap_scratch ? 2 * c->cap_scratch : 64;
+            smoe_cuda_node *p = realloc(c->scratch, (size_t)cap * sizeof(*p));
+            SMOE_RETURN_IF(!p, SMOE_ERR_OUT_OF_MEMORY, "%s: out of memory", c->name);
+            c->scratch = p;
+            c->cap_scratch = cap;
+        }
+        snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", t->name);
+        /* node_index is the position since the last synchronize: equal runs of a split after a synchronize get
+         * equal arrays, so a decode step (one split per run, synchronized in between) replays */
+        make_node(t, c->n_names, c->cc, &c->scratch[n]);
+        c->scratch[n].simple = c->simple;
         c->n_names++;
-        const int e = fn(&node, c->stream, c->d_err);
-        if (e != 0) {
-            char what[160];
-            snprintf(what, sizeof(what), "%s (%s)", smoe_op_name(n->op), n->name);
-            return cuda_error((cudaError_t)e, c->name, what);
+        n++;
+    }
+    if (!c->graphs || n == 0) return launch_all(c, split, n);
+    int            slot = -1;
+    smoe_lc_action act = SMOE_LC_LAUNCH;
+    if (smoe_lc_lookup(&c->lc, split, c->scratch, n, &slot, &act) != SMOE_OK) return launch_all(c, split, n);
+    if (act == SMOE_LC_REPLAY) {
+        SMOE_CUDA_TRY(c, cudaGraphLaunch((cudaGraphExec_t)c->lc.e[slot].exec, c->stream));
+        return SMOE_OK;
+    }
+    if (act == SMOE_LC_CAPTURE) {
+        cudaGraphExec_t exec = capture(c, split, n);
+        smoe_lc_set_exec(&c->lc, slot, exec);
+        if (exec) {
+            SMOE_CUDA_TRY(c, cudaGraphLaunch(exec, c->stream));
+            return SMOE_OK;
         }
     }
-    return SMOE_OK;
+    return launch_all(c, split, n);
 }
 
 static smoe_status cuda_synchronize(smoe_backend *b) {
@@ -398,6 +464,7 @@ static void cuda_free(smoe_backend *b) {
     if (c) {
         if (cudaSetDevice(c->device) == cudaSuccess) {
             if (c->stream) (void)cudaStreamSynchronize(c->stream);
+            smoe_lc_clear(&c->lc); /* destroys the graphs */
             if (c->d_err) (void)cudaFree(c->d_err);
             if (c->h_err) (void)cudaFreeHost(c->h_err);
             if (c->staging) (void)cudaFreeHost(c->staging);
@@ -406,6 +473,7 @@ static void cuda_free(smoe_backend *b) {
         (void)cudaGetLastError();
         free(c->gets);
         free(c->names);
+        free(c->scratch);
         free(c);
     }
     free(b);
@@ -433,8 +501,9 @@ static smoe_status ctx_init(smoe_cuda_ctx *c, int device) {
     struct cudaDeviceProp prop;
     SMOE_CUDA_TRY(c, cudaGetDeviceProperties(&prop, device));
     c->cc = prop.major * 100 + prop.minor * 10;
-    const char *simple = getenv("SMOE_CUDA_SIMPLE");
+    const char *simple = getenv("SMOE_CUDA_SIMPLE"), *graphs = getenv("SMOE_CUDA_GRAPHS");
     c->simple = simple && strcmp(simple, "1") == 0;
+    c->graphs = !(graphs && strcmp(graphs, "0") == 0);
     snprintf(c->description, sizeof(c->description), "%.200s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     SMOE_RETURN_IF(c->cc < SMOE_CC_TURING, SMOE_ERR_UNSUPPORTED, "%s: %s: compute capability %d.%d < 7.5 (Turing)",
@@ -456,6 +525,7 @@ smoe_status smoe_cuda_backend_init(int device, smoe_backend **out) {
     SMOE_RETURN_IF(device < 0 || device >= n, SMOE_ERR_INVALID_ARGUMENT, "cuda: device %d not in [0, %d)", device, n);
     smoe_backend *b = calloc(1, sizeof(*b));
     smoe_cuda_ctx *c = calloc(1, sizeof(*c));
+    if (c) smoe_lc_init(&c->lc, destroy_exec, NULL);
     if (!b || !c) {
         free(b);
         free(c);
