@@ -230,6 +230,20 @@ static void test_launch_cache(void **state) {
     smoe_lc_clear(&c);
 }
 
+/* The split of ATTENTION over the cells: enough warps for decode, one chunk for prefill, scratch bytes. */
+static void test_attention_chunks(void **state) {
+    (void)state;
+    assert_int_equal(smoe_cuda_attention_chunks(32, 4096), 64);     /* decode, 32 heads: chunks of 64 cells */
+    assert_int_equal(smoe_cuda_attention_chunks(32, 32768), 128);   /* ~4096 warps */
+    assert_int_equal(smoe_cuda_attention_chunks(32, 100), 2);
+    assert_int_equal(smoe_cuda_attention_chunks(32, 64), 1);
+    assert_int_equal(smoe_cuda_attention_chunks(512 * 32, 4096), 1); /* prefill: enough warps already */
+    assert_int_equal(smoe_cuda_attention_chunks(1, 1 << 20), 1024);
+    assert_int_equal(smoe_cuda_attention_chunks(0, 0), 1);
+    assert_int_equal(smoe_cuda_attention_scratch(32, 128, 64), (size_t)32 * 64 * 130 * 4);
+    assert_int_equal(smoe_cuda_attention_scratch(32, 128, 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
@@ -237,6 +251,7 @@ int main(void) {
         cmocka_unit_test(test_supports),
 #endif
         cmocka_unit_test(test_launch_cache),
+        cmocka_unit_test(test_attention_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

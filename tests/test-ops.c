@@ -85,6 +85,7 @@ static const op_case cases[] = {
     {SMOE_OP_ATTENTION, SMOE_TYPE_Q8_0, 0, {32, 4, 2, 20, 5, 2}, 0.17f, 1e-6},
     /* a long cache and few queries: the SIMD path cuts the cells into segments and merges them */
     {SMOE_OP_ATTENTION, SMOE_TYPE_F16, 0, {64, 4, 2, 1500, 3, 2}, 0.125f, 1e-6},
+    {SMOE_OP_ATTENTION, SMOE_TYPE_F16, 0, {128, 8, 2, 700, 1, 1}, 0.088388f, 1e-6}, /* decode: split over cells */
     {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {8, 2, 7}, 0, 0},
     {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {8, 1, 1}, 0, 0},
     {SMOE_OP_MOE_COMBINE, SMOE_TYPE_F32, 0, {37, 8, 2, 7}, 0, 0},

@@ -1,12 +1,19 @@
 // attention.cu - KV_WRITE (rows into the F32/F16/BF16 cache at device-given cells) and the fused causal GQA
 // ATTENTION over the cache with an online softmax (no score matrix).
 //
-// ATTENTION: one warp per (query token, query head); each lane holds head_dim / 32 (<= 8) elements of q and of the
-// accumulator; for each visible cell the warp reduces q.k, then updates the running max / sum exactly as the CPU
-// reference does (same order of cells, same rescaling rule). KV_WRITE: one block per (kv head, token); a token whose
-// cell a later token of the batch also writes skips, so the last row wins as on the CPU.
-// TODO(#7): flash attention (tiles of cells in shared memory, one CTA per GQA group, split over the sequence for long
-// contexts, mma for prefill), ROPE fused into KV_WRITE.
+// ATTENTION (split_attention_kernel): one warp per (query token, query head, chunk of cells). The warp walks its
+// chunk in tiles of 32 cells: lane j scores cell j of the tile (the full q.k, q broadcast from shared memory), the
+// tile's max and sum are warp reductions, and the V rows are accumulated with the lanes owning head_dim / 32 (<= 8)
+// elements each (coalesced reads of each row) - flash-decoding. When the cells are split into several chunks (few
+// queries: decode), each chunk writes its running max, sum and unnormalized accumulator to scratch memory and
+// combine_kernel merges them per (token, head); with one chunk the output is written directly. The number of chunks
+// is picked on the host so that about 4096 warps run (n_chunks in the node, i[2]); chunks past the device-side
+// n_scan exit at once.
+// The reference kernel (attention_kernel, SMOE_CUDA_SIMPLE=1): one warp per (token, head), cell by cell, the same
+// order and rescaling rule as the CPU.
+// KV_WRITE: one block per (kv head, token); a token whose cell a later token of the batch also writes skips, so the
+// last row wins as on the CPU.
+// TODO(#7): one CTA per GQA group sharing K/V tiles in shared memory, mma for prefill, ROPE fused into KV_WRITE.
 #include "cuda-common.cuh"
 
 #define SMOE_ATTN_MAX_PER_LANE 8 // head_dim <= 256
@@ -72,6 +79,136 @@ static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, 
     }
 }
 
+// q.k for one cell: k row kr (type KT), q (head_dim floats, shared memory)
+template <int KT> static __device__ __forceinline__ float kdot(const uint8_t *kr, const float *q, int64_t head_dim) {
+    float dot = 0.0f;
+    if constexpr (KT == SMOE_CUDA_F16) {
+        if ((head_dim & 7) == 0 && ((uintptr_t)kr & 15) == 0) {
+            for (int64_t d = 0; d < head_dim; d += 8) {
+                const uint4   u = *(const uint4 *)(kr + 2 * d);
+                const __half2 *h = (const __half2 *)&u;
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    const float2 f = __half22float2(h[r]);
+                    dot += q[d + 2 * r] * f.x + q[d + 2 * r + 1] * f.y;
+                }
+            }
+            return dot;
+        }
+    }
+    for (int64_t d = 0; d < head_dim; d++) dot += q[d] * deq<KT>(kr, d);
+    return dot;
+}
+
+template <int KT, int VT>
+static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
+                                              smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
+                                              const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
+                                              float *partial, int64_t chunk) {
+    __shared__ float qs[4][256];
+    const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
+    const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
+    const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + wi;
+    if (w >= n_head * n_tokens) return;
+    const int64_t h = w % n_head, t = w / n_head, hkv = h / (n_head / n_head_kv);
+    int64_t n_scan = *n_scan_p;
+    n_scan = n_scan < 0 ? 0 : (n_scan > k.ne[2] ? k.ne[2] : n_scan);
+    const int64_t c0 = (int64_t)blockIdx.y * chunk, c1 = c0 + chunk < n_scan ? c0 + chunk : n_scan;
+    const int32_t *qi = (const int32_t *)((const uint8_t *)q_info.data + t * q_info.nb[1]);
+    const int32_t qpos = qi[0], qseq = qi[1];
+    const float *qr = (const float *)((const uint8_t *)q.data + h * q.nb[1] + t * q.nb[2]);
+    for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][d] = qr[d];
+    __syncwarp();
+    float acc[SMOE_ATTN_MAX_PER_LANE];
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] = 0.0f;
+    float mx = -INFINITY, sum = 0.0f;
+    for (int64_t j0 = c0; j0 < c1; j0 += SMOE_WARP) {
+        const int64_t j = j0 + lane;
+        float s = -INFINITY;
+        if (j < c1) {
+            const int32_t *ci = (const int32_t *)((const uint8_t *)cell_info.data + j * cell_info.nb[1]);
+            if (ci[1] >= 0 && ci[1] == qseq && ci[0] <= qpos)
+                s = scale * kdot<KT>((const uint8_t *)k.data + hkv * k.nb[1] + j * k.nb[2], qs[wi], head_dim);
+        }
+        float tmax = s;
+        for (int o = SMOE_WARP / 2; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+        if (tmax == -INFINITY) continue; // nothing visible in this tile
+        const float nm = fmaxf(mx, tmax);
+        const float c = mx == -INFINITY ? 0.0f : expf(mx - nm);
+        const float p = s == -INFINITY ? 0.0f : expf(s - nm);
+        sum = sum * c + warp_sum(p);
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] *= c;
+        mx = nm;
+        const int64_t n_in = c1 - j0 < SMOE_WARP ? c1 - j0 : SMOE_WARP;
+        for (int jj = 0; jj < n_in; jj++) {
+            const float pj = __shfl_sync(0xffffffffu, p, jj);
+            if (pj == 0.0f) continue; // uniform across the warp
+            const uint8_t *vr = (const uint8_t *)v.data + hkv * v.nb[1] + (j0 + jj) * v.nb[2];
+#pragma unroll
+            for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+                const int64_t d = lane + (int64_t)r * SMOE_WARP;
+                if (d < head_dim) acc[r] += pj * deq<VT>(vr, d);
+            }
+        }
+    }
+    if (gridDim.y == 1) { // one chunk: the final output
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+            const int64_t d = lane + (int64_t)r * SMOE_WARP;
+            if (d < head_dim) o[d] = acc[r] * inv;
+        }
+        return;
+    }
+    float *pp = partial + (w * gridDim.y + blockIdx.y) * (head_dim + 2);
+    if (lane == 0) {
+        pp[0] = mx;
+        pp[1] = sum;
+    }
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+        const int64_t d = lane + (int64_t)r * SMOE_WARP;
+        if (d < head_dim) pp[2 + d] = acc[r];
+    }
+}
+
+// merges the chunks' (max, sum, accumulator) of each (token, head): one warp each
+static __global__ void combine_kernel(const float *partial, int64_t n_chunks, smoe_cuda_tensor dst, int64_t n_work) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (w >= n_work) return;
+    const int64_t head_dim = dst.ne[0], n_head = dst.ne[1], h = w % n_head, t = w / n_head;
+    const float *pw = partial + w * n_chunks * (head_dim + 2);
+    float M = -INFINITY;
+    for (int64_t c = 0; c < n_chunks; c++) M = fmaxf(M, pw[c * (head_dim + 2)]);
+    float acc[SMOE_ATTN_MAX_PER_LANE], S = 0.0f;
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] = 0.0f;
+    if (M != -INFINITY) {
+        for (int64_t c = 0; c < n_chunks; c++) {
+            const float *pc = pw + c * (head_dim + 2);
+            if (pc[0] == -INFINITY) continue;
+            const float f = expf(pc[0] - M);
+            S += f * pc[1];
+#pragma unroll
+            for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+                const int64_t d = lane + (int64_t)r * SMOE_WARP;
+                if (d < head_dim) acc[r] += f * pc[2 + d];
+            }
+        }
+    }
+    const float inv = S > 0.0f ? 1.0f / S : 0.0f;
+    float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+        const int64_t d = lane + (int64_t)r * SMOE_WARP;
+        if (d < head_dim) o[d] = acc[r] * inv;
+    }
+}
+
 static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,
                                        int *err, int node) {
     const int64_t h = blockIdx.x, t = blockIdx.y, n_tokens = rows.ne[2];
@@ -99,8 +236,23 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
 
 template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, cudaStream_t st) {
     const int64_t n_work = n->src[0].ne[1] * n->src[0].ne[2];
-    attention_kernel<KT, VT><<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2],
-        n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
+    if (n->simple) {
+        attention_kernel<KT, VT><<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2],
+            n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
+        return launch_result();
+    }
+    const int64_t n_chunks = n->i[2] > 0 ? n->i[2] : 1, n_cells = n->src[1].ne[2];
+    const int64_t chunk = n_chunks == 1 ? (n_cells > 0 ? n_cells : 1) : (n_cells + n_chunks - 1) / n_chunks;
+    if (n_chunks > 1 && !n->scratch) return (int)cudaErrorInvalidValue;
+    const dim3 grid(ceil_div(n_work, 4), (unsigned)n_chunks);
+    split_attention_kernel<KT, VT><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
+        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, chunk);
+    if (n_chunks > 1) {
+        const int e = launch_result();
+        if (e != 0) return e;
+        combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst,
+                                                                     n_work);
+    }
     return launch_result();
 }
 

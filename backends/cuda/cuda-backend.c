@@ -48,6 +48,8 @@ typedef struct smoe_cuda_ctx {
     smoe_lc      lc;
     smoe_cuda_node *scratch; /* the current split's launches */
     int          cap_scratch;
+    void        *attn_scratch; /* ATTENTION's partial results per chunk of cells (device) */
+    size_t       attn_scratch_size;
     char         name[16];
     char         description[256];
     cudaStream_t stream;
@@ -319,7 +321,10 @@ static void make_node(const smoe_tensor *n, int index, int cc, smoe_cuda_node *o
         out->f[0] = n->params.rope.theta_base;
         out->f[1] = n->params.rope.freq_scale;
         break;
-    case SMOE_OP_ATTENTION: out->f[0] = n->params.attention.scale; break;
+    case SMOE_OP_ATTENTION:
+        out->f[0] = n->params.attention.scale;
+        out->i[2] = smoe_cuda_attention_chunks(n->src[0]->ne[1] * n->src[0]->ne[2], n->src[1]->ne[2]);
+        break;
     case SMOE_OP_SCALE: out->f[0] = n->params.scale.s; break;
     case SMOE_OP_MOE_ROUTE: out->i[0] = n->params.moe_route.n_used; break;
     case SMOE_OP_ADD: out->i[1] = 0; break;
@@ -420,6 +425,26 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         c->n_names++;
         n++;
     }
+    /* scratch memory for split attention, grown before any launch (and before a capture) */
+    size_t need = 0;
+    for (int k = 0; k < n; k++) {
+        smoe_cuda_node *nd = &c->scratch[k];
+        if (nd->op != SMOE_OP_ATTENTION) continue;
+        if (c->simple) nd->i[2] = 1;
+        const size_t bytes =
+            smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
+        need = bytes > need ? bytes : need;
+    }
+    if (need > c->attn_scratch_size) {
+        SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream)); /* the old scratch may still be read */
+        if (c->attn_scratch) SMOE_CUDA_TRY(c, cudaFree(c->attn_scratch));
+        c->attn_scratch = NULL;
+        c->attn_scratch_size = 0;
+        SMOE_CUDA_TRY(c, cudaMalloc(&c->attn_scratch, need));
+        c->attn_scratch_size = need;
+    }
+    for (int k = 0; k < n; k++)
+        if (c->scratch[k].op == SMOE_OP_ATTENTION && c->scratch[k].i[2] > 1) c->scratch[k].scratch = c->attn_scratch;
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;
@@ -465,6 +490,7 @@ static void cuda_free(smoe_backend *b) {
         if (cudaSetDevice(c->device) == cudaSuccess) {
             if (c->stream) (void)cudaStreamSynchronize(c->stream);
             smoe_lc_clear(&c->lc); /* destroys the graphs */
+            if (c->attn_scratch) (void)cudaFree(c->attn_scratch);
             if (c->d_err) (void)cudaFree(c->d_err);
             if (c->h_err) (void)cudaFreeHost(c->h_err);
             if (c->staging) (void)cudaFreeHost(c->staging);

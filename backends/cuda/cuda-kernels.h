@@ -47,8 +47,10 @@ typedef struct smoe_cuda_node {
     smoe_cuda_tensor src[6];
     float            f[4];       /* op params: RMS_NORM f[0] = eps; ROPE f[0] = theta_base, f[1] = freq_scale;
                                     ATTENTION f[0] = scale; SCALE f[0] = s */
-    int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used */
+    int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used; ATTENTION i[2] = chunks of cells
+                                    (smoe_cuda_attention_chunks) */
     int              cc;         /* compute capability of the device (SMOE_CC_*) */
+    void            *scratch;    /* ATTENTION with i[2] > 1: device memory of smoe_cuda_attention_scratch bytes */
     int              simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
 } smoe_cuda_node;
@@ -56,6 +58,19 @@ typedef struct smoe_cuda_node {
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
  * Q5_K, Q6_K. Host-side copy of the same list (no CUDA calls): usable without a device. */
 int smoe_cuda_type_supported(int32_t type);
+
+/* ATTENTION's split over the cells (flash-decoding): chunks so that about 4096 warps run, each of at least 64 cells,
+ * and the bytes of scratch memory the chunks' partial results take (0 for one chunk). Host-side, no CUDA calls. */
+static inline int32_t smoe_cuda_attention_chunks(int64_t n_work, int64_t n_cells) {
+    int64_t c = (4096 + n_work - 1) / (n_work > 0 ? n_work : 1);
+    const int64_t max_c = (n_cells + 63) / 64;
+    if (c > max_c) c = max_c;
+    if (c > 1024) c = 1024;
+    return c < 1 ? 1 : (int32_t)c;
+}
+static inline size_t smoe_cuda_attention_scratch(int64_t n_work, int64_t head_dim, int32_t n_chunks) {
+    return n_chunks > 1 ? (size_t)n_work * (size_t)n_chunks * (size_t)(head_dim + 2) * sizeof(float) : 0;
+}
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
