@@ -120,8 +120,13 @@ tail -1 "$out/test-ops-cuda0.txt" 2>/dev/null | tee -a "$log"
 # end to end on CUDA: the transformers-reference checks with the default backend set to cuda0 (core/devices.c)
 py=$root/build/venv/bin/python
 if [ -x "$py" ] && "$py" -c 'import pytest' 2>/dev/null; then
-  step cuda-e2e 180 env SMOE_BACKEND=cuda0 SMOE_BUILD_DIR="$root/$bdir" "$py" -m pytest -q -x tests/python/test_e2e.py \
-    || failed=1
+  if ! step cuda-e2e 180 env SMOE_BACKEND=cuda0 SMOE_BUILD_DIR="$root/$bdir" "$py" -m pytest -q -x \
+    tests/python/test_e2e.py; then
+    failed=1
+    # the same on the reference kernels (no GEMV/tensor-core/split-attention fast paths, no CUDA graphs)
+    step cuda-e2e-simple 180 env SMOE_CUDA_SIMPLE=1 SMOE_CUDA_GRAPHS=0 SMOE_BACKEND=cuda0 \
+      SMOE_BUILD_DIR="$root/$bdir" "$py" -m pytest -q -x tests/python/test_e2e.py || true
+  fi
 else
   skip cuda-e2e "no venv with pytest at build/venv (scripts/install-deps.sh)"
 fi

@@ -48,7 +48,8 @@ typedef struct smoe_cuda_ctx {
     smoe_lc      lc;
     smoe_cuda_node *scratch; /* the current split's launches */
     int          cap_scratch;
-    void        *attn_scratch; /* ATTENTION's partial results per chunk of cells (device) */
+    void        *attn_scratch; /* device scratch of ATTENTION (partial results per chunk of cells) and MUL_MAT_ID
+                                  (pairs listed per expert), shared by the nodes of a split */
     size_t       attn_scratch_size;
     char         name[16];
     char         description[256];
@@ -429,10 +430,13 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     size_t need = 0;
     for (int k = 0; k < n; k++) {
         smoe_cuda_node *nd = &c->scratch[k];
-        if (nd->op != SMOE_OP_ATTENTION) continue;
-        if (c->simple) nd->i[2] = 1;
-        const size_t bytes =
-            smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
+        size_t bytes = 0;
+        if (nd->op == SMOE_OP_ATTENTION) {
+            if (c->simple) nd->i[2] = 1;
+            bytes = smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
+        } else if (nd->op == SMOE_OP_MUL_MAT_ID && !c->simple) {
+            bytes = smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]);
+        }
         need = bytes > need ? bytes : need;
     }
     if (need > c->attn_scratch_size) {
@@ -443,8 +447,13 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         SMOE_CUDA_TRY(c, cudaMalloc(&c->attn_scratch, need));
         c->attn_scratch_size = need;
     }
-    for (int k = 0; k < n; k++)
-        if (c->scratch[k].op == SMOE_OP_ATTENTION && c->scratch[k].i[2] > 1) c->scratch[k].scratch = c->attn_scratch;
+    for (int k = 0; k < n; k++) {
+        smoe_cuda_node *nd = &c->scratch[k];
+        if ((nd->op == SMOE_OP_ATTENTION && nd->i[2] > 1) ||
+            (nd->op == SMOE_OP_MUL_MAT_ID &&
+             smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]) > 0 && !c->simple))
+            nd->scratch = c->attn_scratch; /* one buffer: the nodes run one after another on the stream */
+    }
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;

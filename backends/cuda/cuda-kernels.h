@@ -50,7 +50,8 @@ typedef struct smoe_cuda_node {
     int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used; ATTENTION i[2] = chunks of cells
                                     (smoe_cuda_attention_chunks) */
     int              cc;         /* compute capability of the device (SMOE_CC_*) */
-    void            *scratch;    /* ATTENTION with i[2] > 1: device memory of smoe_cuda_attention_scratch bytes */
+    void            *scratch;    /* device memory: ATTENTION with i[2] > 1 (smoe_cuda_attention_scratch bytes),
+                                    MUL_MAT_ID with enough pairs (smoe_cuda_mul_mat_id_scratch bytes) */
     int              simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
 } smoe_cuda_node;
@@ -72,10 +73,23 @@ static inline size_t smoe_cuda_attention_scratch(int64_t n_work, int64_t head_di
     return n_chunks > 1 ? (size_t)n_work * (size_t)n_chunks * (size_t)(head_dim + 2) * sizeof(float) : 0;
 }
 
+/* Prefill matmuls on tensor cores (mmq.cu): used for quantized weights when a MUL_MAT has at least
+ * SMOE_CUDA_MMQ_MIN_COLS activation columns (and one batch matrix), or a MUL_MAT_ID at least that many
+ * (slot, token) pairs; below that the GEMV reads the weights fewer times than tiles would help. MUL_MAT_ID first
+ * lists, per expert, the pairs that chose it (on the device), then runs one tiled GEMM per expert over its pairs:
+ * each expert's weights are read once per 64 pairs. Scratch: n_expert counts + n_expert lists of n_pairs ints. */
+#define SMOE_CUDA_MMQ_MIN_COLS 32
+static inline size_t smoe_cuda_mul_mat_id_scratch(int64_t n_expert, int64_t n_pairs) {
+    return n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? (size_t)n_expert * (size_t)(n_pairs + 1) * sizeof(int32_t) : 0;
+}
+
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_mul_mat(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_mul_mat_id(const smoe_cuda_node *n, void *stream, int *err);
+/* the tensor-core paths of the two above (mmq.cu); the GEMV launchers call them when they apply */
+int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err);
+int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_cpy(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_rope(const smoe_cuda_node *n, void *stream, int *err);

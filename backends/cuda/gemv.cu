@@ -11,8 +11,9 @@
 // column per warp, the expert id from device memory.
 // Everything else (F32/F16/BF16 weights, activations that are not 16-byte aligned, SMOE_CUDA_SIMPLE=1 in the
 // environment) takes the reference kernels: one warp per output element, lanes striding over elements (deq).
-// TODO(#7): prefill GEMM on tensor cores (mma.sync int8 / f16) with the tokens of a batch grouped per expert; dp4a
-// on int8 activations; fused SwiGLU into the gate/up GEMV.
+// Many columns (prefill: SMOE_CUDA_MMQ_MIN_COLS and more) go to the tensor-core GEMM of mmq.cu instead, MUL_MAT_ID
+// with the pairs grouped per expert.
+// TODO(#7): dp4a on int8 activations; fused SwiGLU into the gate/up GEMV.
 #include "cuda-common.cuh"
 
 // kernels
@@ -192,6 +193,7 @@ struct mul_mat_op {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
         if constexpr (type_info<T>::qk >= 32) {
             if (fast_ok(n, x)) {
+                if (x.ne[1] >= SMOE_CUDA_MMQ_MIN_COLS && x.ne[2] * x.ne[3] == 1) return smoe_cuda_mmq(n, st, nullptr);
                 switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
                 case 1: return launch_gemv<T, 1>(n, st);
                 case 2: return launch_gemv<T, 2>(n, st);
@@ -217,6 +219,8 @@ struct mul_mat_id_op {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
         if constexpr (type_info<T>::qk >= 32) {
+            if (fast_ok(n, x) && n->scratch && ids.ne[0] * ids.ne[1] >= SMOE_CUDA_MMQ_MIN_COLS)
+                return smoe_cuda_mmq_id(n, st, err);
             if (fast_ok(n, x)) {
                 gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
                     w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,

@@ -1,0 +1,208 @@
+// mmq.cu - prefill matmuls on tensor cores: MUL_MAT and MUL_MAT_ID with quantized weights and many activation
+// columns (see SMOE_CUDA_MMQ_MIN_COLS in cuda-kernels.h).
+//
+// One block of 4 warps computes a 64 x 64 tile of the output (64 weight rows x 64 columns). For each step of 32
+// along k, 64 threads decode one sub-block of a weight row each (deq_sub, the GEMV's decoder) into f16 in shared
+// memory, and all 128 threads convert the 64 columns' 32 activations to f16; each warp then multiplies its 32 x 32
+// part with WMMA 16 x 16 x 16 f16 fragments (f32 accumulators), available from sm_70, so Turing runs it too. The
+// tile goes through shared memory (column-major) to be written column by column (coalesced along the rows of dst).
+// MUL_MAT_ID: list_kernel sorts the (slot, token) pairs by the expert they chose (counts by atomics, order within an
+// expert irrelevant: every column is computed alone), then grid.z = experts, and a block whose column tile lies past
+// its expert's count exits; the weights of each expert are read once per 64 of its pairs.
+// TODO(#7): int8 mma (dp4a / mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles
+// on Hopper (wgmma).
+#include "cuda-common.cuh"
+
+#include <mma.h>
+
+namespace {
+
+constexpr int TM = 64, TN = 64, LDS = 32 + 8, LDC = TM + 4;
+
+struct mmq_args {
+    const uint8_t *w;
+    int64_t        w_nb1, w_nb2, n_expert;
+    const uint8_t *x;
+    int64_t        x_ne1, x_nb1, x_nb2;
+    float         *dst;
+    int64_t        d_nb1, d_nb2;
+    int64_t        k, m, n;    // n: columns (dense) or pairs (id)
+    int64_t        n_slots;    // id: pairs are p = t * n_slots + s
+    const int32_t *counts;     // id: per expert; NULL = dense
+    const int32_t *lists;      // id: n_expert lists of n pairs
+};
+
+// the activation column and output column of column c of expert e's tile; false past the end
+static __device__ __forceinline__ bool column(const mmq_args &a, int64_t e, int64_t c, const float **xc, float **dc) {
+    if (!a.counts) {
+        if (c >= a.n) return false;
+        *xc = (const float *)(a.x + c * a.x_nb1);
+        *dc = (float *)((uint8_t *)a.dst + c * a.d_nb1);
+        return true;
+    }
+    if (c >= a.counts[e]) return false;
+    const int64_t p = a.lists[e * a.n + c], s = p % a.n_slots, t = p / a.n_slots;
+    *xc = (const float *)(a.x + (a.x_ne1 == 1 ? 0 : s) * a.x_nb1 + t * a.x_nb2);
+    *dc = (float *)((uint8_t *)a.dst + s * a.d_nb1 + t * a.d_nb2);
+    return true;
+}
+
+template <int T> static __global__ void mmq_kernel(mmq_args a) {
+    using namespace nvcuda;
+    __shared__ __align__(32) __half ws[TM][LDS];
+    __shared__ __align__(32) __half xs[TN][LDS];
+    __shared__ __align__(32) float cs[TN][LDC]; // the output tile, column-major: cs[column][row]
+    const int     tid = threadIdx.x, wid = tid / SMOE_WARP;
+    const int64_t e = blockIdx.z, row0 = (int64_t)blockIdx.x * TM, col0 = (int64_t)blockIdx.y * TN;
+    if (a.counts && col0 >= a.counts[e]) return; // the whole block: no pair of this expert here
+    // this thread's loads: weight row tid (threads 0..63), half hx of activation column cx
+    const int64_t  wrow = row0 + tid;
+    const uint8_t *wr = (tid < TM && wrow < a.m) ? a.w + e * a.w_nb2 + wrow * a.w_nb1 : nullptr;
+    const int      cx = tid / 2, hx = tid % 2;
+    const float   *xc = nullptr;
+    float         *dc_unused = nullptr;
+    if (!column(a, e, col0 + cx, &xc, &dc_unused)) xc = nullptr;
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    const int wr0 = 32 * (wid / 2), wc0 = 32 * (wid % 2);
+    const int64_t n_sub = a.k / 32;
+    for (int64_t kb = 0; kb < n_sub; kb++) {
+        __syncthreads(); // the previous step's fragments are loaded
+        if (tid < TM) {
+            float wv[32];
+            if (wr) deq_sub<T>(wr, kb, wv);
+#pragma unroll
+            for (int j = 0; j < 32; j++) ws[tid][j] = __float2half_rn(wr ? wv[j] : 0.0f);
+        }
+        {
+            const float4 *xv = xc ? (const float4 *)(xc + 32 * kb + 16 * hx) : nullptr;
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const float4 v = xv ? xv[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                __half *d = &xs[cx][16 * hx + 4 * q];
+                d[0] = __float2half_rn(v.x);
+                d[1] = __float2half_rn(v.y);
+                d[2] = __float2half_rn(v.z);
+                d[3] = __float2half_rn(v.w);
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 32; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], &ws[wr0 + 16 * i][kk], LDS);
+#pragma unroll
+            for (int j = 0; j < 2; j++) wmma::load_matrix_sync(fb[j], &xs[wc0 + 16 * j][kk], LDS);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(&cs[wc0 + 16 * j][wr0 + 16 * i], acc[i][j], LDC, wmma::mem_col_major);
+    __syncthreads();
+    // write column by column: consecutive threads, consecutive rows of one output column
+    for (int c = tid / TM; c < TN; c += blockDim.x / TM) {
+        const float *xcol;
+        float       *dcol;
+        if (!column(a, e, col0 + c, &xcol, &dcol)) break; // columns are filled in order: the rest are past the end
+        const int r = tid % TM;
+        if (row0 + r < a.m) dcol[row0 + r] = cs[c][r];
+    }
+}
+
+// lists the (slot, token) pairs of each expert: counts[e] pairs at lists[e * n_pairs ...]
+static __global__ void list_kernel(const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, int64_t n_slots,
+                                   int64_t n_pairs, int64_t n_expert, int32_t *counts, int32_t *lists, int *err,
+                                   int node) {
+    const int64_t p = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n_pairs) return;
+    const int64_t s = p % n_slots, t = p / n_slots;
+    const int32_t e = *(const int32_t *)(ids + s * id_nb0 + t * id_nb1);
+    if (e < 0 || e >= n_expert) {
+        report_error(err, node);
+        return;
+    }
+    const int32_t pos = atomicAdd(&counts[e], 1);
+    lists[(int64_t)e * n_pairs + pos] = (int32_t)p;
+}
+
+struct mmq_op {
+    mmq_args     a;
+    unsigned     gy, gz;
+    cudaStream_t st;
+    template <int T> int run() {
+        if constexpr (type_info<T>::qk >= 32) {
+            const dim3 grid(ceil_div(a.m, TM), gy, gz);
+            mmq_kernel<T><<<grid, 128, 0, st>>>(a);
+            return launch_result();
+        } else {
+            return (int)cudaErrorInvalidValue;
+        }
+    }
+};
+
+} // namespace
+
+extern "C" int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+    mmq_args a{};
+    a.w = (const uint8_t *)w.data;
+    a.w_nb1 = w.nb[1];
+    a.n_expert = 1;
+    a.x = (const uint8_t *)x.data;
+    a.x_ne1 = x.ne[1];
+    a.x_nb1 = x.nb[1];
+    a.dst = (float *)d.data;
+    a.d_nb1 = d.nb[1];
+    a.k = w.ne[0];
+    a.m = w.ne[1];
+    a.n = x.ne[1];
+    mmq_op f{a, ceil_div(x.ne[1], TN), 1, (cudaStream_t)stream};
+    return dispatch_type(w.type, f);
+}
+
+extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err) {
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
+    const int64_t n_slots = ids.ne[0], n_pairs = ids.ne[0] * ids.ne[1], n_expert = w.ne[2];
+    if (!n->scratch) return (int)cudaErrorInvalidValue;
+    int32_t *counts = (int32_t *)n->scratch, *lists = counts + n_expert;
+    cudaStream_t st = (cudaStream_t)stream;
+    cudaError_t  e = cudaMemsetAsync(counts, 0, (size_t)n_expert * sizeof(int32_t), st);
+    if (e != cudaSuccess) return (int)e;
+    list_kernel<<<ceil_div(n_pairs, 256), 256, 0, st>>>((const uint8_t *)ids.data, ids.nb[0], ids.nb[1], n_slots,
+                                                         n_pairs, n_expert, counts, lists, err, n->node_index);
+    const int le = launch_result();
+    if (le != 0) return le;
+    mmq_args a{};
+    a.w = (const uint8_t *)w.data;
+    a.w_nb1 = w.nb[1];
+    a.w_nb2 = w.nb[2];
+    a.n_expert = n_expert;
+    a.x = (const uint8_t *)x.data;
+    a.x_ne1 = x.ne[1];
+    a.x_nb1 = x.nb[1];
+    a.x_nb2 = x.nb[2];
+    a.dst = (float *)d.data;
+    a.d_nb1 = d.nb[1];
+    a.d_nb2 = d.nb[2];
+    a.k = w.ne[0];
+    a.m = w.ne[1];
+    a.n = n_pairs;
+    a.n_slots = n_slots;
+    a.counts = counts;
+    a.lists = lists;
+    mmq_op f{a, ceil_div(n_pairs, TN), (unsigned)n_expert, st};
+    return dispatch_type(w.type, f);
+}
