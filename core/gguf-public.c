@@ -221,22 +221,9 @@ SMOE_API smoe_status smoe_gguf_file_plan_placement(const smoe_gguf_file *file, u
     }
     smoe_place_stats ps;
     SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)n, budget, alignment, on, &ps));
-    *out = (smoe_placement){.size = sizeof(*out), .budget = budget, .n_layer = ps.n_layers};
-    if (need <= budget) { /* everything fits: the loader puts every weight, token_embd too, on the device */
-        for (int64_t i = 0; i < n; i++) on[i] = true;
-        out->gpu_bytes = need;
-        out->n_gpu_tensors = (int32_t)n;
-        out->n_ffn_layers_gpu = ps.n_layers;
-        out->dense_complete = true;
-    } else {
-        out->split = true;
-        out->gpu_bytes = ps.gpu_bytes;
-        out->host_bytes = ps.host_bytes;
-        out->n_gpu_tensors = ps.n_gpu;
-        out->n_host_tensors = ps.n_host;
-        out->n_ffn_layers_gpu = ps.n_ffn_layers_gpu;
-        out->dense_complete = ps.dense_complete;
-    }
+    smoe_place_summary(&ps, need, budget, (int32_t)n, ps.n_layers, out);
+    if (!out->split)
+        for (int64_t i = 0; i < n; i++) on[i] = true; /* as the loader: token_embd goes along when all fits */
     if (on_gpu) memcpy(on_gpu, on, (size_t)n * sizeof(*on));
 done:
     free(pt);

@@ -584,14 +584,9 @@ static smoe_status plan_device(loader *L, const smoe_backend_props *props) {
 
     const uint64_t budget = L->params->gpu_mem ? L->params->gpu_mem
                                                : smoe_device_auto_gpu_mem(props->memory_total, props->memory_free);
-    smoe_placement *pl = &m->placement;
-    *pl = (smoe_placement){.size = sizeof(*pl), .budget = budget, .n_layer = m->hp.n_layer};
-    if (budget == SMOE_GPU_MEM_ALL || need <= budget) {
+    if (need <= budget) {
         for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = true;
-        pl->gpu_bytes = need;
-        pl->n_gpu_tensors = L->n_w;
-        pl->n_ffn_layers_gpu = m->hp.n_layer;
-        pl->dense_complete = true;
+        smoe_place_summary(NULL, need, budget, L->n_w, m->hp.n_layer, &m->placement);
         return SMOE_OK;
     }
     smoe_place_tensor *pt = malloc((size_t)L->n_w * sizeof(*pt));
@@ -602,13 +597,7 @@ static smoe_status plan_device(loader *L, const smoe_backend_props *props) {
     smoe_place_stats ps;
     SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)L->n_w, budget, align, on, &ps));
     for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = on[i];
-    pl->split = true;
-    pl->gpu_bytes = ps.gpu_bytes;
-    pl->host_bytes = ps.host_bytes;
-    pl->n_gpu_tensors = ps.n_gpu;
-    pl->n_host_tensors = ps.n_host;
-    pl->n_ffn_layers_gpu = ps.n_ffn_layers_gpu;
-    pl->dense_complete = ps.dense_complete;
+    smoe_place_summary(&ps, need, budget, L->n_w, m->hp.n_layer, &m->placement);
     smoe_log(&m->logger, SMOE_LOG_INFO,
              "%s: %.2f GiB of weights do not fit the budget of %.2f GiB on %s: %.2f GiB there (%s, the experts of "
              "%d of %d layers), %.2f GiB in host memory, run on the CPU",

@@ -129,3 +129,22 @@ smoe_status smoe_place_plan(const smoe_place_tensor *tensors, size_t n, uint64_t
     if (stats) *stats = st;
     return SMOE_OK;
 }
+
+void smoe_place_summary(const smoe_place_stats *ps, uint64_t need, uint64_t budget, int32_t n, int32_t n_layer,
+                        smoe_placement *out) {
+    *out = (smoe_placement){.size = sizeof(*out), .budget = budget, .n_layer = n_layer};
+    if (need <= budget || !ps) { /* everything fits: every weight, token_embd too, on the device */
+        out->gpu_bytes = need;
+        out->n_gpu_tensors = n;
+        out->n_ffn_layers_gpu = n_layer;
+        out->dense_complete = true;
+        return;
+    }
+    out->split = true;
+    out->gpu_bytes = ps->gpu_bytes;
+    out->host_bytes = ps->host_bytes;
+    out->n_gpu_tensors = ps->n_gpu;
+    out->n_host_tensors = ps->n_host;
+    out->n_ffn_layers_gpu = ps->n_ffn_layers_gpu;
+    out->dense_complete = ps->dense_complete;
+}

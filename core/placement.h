@@ -62,4 +62,9 @@ const char      *smoe_place_class_name(smoe_place_class c);
 smoe_status smoe_place_plan(const smoe_place_tensor *tensors, size_t n, uint64_t budget, uint64_t alignment,
                             bool *on_gpu, smoe_place_stats *stats);
 
+/* The public summary (smoe.h's smoe_placement) for n tensors of n_layer layers whose aligned sizes add up to `need`:
+ * when need <= budget every weight goes to the device (split = false; stats may be NULL), else the plan's stats. */
+void smoe_place_summary(const smoe_place_stats *stats, uint64_t need, uint64_t budget, int32_t n, int32_t n_layer,
+                        smoe_placement *out);
+
 #endif /* SMOE_PLACEMENT_H */

@@ -20,6 +20,18 @@
 
 // kernels
 
+// the output row of (head h, token t): the lanes' accumulator elements (d = lane + 32 r) times inv
+static __device__ __forceinline__ void store_out(const smoe_cuda_tensor &dst, int64_t h, int64_t t, int lane,
+                                                 const float *acc, float inv) {
+    float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
+#pragma unroll
+    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+        const int64_t d = lane + (int64_t)r * SMOE_WARP;
+        if (d < dst.ne[0]) o[d] = acc[r] * inv;
+    }
+}
+
+
 template <int KT, int VT>
 static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                         smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info, const int32_t *n_scan_p,
@@ -70,13 +82,7 @@ static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, 
         }
         sum += e;
     }
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
-#pragma unroll
-    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
-        const int64_t d = lane + (int64_t)r * SMOE_WARP;
-        if (d < head_dim) o[d] = acc[r] * inv;
-    }
+    store_out(dst, h, t, lane, acc, sum > 0.0f ? 1.0f / sum : 0.0f);
 }
 
 // q.k for one cell: k row kr (type KT), q (head_dim floats, shared memory)
@@ -154,13 +160,7 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
         }
     }
     if (gridDim.y == 1) { // one chunk: the final output
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
-#pragma unroll
-        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
-            const int64_t d = lane + (int64_t)r * SMOE_WARP;
-            if (d < head_dim) o[d] = acc[r] * inv;
-        }
+        store_out(dst, h, t, lane, acc, sum > 0.0f ? 1.0f / sum : 0.0f);
         return;
     }
     float *pp = partial + (w * gridDim.y + blockIdx.y) * (head_dim + 2);
@@ -200,13 +200,7 @@ static __global__ void combine_kernel(const float *partial, int64_t n_chunks, sm
             }
         }
     }
-    const float inv = S > 0.0f ? 1.0f / S : 0.0f;
-    float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
-#pragma unroll
-    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
-        const int64_t d = lane + (int64_t)r * SMOE_WARP;
-        if (d < head_dim) o[d] = acc[r] * inv;
-    }
+    store_out(dst, h, t, lane, acc, S > 0.0f ? 1.0f / S : 0.0f);
 }
 
 static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,

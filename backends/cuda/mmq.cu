@@ -152,29 +152,37 @@ struct mmq_op {
     }
 };
 
-} // namespace
-
-extern "C" int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err) {
-    (void)err;
+// the arguments shared by both entry points (dense: n columns, one expert)
+static mmq_args args_of(const smoe_cuda_node *n) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     mmq_args a{};
     a.w = (const uint8_t *)w.data;
     a.w_nb1 = w.nb[1];
+    a.w_nb2 = w.nb[2];
     a.n_expert = 1;
     a.x = (const uint8_t *)x.data;
     a.x_ne1 = x.ne[1];
     a.x_nb1 = x.nb[1];
+    a.x_nb2 = x.nb[2];
     a.dst = (float *)d.data;
     a.d_nb1 = d.nb[1];
+    a.d_nb2 = d.nb[2];
     a.k = w.ne[0];
     a.m = w.ne[1];
     a.n = x.ne[1];
-    mmq_op f{a, ceil_div(x.ne[1], TN), 1, (cudaStream_t)stream};
-    return dispatch_type(w.type, f);
+    return a;
+}
+
+} // namespace
+
+extern "C" int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    mmq_op f{args_of(n), ceil_div(n->src[1].ne[1], TN), 1, (cudaStream_t)stream};
+    return dispatch_type(n->src[0].type, f);
 }
 
 extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err) {
-    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
+    const smoe_cuda_tensor &w = n->src[0], &ids = n->src[2];
     const int64_t n_slots = ids.ne[0], n_pairs = ids.ne[0] * ids.ne[1], n_expert = w.ne[2];
     if (!n->scratch) return (int)cudaErrorInvalidValue;
     int32_t *counts = (int32_t *)n->scratch, *lists = counts + n_expert;
@@ -185,20 +193,8 @@ extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err)
                                                          n_pairs, n_expert, counts, lists, err, n->node_index);
     const int le = launch_result();
     if (le != 0) return le;
-    mmq_args a{};
-    a.w = (const uint8_t *)w.data;
-    a.w_nb1 = w.nb[1];
-    a.w_nb2 = w.nb[2];
+    mmq_args a = args_of(n);
     a.n_expert = n_expert;
-    a.x = (const uint8_t *)x.data;
-    a.x_ne1 = x.ne[1];
-    a.x_nb1 = x.nb[1];
-    a.x_nb2 = x.nb[2];
-    a.dst = (float *)d.data;
-    a.d_nb1 = d.nb[1];
-    a.d_nb2 = d.nb[2];
-    a.k = w.ne[0];
-    a.m = w.ne[1];
     a.n = n_pairs;
     a.n_slots = n_slots;
     a.counts = counts;
