@@ -194,6 +194,10 @@ smoe_status smoe_backend_init_by_name(const char *name, int device, smoe_backend
     const smoe_backend_reg *r = smoe_backend_reg_find(name);
     SMOE_RETURN_IF(!r, SMOE_ERR_UNSUPPORTED, "backend '%s' is not compiled in", name ? name : "(null)");
     int n = r->device_count();
+    SMOE_RETURN_IF(n == 0, SMOE_ERR_INVALID_ARGUMENT,
+                   "backend %s: no %s device found (no driver, or no device visible to this process; `smoe info "
+                   "--devices` lists what there is)",
+                   r->name, r->name);
     SMOE_RETURN_IF(device < 0 || device >= n, SMOE_ERR_INVALID_ARGUMENT, "backend %s: device %d not in [0, %d)",
                    r->name, device, n);
     return r->init(device, out);

@@ -685,6 +685,9 @@ static smoe_status place_all(loader *L) {
     smoe_cpu_params cp = smoe_cpu_default_params();
     cp.n_threads = 1;
     if (strcmp(reg->name, "cpu") == 0) {
+        if (p->gpu_mem)
+            smoe_log(&m->logger, SMOE_LOG_WARN, "%s: gpu_mem (--gpu-mem) is ignored: the CPU backend holds every weight",
+                     L->path);
         SMOE_TRY(smoe_cpu_backend_init(&cp, &m->backend));
         SMOE_TRY(place_weights(L, m->backend, use_mmap));
     } else {
