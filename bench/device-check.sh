@@ -159,7 +159,7 @@ peak_arg=()
 smoe=$bdir/tools/smoe
 bench() { # NAME TIMEOUT ARGS...: smoe bench -o csv, output kept as $out/NAME.csv
   local name=$1 limit=$2; shift 2
-  step "$name" "$limit" bash -c '"$@" | tee "$0"' "$out/$name.csv" "$smoe" bench -o csv "$@"
+  step "$name" "$limit" bash -c 'set -o pipefail; "$@" | tee "$0"' "$out/$name.csv" "$smoe" bench -o csv "$@"
 }
 # full-size Mixtral 8x7B shapes, random weights, no file: prefill 512, decode with 512 and 4096 tokens of context
 bench bench-cuda 300 --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 -p 512 -n 32 -d 512,4096 \
