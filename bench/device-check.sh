@@ -161,8 +161,9 @@ bench() { # NAME TIMEOUT ARGS...: smoe bench -o csv, output kept as $out/NAME.cs
   local name=$1 limit=$2; shift 2
   step "$name" "$limit" bash -c 'set -o pipefail; "$@" | tee "$0"' "$out/$name.csv" "$smoe" bench -o csv "$@"
 }
-# full-size Mixtral 8x7B shapes, random weights, no file: prefill 512, decode with 512 and 4096 tokens of context
-bench bench-cuda 300 --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 -p 512 -n 32 -d 512,4096 \
+# full-size Mixtral 8x7B shapes, random weights, no file: prefill 512 and decode, with 0, 512 and 4096 tokens of
+# context already in the KV cache
+bench bench-cuda 300 --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 -p 512 -n 32 -d 0,512,4096 \
   -r 3 "${peak_arg[@]}" || failed=1
 # a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
 bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \
