@@ -1121,6 +1121,81 @@ static void test_synthetic(void **state) {
     assert_int_equal(smoe_model_active_bytes(NULL), 0);
 }
 
+/* Placement through the public API: the plan of a file (per-expert layout too) and of a loaded CPU model; errors. */
+static void test_placement_api(void **state) {
+    (void)state;
+    gen_opts    o = default_opts();
+    const char *merged = model_file("plan.gguf", &o);
+    o.per_expert = true;
+    const char *single = model_file("plan-pe.gguf", &o);
+    for (int f = 0; f < 2; f++) {
+        smoe_gguf_file *gf = NULL;
+        assert_int_equal(smoe_gguf_file_open(f ? single : merged, &gf), SMOE_OK);
+        const int64_t n = smoe_gguf_file_n_tensors(gf);
+        bool         *on = calloc((size_t)n, sizeof(*on));
+        smoe_placement pl = {.size = sizeof(pl)};
+        assert_int_equal(smoe_gguf_file_plan_placement(gf, SMOE_GPU_MEM_ALL, 0, on, &pl), SMOE_OK);
+        assert_false(pl.split);
+        assert_int_equal(pl.n_gpu_tensors, n);
+        assert_int_equal(pl.n_layer, 2);
+        for (int64_t i = 0; i < n; i++) assert_true(on[i]);
+        /* room for the dense weights and the experts of layer 0 only */
+        uint64_t dense = 0, l0 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const char    *name = smoe_gguf_file_tensor_name(gf, i);
+            const uint64_t b = (smoe_gguf_file_tensor_size(gf, i) + 255) / 256 * 256;
+            const bool     ffn = strstr(name, "ffn_gate.") || strstr(name, "ffn_up.") || strstr(name, "ffn_down.") ||
+                             strstr(name, "_exps.");
+            if (!strcmp(name, "token_embd.weight")) continue;
+            if (!ffn) dense += b;
+            else if (!strncmp(name, "blk.0.", 6)) l0 += b;
+        }
+        assert_int_equal(smoe_gguf_file_plan_placement(gf, dense + l0, 256, on, &pl), SMOE_OK);
+        assert_true(pl.split);
+        assert_true(pl.dense_complete);
+        assert_int_equal(pl.n_ffn_layers_gpu, 1);
+        assert_true(pl.gpu_bytes <= dense + l0);
+        for (int64_t i = 0; i < n; i++) {
+            const char *name = smoe_gguf_file_tensor_name(gf, i);
+            const bool expert = strstr(name, "_exps.") || strstr(name, "ffn_gate.") || strstr(name, "ffn_up.") ||
+                                strstr(name, "ffn_down.");
+            if (!strcmp(name, "token_embd.weight") || (!strncmp(name, "blk.1.", 6) && expert))
+                assert_false(on[i]);
+            else
+                assert_true(on[i]);
+        }
+        /* errors */
+        assert_int_equal(smoe_gguf_file_plan_placement(gf, 1 << 20, 48, on, &pl), SMOE_ERR_INVALID_ARGUMENT);
+        smoe_placement bad = {.size = 3};
+        assert_int_equal(smoe_gguf_file_plan_placement(gf, 1 << 20, 0, NULL, &bad), SMOE_ERR_INVALID_ARGUMENT);
+        assert_int_equal(smoe_gguf_file_plan_placement(NULL, 1 << 20, 0, NULL, &pl), SMOE_ERR_INVALID_ARGUMENT);
+        assert_int_equal(smoe_gguf_file_plan_placement(gf, 0, 0, NULL, &pl), SMOE_OK); /* nothing fits: all host */
+        assert_int_equal(pl.n_gpu_tensors, 0);
+        free(on);
+        smoe_gguf_file_close(gf);
+    }
+    /* a CPU model: no split, every byte in host memory */
+    smoe_model    *m = load(merged, true);
+    smoe_placement pl = {.size = sizeof(pl)};
+    assert_int_equal(smoe_model_get_placement(m, &pl), SMOE_OK);
+    smoe_model_info info;
+    smoe_model_get_info(m, &info);
+    assert_false(pl.split);
+    assert_int_equal(pl.host_bytes, info.size_bytes);
+    assert_int_equal(pl.gpu_bytes, 0);
+    assert_int_equal(smoe_model_weight_on_host(m, "blk.1.ffn_up_exps.weight"), 1);
+    assert_int_equal(smoe_model_weight_on_host(m, "blk.9.ffn_up_exps.weight"), -1);
+    assert_int_equal(smoe_model_weight_on_host(m, NULL), -1);
+    smoe_placement bad = {.size = 0};
+    assert_int_equal(smoe_model_get_placement(m, &bad), SMOE_ERR_INVALID_ARGUMENT);
+    assert_int_equal(smoe_model_get_placement(NULL, &pl), SMOE_ERR_INVALID_ARGUMENT);
+    smoe_model_free(m);
+    assert_int_equal(smoe_device_auto_gpu_mem(0, 0), SMOE_GPU_MEM_ALL);
+    assert_int_equal(smoe_device_auto_gpu_mem(24ull << 30, 20ull << 30), (20ull << 30) - (3ull << 29));
+    assert_int_equal(smoe_device_auto_gpu_mem(8ull << 30, 0), 7ull << 30);
+    assert_int_equal(smoe_device_auto_gpu_mem(8ull << 30, 512ull << 20), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_info),
@@ -1139,6 +1214,7 @@ int main(void) {
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_llamacpp_refs),
         cmocka_unit_test(test_synthetic),
+        cmocka_unit_test(test_placement_api),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
