@@ -81,6 +81,7 @@ typedef enum smoe_vk_kernel {
     SMOE_VK_MUL_MVQ,
     SMOE_VK_MUL_MVQ_ID,
     SMOE_VK_QUANTIZE_Q8,
+    SMOE_VK_ATTN_COMBINE,
     SMOE_VK_KERNEL_COUNT
 } smoe_vk_kernel;
 

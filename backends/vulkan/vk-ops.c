@@ -260,8 +260,31 @@ static bool use_q8(smoe_vk_ctx *c, const smoe_tensor *n) {
            smoe_tensor_nrows(x) <= c->max_groups[1];
 }
 
+/* ATTENTION's split over the cells (flash-decoding) on GPUs, where n_head x n_tokens workgroups would leave most of
+ * the device idle at decode: chunks of >= 256 cells so that about 1024 workgroups run, at most 64; their partial
+ * results (head_dim + 2 floats per token, head and chunk) take the table area of the scratch buffer and
+ * attention_combine.comp merges them. 1 (no split) on CPU devices, where the workgroups already outnumber the cores. */
+static uint32_t attn_chunks(const smoe_vk_ctx *c, const smoe_tensor *n) {
+    const smoe_tensor *q = n->src[0], *k = n->src[1];
+    if (c->cpu_tuning || smoe_vk_shader_for((smoe_vk_ctx *)c, SMOE_VK_ATTN_COMBINE, 0, 0) < 0) return 1;
+    const uint64_t n_wg = (uint64_t)q->ne[1] * (uint64_t)q->ne[2];
+    uint64_t       ch = (1024 + n_wg - 1) / n_wg;
+    const uint64_t max_ch = ((uint64_t)k->ne[2] + 255) / 256;
+    if (ch > max_ch) ch = max_ch;
+    if (ch > 64) ch = 64;
+    if (ch > c->max_groups[2]) ch = c->max_groups[2];
+    while (ch > 1 && !fits_window(c, n_wg * ch * (uint64_t)(q->ne[0] + 2) * 4)) ch /= 2;
+    return ch < 1 ? 1 : (uint32_t)ch;
+}
+
+static size_t attn_partial_bytes(const smoe_tensor *n, uint32_t chunks) {
+    const smoe_tensor *q = n->src[0];
+    return chunks > 1 ? (size_t)q->ne[1] * (size_t)q->ne[2] * chunks * (size_t)(q->ne[0] + 2) * 4 : 0;
+}
+
 void smoe_vk_op_scratch(smoe_vk_ctx *c, const smoe_tensor *node, size_t *table_bytes, size_t *q8) {
     *table_bytes = node->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(node) * 4 : 0;
+    if (node->op == SMOE_OP_ATTENTION) *table_bytes = attn_partial_bytes(node, attn_chunks(c, node));
     *q8 = (node->op == SMOE_OP_MUL_MAT || node->op == SMOE_OP_MUL_MAT_ID) && use_q8(c, node) ? q8_bytes(node->src[1])
                                                                                               : 0;
 }
@@ -596,7 +619,38 @@ static smoe_status rec_attention(const rec *r) {
     d.groups[0] = (uint32_t)q->ne[1];
     d.groups[1] = (uint32_t)q->ne[2];
     d.groups[2] = 1;
-    return smoe_vk_record(c, &d);
+    const uint32_t chunks = attn_chunks(c, n);
+    if (chunks == 1) return smoe_vk_record(c, &d);
+
+    /* split: the chunks' partial results to the scratch table area, then merged into the output */
+    const size_t part = attn_partial_bytes(n, chunks);
+    SMOE_RETURN_IF(c->scratch.size < part, SMOE_ERR_UNSUPPORTED, "vulkan: scratch not reserved (internal)");
+    const smoe_vk_binding out = d.bind[6];
+    const uint32_t        o_off = p.o_off;
+    d.bind[6] = (smoe_vk_binding){c->scratch.buffer, 0, part, true};
+    p.o_off = 0;
+    p.n_chunks = chunks;
+    p.chunk = (uint32_t)((k->ne[2] + chunks - 1) / chunks);
+    d.groups[2] = chunks;
+    SMOE_TRY(smoe_vk_record(c, &d));
+    int shc;
+    SMOE_TRY(shader_or_fail(c, n, SMOE_VK_ATTN_COMBINE, 0, 0, &shc));
+    smoe_vk_dispatch dc = dispatch(shc, wg_size(c, 64), 0, 0);
+    smoe_vk_push_attention_combine pc = {.p_off = 0,
+                                         .o_off = o_off,
+                                         .o_nb1 = p.o_nb1,
+                                         .o_nb2 = p.o_nb2,
+                                         .head_dim = p.head_dim,
+                                         .n_head = p.n_head,
+                                         .n_chunks = chunks};
+    dc.bind[0] = (smoe_vk_binding){c->scratch.buffer, 0, part, false};
+    dc.bind[1] = out;
+    dc.push = &pc;
+    dc.push_size = sizeof(pc);
+    dc.groups[0] = (uint32_t)q->ne[1];
+    dc.groups[1] = (uint32_t)q->ne[2];
+    dc.groups[2] = 1;
+    return smoe_vk_record(c, &dc);
 }
 
 static smoe_status rec_moe_route(const rec *r) {

@@ -93,8 +93,16 @@ typedef struct smoe_vk_push_attention {
     uint32_t o_off, o_nb1, o_nb2;
     uint32_t head_dim, n_head, n_head_kv, n_cells;
     float    scale;
+    uint32_t n_chunks, chunk;
 } smoe_vk_push_attention;
-_Static_assert(sizeof(smoe_vk_push_attention) == 22 * 4, "attention.comp");
+_Static_assert(sizeof(smoe_vk_push_attention) == 24 * 4, "attention.comp");
+
+typedef struct smoe_vk_push_attention_combine {
+    uint32_t p_off;
+    uint32_t o_off, o_nb1, o_nb2;
+    uint32_t head_dim, n_head, n_chunks;
+} smoe_vk_push_attention_combine;
+_Static_assert(sizeof(smoe_vk_push_attention_combine) == 7 * 4, "attention_combine.comp");
 
 typedef struct smoe_vk_push_moe_route {
     uint32_t l_off, l_nb1, o_off, o_nb1, n_expert, n_used, n_tokens;

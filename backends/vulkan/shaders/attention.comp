@@ -5,6 +5,10 @@
  * of WG: invocation j scores cell c0 + j (masked: same sequence, position <= the query's), the workgroup takes the
  * tile maximum, rescales its running sum and accumulator, then invocations owning 4-wide slices of head_dim add
  * p_j V_j for the tile. head_dim % 4 == 0 and head_dim <= min(MAXD, 16 WG) (checked by the host).
+ * Split over the cells (flash-decoding, n_chunks > 1: decode on a GPU, where n_head x n_tokens workgroups would leave
+ * most of it idle): workgroup z takes cells [z chunk, (z + 1) chunk) and binding 6 is then scratch memory that
+ * receives, per (token, head, chunk), the running max, the sum and the unnormalized accumulator (head_dim + 2
+ * floats); attention_combine.comp merges them into the output.
  */
 #include "types.glsl"
 #include "reduce.glsl"
@@ -38,6 +42,7 @@ layout(push_constant) uniform Push {
     uint o_off, o_nb1, o_nb2;        /* elements */
     uint head_dim, n_head, n_head_kv, n_cells;
     float scale;
+    uint n_chunks, chunk;            /* cells per workgroup z; n_chunks 1: the whole cache, output to dst */
 } p;
 
 #define MAXD 512u
@@ -54,7 +59,9 @@ void main() {
     for (uint d4 = tid; d4 < nd4; d4 += WG)
         q_sh[d4] = vec4(qs[qo + 4u * d4], qs[qo + 4u * d4 + 1u], qs[qo + 4u * d4 + 2u], qs[qo + 4u * d4 + 3u]);
     const int qpos = q_info[p.qi_off + t * p.qi_nb1], qseq = q_info[p.qi_off + t * p.qi_nb1 + 1u];
-    const uint n_scan = uint(clamp(n_scan_buf[p.ns_off], 0, int(p.n_cells)));
+    const uint n_all = uint(clamp(n_scan_buf[p.ns_off], 0, int(p.n_cells)));
+    const uint z = gl_WorkGroupID.z, c_begin = min(z * p.chunk, n_all);
+    const uint n_scan = p.n_chunks > 1u ? min(c_begin + p.chunk, n_all) : n_all;
     const uint kb = p.k_off + hkv * p.k_nb1, vb = p.v_off + hkv * p.v_nb1;
     barrier();
 
@@ -62,7 +69,7 @@ void main() {
     vec4 acc[MAX_SLICES];
     [[unroll]] for (uint c = 0u; c < MAX_SLICES; c++) acc[c] = vec4(0.0);
 
-    for (uint c0 = 0u; c0 < n_scan; c0 += WG) {
+    for (uint c0 = p.n_chunks > 1u ? c_begin : 0u; c0 < n_scan; c0 += WG) {
         const uint j = c0 + tid;
         bool ok = false;
         float s = NEG_INF;
@@ -98,6 +105,22 @@ void main() {
         barrier(); /* p_sh is rewritten by the next tile */
     }
 
+    if (p.n_chunks > 1u) { /* this chunk's partial result */
+        const uint po = p.o_off + ((t * p.n_head + h) * p.n_chunks + z) * (p.head_dim + 2u);
+        if (tid == 0u) {
+            dst[po] = m;
+            dst[po + 1u] = sum;
+        }
+        [[unroll]] for (uint c = 0u; c < MAX_SLICES; c++) {
+            const uint d4 = tid + c * WG;
+            if (d4 >= nd4) break;
+            dst[po + 2u + 4u * d4] = acc[c].x;
+            dst[po + 3u + 4u * d4] = acc[c].y;
+            dst[po + 4u + 4u * d4] = acc[c].z;
+            dst[po + 5u + 4u * d4] = acc[c].w;
+        }
+        return;
+    }
     const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
     const uint oo = p.o_off + h * p.o_nb1 + t * p.o_nb2;
     [[unroll]] for (uint c = 0u; c < MAX_SLICES; c++) {
