@@ -6,78 +6,18 @@
  * temporary file, so an interrupted run leaves no output (a second Ctrl-C kills the process at once).
  */
 #include "cmd.h"
+#include "progress.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t g_interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
-}
-
-typedef struct progress_state {
-    bool   bar;  /* draw a bar (stderr is a terminal and not --quiet) */
-    double t0;   /* start, seconds */
-    double last; /* last redraw */
-    bool   drawn;
-} progress_state;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void draw_bar(progress_state *ps, uint64_t done, uint64_t total, bool final) {
-    const double t = now_s(), el = t - ps->t0;
-    const double frac = total ? (double)done / (double)total : 1.0;
-    const double rate = el > 0 ? (double)done / el / 1e6 : 0.0; /* MB/s of input */
-    char eta[32] = "--:--";
-    if (final) {
-        snprintf(eta, sizeof(eta), "%d:%02d", (int)el / 60, (int)el % 60);
-    } else if (done > 0 && frac > 0) {
-        const double left = el * (1.0 - frac) / frac;
-        snprintf(eta, sizeof(eta), "%d:%02d", (int)left / 60, (int)left % 60);
-    }
-    const int width = 30, fill = (int)(frac * width + 0.5);
-    char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-    bar[width] = '\0';
-    fprintf(stderr, "\r[%s] %5.1f%%  %.0f/%.0f MiB  %6.1f MB/s  %s %s ", bar, frac * 100.0,
-            (double)done / 1048576.0, (double)total / 1048576.0, rate, final ? "in" : "ETA", eta);
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
-    ps->drawn = !final; /* a line is open */
-    ps->last = t;
-}
 
 static bool on_progress(uint64_t done, uint64_t total, void *user_data) {
-    progress_state *ps = user_data;
-    if (g_interrupted) return false;
-    if (ps->bar) {
-        const bool final = done >= total;
-        if (final || now_s() - ps->last >= 0.1) draw_bar(ps, done, total, final);
-    }
-    return true;
+    return smoe_cli_progress_update(user_data, done, total);
 }
 
-typedef struct log_state {
-    bool            quiet;
-    progress_state *ps;
-} log_state;
-
 static void on_log(smoe_log_level level, const char *msg, void *user_data) {
-    const log_state *ls = user_data;
-    if (level > SMOE_LOG_INFO || (ls->quiet && level > SMOE_LOG_WARN)) return;
-    if (ls->ps->drawn) fputc('\n', stderr); /* keep the bar's line intact */
-    ls->ps->drawn = false;
-    fprintf(stderr, "%s%s\n", level == SMOE_LOG_ERROR ? "error: " : level == SMOE_LOG_WARN ? "warning: " : "", msg);
+    smoe_cli_progress_log(user_data, level, msg);
 }
 
 static void usage(FILE *f) {
@@ -138,24 +78,19 @@ int smoe_cmd_convert(int argc, char **argv) {
         return 2;
     }
 
-    progress_state ps = {.bar = !quiet && isatty(STDERR_FILENO), .t0 = now_s()};
-    log_state ls = {.quiet = quiet, .ps = &ps};
+    smoe_cli_progress ps;
+    smoe_cli_progress_start(&ps, quiet);
     p.progress = on_progress;
     p.progress_user_data = &ps;
     p.log = on_log;
-    p.log_user_data = &ls;
+    p.log_user_data = &ps;
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = (int)SA_RESETHAND; /* a second Ctrl-C ends the process */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-    sigaction(SIGTERM, &sa, NULL);
+    struct sigaction old_int, old_term;
+    smoe_cli_interrupt_begin(&old_int, &old_term);
     smoe_status st = smoe_convert(in, out, &p);
-    sigaction(SIGINT, &old, NULL);
-    if (ps.drawn && st != SMOE_OK) fputc('\n', stderr);
-    if (st == SMOE_ERR_CANCELLED && g_interrupted) {
+    smoe_cli_interrupt_end(&old_int, &old_term);
+    smoe_cli_progress_clear(&ps);
+    if (st == SMOE_ERR_CANCELLED && smoe_cli_interrupted()) {
         fprintf(stderr, "smoe convert: interrupted; %s not written\n", out);
         return 130;
     }

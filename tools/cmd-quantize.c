@@ -7,74 +7,30 @@
  * interrupted run leaves no output.
  */
 #include "cmd.h"
+#include "progress.h"
 
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t q_interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    q_interrupted = 1;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 typedef struct cli_state {
-    bool   bar, quiet, stats;
-    bool   drawn;
-    double t0, last;
+    smoe_cli_progress pr;
+    bool              stats;
     /* totals for --stats */
     uint64_t n_el, src_bytes, dst_bytes;
     double   sum_sq_err;
     int64_t  n_quantized;
 } cli_state;
 
-static void clear_bar(cli_state *s) {
-    if (s->drawn) fputc('\n', stderr);
-    s->drawn = false;
-}
-
 static bool on_progress(uint64_t done, uint64_t total, void *user_data) {
-    cli_state *s = user_data;
-    if (q_interrupted) return false;
-    if (!s->bar) return true;
-    const double t = now_s();
-    const bool   final = done >= total;
-    if (!final && t - s->last < 0.1) return true;
-    const double el = t - s->t0, frac = total ? (double)done / (double)total : 1.0;
-    char         eta[32] = "--:--";
-    if (final) snprintf(eta, sizeof(eta), "%d:%02d", (int)el / 60, (int)el % 60);
-    else if (frac > 0) snprintf(eta, sizeof(eta), "%d:%02d", (int)(el * (1 - frac) / frac) / 60,
-                                (int)(el * (1 - frac) / frac) % 60);
-    char bar[31];
-    for (int i = 0; i < 30; i++) bar[i] = i < (int)(frac * 30 + 0.5) ? '#' : '.';
-    bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %5.1f%%  %.0f/%.0f MiB  %6.1f MB/s  %s %s ", bar, frac * 100, (double)done / 1048576.0,
-            (double)total / 1048576.0, el > 0 ? (double)done / el / 1e6 : 0.0, final ? "in" : "ETA", eta);
-    if (final) fputc('\n', stderr);
-    s->drawn = !final;
-    s->last  = t;
-    fflush(stderr);
-    return true;
+    return smoe_cli_progress_update(&((cli_state *)user_data)->pr, done, total);
 }
 
 static void on_log(smoe_log_level level, const char *msg, void *user_data) {
-    cli_state *s = user_data;
-    if (level > SMOE_LOG_INFO || (s->quiet && level > SMOE_LOG_WARN)) return;
-    clear_bar(s);
-    fprintf(stderr, "%s%s\n", level == SMOE_LOG_ERROR ? "error: " : level == SMOE_LOG_WARN ? "warning: " : "", msg);
+    smoe_cli_progress_log(&((cli_state *)user_data)->pr, level, msg);
 }
 
 static void on_stats(const smoe_quantize_tensor_stats *t, void *user_data) {
@@ -85,7 +41,7 @@ static void on_stats(const smoe_quantize_tensor_stats *t, void *user_data) {
     if (!s->stats) return;
     s->sum_sq_err += t->rmse * t->rmse * (double)t->n_elements;
     if (!t->copied) s->n_quantized++;
-    clear_bar(s);
+    smoe_cli_progress_clear(&s->pr);
     char shape[96];
     int  len = snprintf(shape, sizeof(shape), "%" PRId64, t->ne[0]);
     for (uint32_t d = 1; d < t->n_dims && d < 4 && len < (int)sizeof(shape); d++) {
@@ -122,6 +78,7 @@ int smoe_cmd_quantize(int argc, char **argv) {
     bool                 typed = false;
     cli_state            s;
     memset(&s, 0, sizeof(s));
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a       = argv[i];
         const bool  has_val = i + 1 < argc;
@@ -146,7 +103,7 @@ int smoe_cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--stats")) {
             s.stats = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            s.quiet = true;
+            quiet = true;
         } else if (!strcmp(a, "--allow-requantize")) {
             p.allow_requantize = true;
         } else if (a[0] == '-' && a[1]) {
@@ -167,8 +124,7 @@ int smoe_cmd_quantize(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    s.bar = !s.quiet && isatty(STDERR_FILENO);
-    s.t0 = s.last = now_s();
+    smoe_cli_progress_start(&s.pr, quiet);
     p.progress           = on_progress;
     p.progress_user_data = &s;
     p.log                = on_log;
@@ -177,14 +133,15 @@ int smoe_cmd_quantize(int argc, char **argv) {
         p.stats           = on_stats;
         p.stats_user_data = &s;
     }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigint;
-    sa.sa_flags   = (int)SA_RESETHAND; /* a second Ctrl-C kills at once */
-    sigaction(SIGINT, &sa, &old);
+    struct sigaction old_int, old_term;
+    smoe_cli_interrupt_begin(&old_int, &old_term);
     const smoe_status st = smoe_model_quantize(in, out, &p);
-    sigaction(SIGINT, &old, NULL);
-    clear_bar(&s);
+    smoe_cli_interrupt_end(&old_int, &old_term);
+    smoe_cli_progress_clear(&s.pr);
+    if (st == SMOE_ERR_CANCELLED && smoe_cli_interrupted()) {
+        fprintf(stderr, "smoe quantize: interrupted; %s not written\n", out);
+        return 130;
+    }
     if (st != SMOE_OK) return smoe_cli_fail("quantize", st);
     if (s.stats && s.n_el) {
         printf("total: %" PRIu64 " elements, %.1f -> %.1f MiB (%.2f bits/weight), %" PRId64
@@ -192,11 +149,11 @@ int smoe_cmd_quantize(int argc, char **argv) {
                s.n_el, (double)s.src_bytes / 1048576.0, (double)s.dst_bytes / 1048576.0,
                8.0 * (double)s.dst_bytes / (double)s.n_el, s.n_quantized, sqrt(s.sum_sq_err / (double)s.n_el));
     }
-    if (!s.quiet) {
+    if (!quiet) {
         struct stat sb_in, sb_out;
         if (stat(in, &sb_in) == 0 && stat(out, &sb_out) == 0) {
             fprintf(stderr, "wrote %s: %.1f MiB (from %.1f MiB) in %.1f s\n", out, (double)sb_out.st_size / 1048576.0,
-                    (double)sb_in.st_size / 1048576.0, now_s() - s.t0);
+                    (double)sb_in.st_size / 1048576.0, smoe_cli_now() - s.pr.t0);
         }
     }
     return 0;
