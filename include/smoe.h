@@ -351,7 +351,7 @@ SMOE_API smoe_status smoe_model_get_placement(const smoe_model *model, smoe_plac
 SMOE_API int32_t smoe_model_weight_on_host(const smoe_model *model, const char *name);
 
 /* ---- devices: where weights live and graphs run ---------------------------------------------------------------
- * The CPU, then every device of the GPU backends compiled in (Vulkan) that is present at run time. */
+ * The CPU, then every device of the GPU backends compiled in (CUDA, Vulkan) that is present at run time. */
 
 typedef struct smoe_device_info {
     char     name[32];         /* "cpu", "vulkan0", "vulkan1": what smoe_model_params.backend accepts         */
