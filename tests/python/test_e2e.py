@@ -204,9 +204,13 @@ def test_chunked_prefill_equals_single_batch(name, tmp_path):
         assert rel <= 1e-5, f"batch {batch}: {rel:.2e}"
 
 
-def vulkan_device():
+def gpu_devices():
+    """The first device of each GPU kind present ("vulkan0", "cuda0")."""
+    if not os.path.exists(SMOE):
+        return []
     r = subprocess.run([SMOE, "info", "--devices"], capture_output=True, text=True)
-    return r.returncode == 0 and any(line.startswith("vulkan0") for line in r.stdout.splitlines())
+    names = [line.split()[0] for line in r.stdout.splitlines() if line.strip()] if r.returncode == 0 else []
+    return [n for n in names if n in ("vulkan0", "cuda0")]
 
 
 def plan(model, budget):
@@ -255,17 +259,18 @@ def test_info_plan(tmp_path):
         assert r.returncode == 2 and "bad size" in r.stderr, (bad, r.stderr)
 
 
-@pytest.mark.skipif(not os.path.exists(SMOE) or not vulkan_device(), reason="no Vulkan device (install "
-                    "mesa-vulkan-drivers for lavapipe)")
-def test_split_placement_vulkan_cpu(tmp_path):
+@pytest.mark.parametrize("device", gpu_devices() or [pytest.param("vulkan0", marks=pytest.mark.skip(
+    reason="no GPU device (install mesa-vulkan-drivers for lavapipe)"))])
+def test_split_placement_gpu_cpu(device, tmp_path):
     """A GPU budget too small for every weight: the experts of the later layers stay in host memory and run on the
-    CPU, the rest on the device; the logits still match transformers as closely as on one device."""
+    CPU, the rest on the device (Vulkan here on lavapipe; CUDA too on a GPU machine); the logits still match
+    transformers as closely as on one device."""
     model = converted("small", "f32")
     meta, want = ref("small", "en")
     n_layer = plan(model, "all")["n_layer"]
     for n_gpu, budget in ((n_layer // 2, budget_for_expert_layers(model, n_layer // 2)), (0, 4096)):
         out, got = run_eval(model, meta["prompt_tokens"], meta["greedy_tokens"][:8], n_free=8, tmp_path=tmp_path,
-                            extra=["--backend", "vulkan", "--gpu-mem", str(budget)])
+                            extra=["--backend", device, "--gpu-mem", str(budget)])
         pl = out["placement"]
         assert pl["split"] and pl["n_ffn_layers_gpu"] == n_gpu, pl
         assert pl["experts_last_on_host"] == 1 and pl["experts0_on_host"] == (0 if n_gpu else 1), pl
