@@ -39,6 +39,19 @@ CHAT_TEMPLATE = (
 )
 
 
+def checkpoint_sha256(folder):
+    """SHA-256 over the folder's *.safetensors files in name order: identifies a generated checkpoint (the
+    transformers reference records it; the tests check the generator still reproduces it)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            with open(os.path.join(folder, name), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
 def mistral_tokenizer_path():
     import mistral_common
 

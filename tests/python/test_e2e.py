@@ -10,7 +10,6 @@ tests/e2e-eval (public API) on the reference's own prompt ids:
 Also: our tokenizer gives the reference's prompt ids, prefill in chunks equals prefill at once, and `smoe run`
 (--dump-logits, greedy text) agrees with the helper.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -24,22 +23,15 @@ BUILD = os.environ.get("SMOE_BUILD_DIR", os.path.join(ROOT, "build"))
 REF = os.path.join(ROOT, "tests", "reference", "data")
 SMOE = os.path.join(BUILD, "tools", "smoe")
 EVAL = os.path.join(BUILD, "tests", "e2e-eval")
+sys.path.insert(0, os.path.join(ROOT, "tests", "gen"))
+from gen_tiny_mixtral import checkpoint_sha256  # noqa: E402
+
 MANIFEST = json.load(open(os.path.join(REF, "manifest.json")))
 PROMPTS = MANIFEST["prompts"]
 MODELS = sorted(MANIFEST["models"])
 WORK = os.path.join(BUILD, "e2e-models")
 
 QUALITY = {}  # filled by the quantized tests, written at the end
-
-
-def sha256_files(folder):
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            with open(os.path.join(folder, name), "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
 
 
 def checkpoint(name):
@@ -50,7 +42,7 @@ def checkpoint(name):
     if not (os.path.exists(stamp) and open(stamp).read() == m["safetensors_sha256"]):
         subprocess.run([sys.executable, os.path.join(ROOT, "tests", "gen", "gen_tiny_mixtral.py"), d]
                        + m["generator_args"], check=True, capture_output=True)
-        got = sha256_files(d)
+        got = checkpoint_sha256(d)
         assert got == m["safetensors_sha256"], (
             f"the generator no longer reproduces the '{name}' checkpoint of the reference (sha256 {got}); "
             "regenerate tests/reference/data with tests/reference/gen_reference.py")

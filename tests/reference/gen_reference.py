@@ -20,7 +20,6 @@ This script needs torch and transformers, which CI does not install: run it in a
   /opt/refvenv/bin/python tests/reference/gen_reference.py
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -34,6 +33,8 @@ from transformers import MixtralForCausalLM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "gen"))
+from gen_tiny_mixtral import checkpoint_sha256  # noqa: E402
 
 # name -> generator arguments
 MODELS = {
@@ -64,16 +65,6 @@ PROMPTS = {
 }
 
 N_GREEDY = 32
-
-
-def sha256_files(folder):
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            with open(os.path.join(folder, name), "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
 
 
 def greedy(model, ids, margins):
@@ -157,7 +148,7 @@ def main():
             sp = spm.SentencePieceProcessor(model_file=os.path.join(mdir, "tokenizer.model"))
             print(f"{mname}:")
             run_model(mdir, os.path.join(a.out, mname), sp)
-            manifest["models"][mname] = {"generator_args": gen_args, "safetensors_sha256": sha256_files(mdir)}
+            manifest["models"][mname] = {"generator_args": gen_args, "safetensors_sha256": checkpoint_sha256(mdir)}
     manifest["prompts"] = sorted(PROMPTS)
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
