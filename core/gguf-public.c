@@ -205,23 +205,19 @@ SMOE_API smoe_status smoe_gguf_file_plan_placement(const smoe_gguf_file *file, u
     SMOE_RETURN_IF(out->size != sizeof(*out), SMOE_ERR_INVALID_ARGUMENT,
                    "smoe_gguf_file_plan_placement: size %u, expected %zu (set out->size = sizeof(smoe_placement))",
                    out->size, sizeof(*out));
-    if (alignment == 0) alignment = 256;
-    SMOE_RETURN_IF((alignment & (alignment - 1)) != 0, SMOE_ERR_INVALID_ARGUMENT,
-                   "smoe_gguf_file_plan_placement: alignment %" PRIu64 " is not a power of two", alignment);
+    if (alignment == 0) alignment = 256; /* smoe_place_plan rejects one that is not a power of two */
     const int64_t n = smoe_gguf_n_tensors(file->g);
     smoe_place_tensor *pt = malloc((size_t)(n > 0 ? n : 1) * sizeof(*pt));
     bool              *on = malloc((size_t)(n > 0 ? n : 1) * sizeof(*on));
     smoe_status        st = SMOE_OK;
     SMOE_GOTO_IF(!pt || !on, st, done, SMOE_ERR_OUT_OF_MEMORY, "out of memory");
-    uint64_t need = 0;
     for (int64_t i = 0; i < n; i++) {
         const smoe_gguf_tensor_info *ti = smoe_gguf_tensor(file->g, i);
         pt[i] = (smoe_place_tensor){ti->name, ti->size};
-        need += (ti->size + alignment - 1) / alignment * alignment;
     }
     smoe_place_stats ps;
     SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)n, budget, alignment, on, &ps));
-    smoe_place_summary(&ps, need, budget, (int32_t)n, ps.n_layers, out);
+    smoe_place_summary(&ps, budget, ps.n_layers, out);
     if (!out->split)
         for (int64_t i = 0; i < n; i++) on[i] = true; /* as the loader: token_embd goes along when all fits */
     if (on_gpu) memcpy(on_gpu, on, (size_t)n * sizeof(*on));

@@ -579,16 +579,8 @@ done:
 static smoe_status plan_device(loader *L, const smoe_backend_props *props) {
     smoe_model    *m = L->m;
     const uint64_t align = props->alignment ? props->alignment : 256;
-    uint64_t       need = 0;
-    for (int i = 0; i < L->n_w; i++) need += align_up(smoe_tensor_nbytes(L->w[i].t), align);
-
     const uint64_t budget = L->params->gpu_mem ? L->params->gpu_mem
                                                : smoe_device_auto_gpu_mem(props->memory_total, props->memory_free);
-    if (need <= budget) {
-        for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = true;
-        smoe_place_summary(NULL, need, budget, L->n_w, m->hp.n_layer, &m->placement);
-        return SMOE_OK;
-    }
     smoe_place_tensor *pt = malloc((size_t)L->n_w * sizeof(*pt));
     bool              *on = malloc((size_t)L->n_w * sizeof(*on));
     smoe_status        st = SMOE_OK;
@@ -596,12 +588,13 @@ static smoe_status plan_device(loader *L, const smoe_backend_props *props) {
     for (int i = 0; i < L->n_w; i++) pt[i] = (smoe_place_tensor){L->w[i].t->name, smoe_tensor_nbytes(L->w[i].t)};
     smoe_place_stats ps;
     SMOE_GOTO_TRY(st, done, smoe_place_plan(pt, (size_t)L->n_w, budget, align, on, &ps));
-    for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = on[i];
-    smoe_place_summary(&ps, need, budget, L->n_w, m->hp.n_layer, &m->placement);
+    smoe_place_summary(&ps, budget, m->hp.n_layer, &m->placement);
+    for (int i = 0; i < L->n_w; i++) L->w[i].on_gpu = on[i] || !m->placement.split;
+    if (!m->placement.split) goto done;
     smoe_log(&m->logger, SMOE_LOG_INFO,
              "%s: %.2f GiB of weights do not fit the budget of %.2f GiB on %s: %.2f GiB there (%s, the experts of "
              "%d of %d layers), %.2f GiB in host memory, run on the CPU",
-             L->path, (double)need / (1 << 30), (double)budget / (1 << 30), props->name,
+             L->path, (double)ps.total_bytes / (1 << 30), (double)budget / (1 << 30), props->name,
              (double)ps.gpu_bytes / (1 << 30),
              ps.dense_complete ? "every norm, router, attention and output weight" : "not even every dense weight",
              ps.n_ffn_layers_gpu, m->hp.n_layer, (double)ps.host_bytes / (1 << 30));

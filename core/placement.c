@@ -104,6 +104,7 @@ smoe_status smoe_place_plan(const smoe_place_tensor *tensors, size_t n, uint64_t
         const bool placeable = e[u0].rank < class_rank(SMOE_PLACE_EMBD);
         uint64_t need = 0;
         for (size_t k = u0; k < u1; k++) need = add_sat(need, aligned(tensors[e[k].index].nbytes, alignment));
+        st.total_bytes = add_sat(st.total_bytes, need);
         if (placeable && need <= left) {
             left -= need;
             st.gpu_bytes += need;
@@ -130,12 +131,11 @@ smoe_status smoe_place_plan(const smoe_place_tensor *tensors, size_t n, uint64_t
     return SMOE_OK;
 }
 
-void smoe_place_summary(const smoe_place_stats *ps, uint64_t need, uint64_t budget, int32_t n, int32_t n_layer,
-                        smoe_placement *out) {
+void smoe_place_summary(const smoe_place_stats *ps, uint64_t budget, int32_t n_layer, smoe_placement *out) {
     *out = (smoe_placement){.size = sizeof(*out), .budget = budget, .n_layer = n_layer};
-    if (need <= budget || !ps) { /* everything fits: every weight, token_embd too, on the device */
-        out->gpu_bytes = need;
-        out->n_gpu_tensors = n;
+    if (ps->total_bytes <= budget) { /* everything fits: every weight, token_embd too, on the device */
+        out->gpu_bytes = ps->total_bytes;
+        out->n_gpu_tensors = ps->n_gpu + ps->n_host;
         out->n_ffn_layers_gpu = n_layer;
         out->dense_complete = true;
         return;

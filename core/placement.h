@@ -46,6 +46,7 @@ typedef struct smoe_place_tensor {
 typedef struct smoe_place_stats {
     uint64_t gpu_bytes;            /* aligned bytes placed on the GPU */
     uint64_t host_bytes;           /* unaligned bytes left in host memory */
+    uint64_t total_bytes;          /* aligned bytes of every tensor: what holding all of them takes */
     int      n_gpu, n_host;        /* tensors */
     int      n_layers;             /* 1 + the largest block index seen (0 if none) */
     int      n_ffn_layers_gpu;     /* layers whose FFN/expert unit is on the GPU */
@@ -62,9 +63,9 @@ const char      *smoe_place_class_name(smoe_place_class c);
 smoe_status smoe_place_plan(const smoe_place_tensor *tensors, size_t n, uint64_t budget, uint64_t alignment,
                             bool *on_gpu, smoe_place_stats *stats);
 
-/* The public summary (smoe.h's smoe_placement) for n tensors of n_layer layers whose aligned sizes add up to `need`:
- * when need <= budget every weight goes to the device (split = false; stats may be NULL), else the plan's stats. */
-void smoe_place_summary(const smoe_place_stats *stats, uint64_t need, uint64_t budget, int32_t n, int32_t n_layer,
-                        smoe_placement *out);
+/* The public summary (smoe.h's smoe_placement) of a plan for a model of n_layer layers: when every tensor fits the
+ * budget (stats->total_bytes <= budget) they all go to the device, token_embd too (split = false), else the plan's
+ * stats. */
+void smoe_place_summary(const smoe_place_stats *stats, uint64_t budget, int32_t n_layer, smoe_placement *out);
 
 #endif /* SMOE_PLACEMENT_H */
