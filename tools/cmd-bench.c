@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #define MAX_LIST 16
 #define TRY(expr)                                                                                                      \
@@ -67,7 +66,7 @@ static void usage(FILE *f) {
                "  -t, --threads N,...    CPU threads (default: all online CPUs)\n"
                "  -r, --repetitions R    measured runs per test (default 5)\n"
                "  --kv-type f16|q8_0|f32 KV cache type (default f16, as llama-bench)\n"
-               "  --backend SPEC         where weights live and graphs run: cpu, vulkan, vulkan:N (smoe info\n"
+               "  --backend SPEC         where weights live and graphs run: cpu, cuda, vulkan, vulkan:N (smoe info\n"
                "                         --devices; default $SMOE_BACKEND, else cpu)\n"
                "  --gpu-mem SIZE         device memory for weights, e.g. 16G; experts that do not fit run on the\n"
                "                         CPU (default: free memory less max(1 GiB, 1/16); 'all')\n"
@@ -87,12 +86,6 @@ static int parse_list(const char *s, int *out, int max, int min) {
         else if (*s) return -1;
     }
     return n;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static double cpu_s(void) {
@@ -134,7 +127,7 @@ static smoe_status run_test(smoe_context *ctx, smoe_batch *batch, int n_vocab, i
         }
         TRY(smoe_decode(ctx, batch));
     }
-    const double t0 = now_s(), c0 = cpu_s();
+    const double t0 = smoe_cli_now(), c0 = cpu_s();
     if (n_prompt > 0) {
         batch->n_tokens = 0;
         for (int i = 0; i < n_prompt; i++) {
@@ -151,7 +144,7 @@ static smoe_status run_test(smoe_context *ctx, smoe_batch *batch, int n_vocab, i
         TRY(smoe_batch_add(batch, tok, depth + i, 0, true));
         TRY(smoe_decode(ctx, batch));
     }
-    *seconds = now_s() - t0;
+    *seconds = smoe_cli_now() - t0;
     *cpu = cpu_s() - c0;
     return SMOE_OK;
 }

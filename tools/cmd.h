@@ -20,6 +20,9 @@ int smoe_cli_fail(const char *cmd, smoe_status st);
  * without "iB"/"B"), or "all" = SMOE_GPU_MEM_ALL. Returns false for anything else, 0 or an overflow. */
 bool smoe_cli_parse_size(const char *s, uint64_t *out);
 
+/* Seconds on the monotonic clock. */
+double smoe_cli_now(void);
+
 int smoe_cmd_info(int argc, char **argv);
 int smoe_cmd_tokenize(int argc, char **argv);
 int smoe_cmd_convert(int argc, char **argv);

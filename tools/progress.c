@@ -3,9 +3,10 @@
  */
 #include "progress.h"
 
+#include "cmd.h"
+
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t g_interrupted;
@@ -13,12 +14,6 @@ static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) {
     (void)sig;
     g_interrupted = 1;
-}
-
-double smoe_cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void smoe_cli_progress_start(smoe_cli_progress *p, bool quiet) {

@@ -19,7 +19,6 @@ typedef struct smoe_cli_progress {
     double last;  /* last redraw */
 } smoe_cli_progress;
 
-double smoe_cli_now(void);
 /* Starts the clock; the bar is drawn when stderr is a terminal and not quiet. */
 void smoe_cli_progress_start(smoe_cli_progress *p, bool quiet);
 /* The body of a progress callback: redraws at most every 0.1 s (and at the end); false once interrupted. */

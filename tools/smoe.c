@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const smoe_cmd commands[] = {
     {"info", smoe_cmd_info, "print a GGUF file's metadata and tensor table"},
@@ -24,6 +25,12 @@ int smoe_cli_fail(const char *cmd, smoe_status st) {
     const char *detail = smoe_last_error();
     fprintf(stderr, "smoe %s: %s%s%s\n", cmd, smoe_status_string(st), detail[0] ? ": " : "", detail);
     return 1;
+}
+
+double smoe_cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 bool smoe_cli_parse_size(const char *s, uint64_t *out) {
