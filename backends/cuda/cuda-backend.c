@@ -48,9 +48,9 @@ typedef struct smoe_cuda_ctx {
     smoe_lc      lc;
     smoe_cuda_node *scratch; /* the current split's launches */
     int          cap_scratch;
-    void        *attn_scratch; /* device scratch of ATTENTION (partial results per chunk of cells) and MUL_MAT_ID
+    void        *op_scratch; /* device scratch of ATTENTION (partial results per chunk of cells) and MUL_MAT_ID
                                   (pairs listed per expert), shared by the nodes of a split */
-    size_t       attn_scratch_size;
+    size_t       op_scratch_size;
     char         name[16];
     char         description[256];
     cudaStream_t stream;
@@ -394,6 +394,17 @@ static cudaGraphExec_t capture(smoe_cuda_ctx *c, const smoe_split *split, int n)
     return exec;
 }
 
+/* Device scratch bytes a launch needs: split attention's partial results, the per-expert pair lists of the
+ * tensor-core MUL_MAT_ID; none for the reference kernels. */
+static size_t node_scratch_bytes(const smoe_cuda_node *nd) {
+    if (nd->simple) return 0;
+    if (nd->op == SMOE_OP_ATTENTION)
+        return smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
+    if (nd->op == SMOE_OP_MUL_MAT_ID)
+        return smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]);
+    return 0;
+}
+
 static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     smoe_cuda_ctx *c = ctx_of(b);
     SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
@@ -426,34 +437,23 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         c->n_names++;
         n++;
     }
-    /* scratch memory for split attention, grown before any launch (and before a capture) */
+    /* scratch memory, grown before any launch (and before a capture); one buffer serves every node of the split:
+     * they run one after another on the stream */
     size_t need = 0;
     for (int k = 0; k < n; k++) {
-        smoe_cuda_node *nd = &c->scratch[k];
-        size_t bytes = 0;
-        if (nd->op == SMOE_OP_ATTENTION) {
-            if (c->simple) nd->i[2] = 1;
-            bytes = smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
-        } else if (nd->op == SMOE_OP_MUL_MAT_ID && !c->simple) {
-            bytes = smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]);
-        }
+        const size_t bytes = node_scratch_bytes(&c->scratch[k]);
         need = bytes > need ? bytes : need;
     }
-    if (need > c->attn_scratch_size) {
+    if (need > c->op_scratch_size) {
         SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream)); /* the old scratch may still be read */
-        if (c->attn_scratch) SMOE_CUDA_TRY(c, cudaFree(c->attn_scratch));
-        c->attn_scratch = NULL;
-        c->attn_scratch_size = 0;
-        SMOE_CUDA_TRY(c, cudaMalloc(&c->attn_scratch, need));
-        c->attn_scratch_size = need;
+        if (c->op_scratch) SMOE_CUDA_TRY(c, cudaFree(c->op_scratch));
+        c->op_scratch = NULL;
+        c->op_scratch_size = 0;
+        SMOE_CUDA_TRY(c, cudaMalloc(&c->op_scratch, need));
+        c->op_scratch_size = need;
     }
-    for (int k = 0; k < n; k++) {
-        smoe_cuda_node *nd = &c->scratch[k];
-        if ((nd->op == SMOE_OP_ATTENTION && nd->i[2] > 1) ||
-            (nd->op == SMOE_OP_MUL_MAT_ID &&
-             smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]) > 0 && !c->simple))
-            nd->scratch = c->attn_scratch; /* one buffer: the nodes run one after another on the stream */
-    }
+    for (int k = 0; k < n; k++)
+        if (node_scratch_bytes(&c->scratch[k]) > 0) c->scratch[k].scratch = c->op_scratch;
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;
@@ -499,7 +499,7 @@ static void cuda_free(smoe_backend *b) {
         if (cudaSetDevice(c->device) == cudaSuccess) {
             if (c->stream) (void)cudaStreamSynchronize(c->stream);
             smoe_lc_clear(&c->lc); /* destroys the graphs */
-            if (c->attn_scratch) (void)cudaFree(c->attn_scratch);
+            if (c->op_scratch) (void)cudaFree(c->op_scratch);
             if (c->d_err) (void)cudaFree(c->d_err);
             if (c->h_err) (void)cudaFreeHost(c->h_err);
             if (c->staging) (void)cudaFreeHost(c->staging);
