@@ -46,8 +46,8 @@ typedef struct smoe_cuda_ctx {
     int          simple;    /* $SMOE_CUDA_SIMPLE=1: the reference kernels only */
     int          graphs;    /* CUDA graphs on (default; $SMOE_CUDA_GRAPHS=0 turns them off) */
     smoe_lc      lc;
-    smoe_cuda_node *scratch; /* the current split's launches */
-    int          cap_scratch;
+    smoe_cuda_node *launches; /* the current split's launches */
+    int          cap_launches;
     void        *op_scratch; /* device scratch of ATTENTION (partial results per chunk of cells) and MUL_MAT_ID
                                   (pairs listed per expert), shared by the nodes of a split */
     size_t       op_scratch_size;
@@ -362,12 +362,12 @@ static void destroy_exec(void *exec, void *user_data) {
     (void)cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
 
-/* Launches the n nodes of c->scratch on the stream. */
+/* Launches the n nodes of c->launches on the stream. */
 static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) {
     for (int k = 0, i = 0; i < split->n_nodes && k < n; i++) {
         const smoe_tensor *t = split->nodes[i];
         if (t->op == SMOE_OP_NONE || t->op == SMOE_OP_VIEW) continue;
-        const int e = launcher_for(t->op)(&c->scratch[k++], c->stream, c->d_err);
+        const int e = launcher_for(t->op)(&c->launches[k++], c->stream, c->d_err);
         if (e != 0) {
             char what[160];
             snprintf(what, sizeof(what), "%s (%s)", smoe_op_name(t->op), t->name);
@@ -422,18 +422,18 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
             c->names = nm;
             c->cap_names = cap;
         }
-        if (n == c->cap_scratch) {
-            const int       cap = c->cap_scratch ? 2 * c->cap_scratch : 64;
-            smoe_cuda_node *p = realloc(c->scratch, (size_t)cap * sizeof(*p));
+        if (n == c->cap_launches) {
+            const int       cap = c->cap_launches ? 2 * c->cap_launches : 64;
+            smoe_cuda_node *p = realloc(c->launches, (size_t)cap * sizeof(*p));
             SMOE_RETURN_IF(!p, SMOE_ERR_OUT_OF_MEMORY, "%s: out of memory", c->name);
-            c->scratch = p;
-            c->cap_scratch = cap;
+            c->launches = p;
+            c->cap_launches = cap;
         }
         snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", t->name);
         /* node_index is the position since the last synchronize: equal runs of a split after a synchronize get
          * equal arrays, so a decode step (one split per run, synchronized in between) replays */
-        make_node(t, c->n_names, c->cc, &c->scratch[n]);
-        c->scratch[n].simple = c->simple;
+        make_node(t, c->n_names, c->cc, &c->launches[n]);
+        c->launches[n].simple = c->simple;
         c->n_names++;
         n++;
     }
@@ -441,7 +441,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
      * they run one after another on the stream */
     size_t need = 0;
     for (int k = 0; k < n; k++) {
-        const size_t bytes = node_scratch_bytes(&c->scratch[k]);
+        const size_t bytes = node_scratch_bytes(&c->launches[k]);
         need = bytes > need ? bytes : need;
     }
     if (need > c->op_scratch_size) {
@@ -453,11 +453,11 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         c->op_scratch_size = need;
     }
     for (int k = 0; k < n; k++)
-        if (node_scratch_bytes(&c->scratch[k]) > 0) c->scratch[k].scratch = c->op_scratch;
+        if (node_scratch_bytes(&c->launches[k]) > 0) c->launches[k].scratch = c->op_scratch;
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;
-    if (smoe_lc_lookup(&c->lc, split, c->scratch, n, &slot, &act) != SMOE_OK) return launch_all(c, split, n);
+    if (smoe_lc_lookup(&c->lc, split, c->launches, n, &slot, &act) != SMOE_OK) return launch_all(c, split, n);
     if (act == SMOE_LC_REPLAY) {
         SMOE_CUDA_TRY(c, cudaGraphLaunch((cudaGraphExec_t)c->lc.e[slot].exec, c->stream));
         return SMOE_OK;
@@ -508,7 +508,7 @@ static void cuda_free(smoe_backend *b) {
         (void)cudaGetLastError();
         free(c->gets);
         free(c->names);
-        free(c->scratch);
+        free(c->launches);
         free(c);
     }
     free(b);
