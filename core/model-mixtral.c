@@ -382,6 +382,26 @@ static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 static smoe_status synth_fill(loader *L, int wi, size_t off, uint8_t *dst, size_t n);
 
+/* A synthetic weight's bytes into its bound tensor, in chunks (progress): generated in place in host memory, or into
+ * `staging` (READ_CHUNK bytes) and copied to the device. */
+static smoe_status synth_upload(loader *L, int wi, uint8_t *staging) {
+    smoe_tensor *t = L->w[wi].t;
+    const size_t size = smoe_tensor_nbytes(t);
+    for (size_t o = 0; o < size; o += READ_CHUNK) {
+        const size_t n = size - o < READ_CHUNK ? size - o : READ_CHUNK;
+        SMOE_TRY(synth_fill(L, wi, o, staging ? staging : (uint8_t *)t->data + o, n));
+        if (staging) {
+            const smoe_status st = smoe_tensor_set(t, staging, o, n);
+            if (st != SMOE_OK) {
+                smoe_error_prefix("%s: copying tensor '%s' to %s", L->path, t->name, smoe_backend_name(L->m->backend));
+                return st;
+            }
+        }
+        SMOE_TRY(progress(L, n));
+    }
+    return SMOE_OK;
+}
+
 /* Binds the weights of host memory (every weight not on_gpu) to buffers of `be`, a CPU backend: read into memory
  * (use_pread) or left in the mapping. */
 static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
@@ -453,14 +473,8 @@ static smoe_status place_weights(loader *L, smoe_backend *be, bool use_mmap) {
         weight_src *w = &L->w[i];
         if (w->on_gpu) continue;
         if (L->synth) {
-            uint8_t     *dst = (uint8_t *)m->data_buf->base + w->offset;
-            const size_t size = smoe_tensor_nbytes(w->t);
-            for (size_t o = 0; o < size; o += READ_CHUNK) {
-                const size_t n = size - o < READ_CHUNK ? size - o : READ_CHUNK;
-                SMOE_TRY(synth_fill(L, i, o, dst + o, n));
-                SMOE_TRY(progress(L, n));
-            }
             SMOE_TRY(smoe_tensor_bind(w->t, m->data_buf, w->offset));
+            SMOE_TRY(synth_upload(L, i, NULL));
         } else if (w->in_experts) {
             uint8_t *dst = (uint8_t *)m->experts_buf->base + w->offset;
             for (int32_t e = 0; e < w->n_expert; e++) {
@@ -534,18 +548,7 @@ static smoe_status place_weights_device(loader *L) {
         if (!w->on_gpu) continue;
         SMOE_GOTO_TRY(st, done, smoe_tensor_bind(w->t, m->weight_bufs[buf_of[i]], w->offset));
         if (L->synth) {
-            const size_t size = smoe_tensor_nbytes(w->t);
-            for (size_t o = 0; o < size; o += READ_CHUNK) {
-                const size_t n = size - o < READ_CHUNK ? size - o : READ_CHUNK;
-                SMOE_GOTO_TRY(st, done, synth_fill(L, i, o, staging, n));
-                st = smoe_tensor_set(w->t, staging, o, n);
-                if (st != SMOE_OK) {
-                    smoe_error_prefix("%s: copying tensor '%s' to %s", L->path, w->t->name,
-                                      smoe_backend_name(m->backend));
-                    goto done;
-                }
-                SMOE_GOTO_TRY(st, done, progress(L, n));
-            }
+            SMOE_GOTO_TRY(st, done, synth_upload(L, i, staging));
             continue;
         }
         const int32_t n_src = w->gguf_index >= 0 ? 1 : w->n_expert;
