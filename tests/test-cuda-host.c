@@ -33,6 +33,7 @@ static void test_registry(void **state) {
         /* no driver or device: reported as unavailable, never a crash */
         assert_int_equal(smoe_backend_init_by_name("cuda", 0, &b), SMOE_ERR_INVALID_ARGUMENT);
         assert_null(b);
+        assert_non_null(strstr(smoe_last_error(), "no cuda device found"));
         assert_int_equal(smoe_cuda_backend_init(0, &b), SMOE_ERR_INVALID_ARGUMENT);
         assert_null(b);
         print_message("no CUDA device: init checks only\n");
