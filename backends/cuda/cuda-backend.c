@@ -10,15 +10,19 @@
  * Ordering: everything goes through one stream, so uploads, kernels and downloads run in call order. Staging:
  * uploads up to STAGING_MAX bytes are copied into pinned memory and queued (the caller's memory is free at return);
  * downloads up to that size land in pinned memory and are copied out at synchronize; larger transfers go directly
- * (pageable memory: the runtime completes them before returning). The staging cursor resets at each synchronize.
+ * through a ring of two pinned chunks (UPLOAD_CHUNK bytes each, allocated on the first large upload): the next chunk is
+ * copied from the caller's memory (typically the model's mmap) while the previous one is on its way to the device,
+ * an event per chunk saying when it may be refilled; the caller's memory is free at return here too. Downloads over
+ * STAGING_MAX go directly (pageable memory: the runtime completes them before returning). The staging cursor resets
+ * at each synchronize.
  *
  * Index errors found by kernels (see cuda-kernels.h) are read at synchronize and reported with the node's name.
  * CUDA graphs: a split whose launches (the smoe_cuda_node array) repeat unchanged is captured into a graph on its
  * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly.
- * TODO(#7): cudaHostRegister for mmap'd weights (buffer_from_host_ptr); several streams for overlapping
- * host-resident expert work.
+ * Not done: registering the mmap'd file with cudaHostRegister (it would pin every page of a 26 GB file in RAM; the
+ * chunk ring streams it instead), several streams to overlap host-resident expert work with the device.
  */
 #include "cuda-backend.h"
 
@@ -33,6 +37,7 @@
 #include <string.h>
 
 #define STAGING_MAX ((size_t)16 << 20)
+#define UPLOAD_CHUNK ((size_t)8 << 20)
 
 typedef struct pending_get {
     void  *dst;
@@ -58,6 +63,9 @@ typedef struct smoe_cuda_ctx {
     int         *h_err;     /* pinned copy */
     uint8_t     *staging;   /* pinned, STAGING_MAX bytes */
     size_t       staging_used;
+    uint8_t     *ring[2];   /* pinned, UPLOAD_CHUNK bytes each: large uploads (NULL until the first) */
+    cudaEvent_t  ring_ev[2];
+    bool         ring_busy[2];
     pending_get *gets;
     int          n_gets, cap_gets;
     /* names of the nodes queued since the last synchronize, for index errors */
@@ -254,15 +262,46 @@ static smoe_status staging_take(smoe_cuda_ctx *c, size_t size, size_t *off) {
     return SMOE_OK;
 }
 
+static smoe_status ring_init(smoe_cuda_ctx *c) {
+    for (int i = 0; i < 2; i++) {
+        if (c->ring[i]) continue;
+        SMOE_CUDA_TRY(c, cudaEventCreateWithFlags(&c->ring_ev[i], cudaEventDisableTiming));
+        cudaError_t e = cudaMallocHost((void **)&c->ring[i], UPLOAD_CHUNK);
+        if (e != cudaSuccess) {
+            (void)cudaEventDestroy(c->ring_ev[i]);
+            c->ring[i] = NULL;
+            return cuda_error(e, c->name, "cudaMallocHost(upload chunk)");
+        }
+        c->ring_busy[i] = false;
+    }
+    return SMOE_OK;
+}
+
+/* A large upload: chunk k is copied into pinned slot k % 2 once that slot's previous transfer is done, then queued;
+ * so reading the source (page faults of an mmap'd file included) overlaps the transfer of the chunk before. */
+static smoe_status upload_chunked(smoe_cuda_ctx *c, uint8_t *dst, const uint8_t *src, size_t size) {
+    SMOE_TRY(ring_init(c));
+    int slot = 0;
+    for (size_t off = 0; off < size; off += UPLOAD_CHUNK, slot ^= 1) {
+        const size_t n = size - off < UPLOAD_CHUNK ? size - off : UPLOAD_CHUNK;
+        if (c->ring_busy[slot]) {
+            SMOE_CUDA_TRY(c, cudaEventSynchronize(c->ring_ev[slot]));
+            c->ring_busy[slot] = false;
+        }
+        memcpy(c->ring[slot], src + off, n);
+        SMOE_CUDA_TRY(c, cudaMemcpyAsync(dst + off, c->ring[slot], n, cudaMemcpyHostToDevice, c->stream));
+        SMOE_CUDA_TRY(c, cudaEventRecord(c->ring_ev[slot], c->stream));
+        c->ring_busy[slot] = true;
+    }
+    return SMOE_OK;
+}
+
 static smoe_status cuda_tensor_set(smoe_backend *b, smoe_tensor *t, const void *data, size_t offset, size_t size) {
     smoe_cuda_ctx *c = ctx_of(b);
     if (size == 0) return SMOE_OK;
     SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
     uint8_t *dst = (uint8_t *)t->data + offset;
-    if (size > STAGING_MAX) {
-        SMOE_CUDA_TRY(c, cudaMemcpyAsync(dst, data, size, cudaMemcpyHostToDevice, c->stream));
-        return SMOE_OK;
-    }
+    if (size > STAGING_MAX) return upload_chunked(c, dst, data, size);
     size_t off = 0;
     SMOE_TRY(staging_take(c, size, &off));
     memcpy(c->staging + off, data, size);
@@ -503,6 +542,11 @@ static void cuda_free(smoe_backend *b) {
             if (c->d_err) (void)cudaFree(c->d_err);
             if (c->h_err) (void)cudaFreeHost(c->h_err);
             if (c->staging) (void)cudaFreeHost(c->staging);
+            for (int i = 0; i < 2; i++) {
+                if (!c->ring[i]) continue;
+                (void)cudaFreeHost(c->ring[i]);
+                (void)cudaEventDestroy(c->ring_ev[i]);
+            }
             if (c->stream) (void)cudaStreamDestroy(c->stream);
         }
         (void)cudaGetLastError();
