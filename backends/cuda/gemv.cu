@@ -148,6 +148,11 @@ static __global__ void cpy_kernel(smoe_cuda_tensor src, smoe_cuda_tensor dst) {
     const int64_t r = blockIdx.x, i1 = r % src.ne[1], i2 = (r / src.ne[1]) % src.ne[2], i3 = r / (src.ne[1] * src.ne[2]);
     const uint8_t *s = (const uint8_t *)src.data + i1 * src.nb[1] + i2 * src.nb[2] + i3 * src.nb[3];
     uint8_t *d = (uint8_t *)dst.data + i1 * dst.nb[1] + i2 * dst.nb[2] + i3 * dst.nb[3];
+    if (dst.type == T) { // same type: the row's bytes, as the CPU's memcpy (no requantizing, NaN payloads kept)
+        const int64_t n_bytes = src.ne[0] / type_info<T>::qk * type_info<T>::bytes;
+        for (int64_t e = threadIdx.x; e < n_bytes; e += blockDim.x) d[e] = s[e];
+        return;
+    }
     if (dst.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
         for (int64_t b = threadIdx.x; b < src.ne[0] / 32; b += blockDim.x) {
             float x[32];
