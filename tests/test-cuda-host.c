@@ -245,6 +245,70 @@ static void test_attention_chunks(void **state) {
     assert_int_equal(smoe_cuda_attention_scratch(32, 128, 1), 0);
 }
 
+/* Which MUL_MAT / MUL_MAT_ID kernel runs: the fast ones only for quantized weights and activations that float4 loads
+ * can read (16-byte aligned address and row strides), the tensor-core GEMM for many columns. */
+static void mm_node(smoe_cuda_node *n, int32_t wtype, int64_t k, int64_t cols, int64_t n2, uintptr_t x_addr,
+                    int64_t x_nb1) {
+    memset(n, 0, sizeof(*n));
+    n->src[0].type = wtype;
+    n->src[0].ne[0] = k;
+    n->src[0].ne[1] = 100;
+    n->src[1].type = SMOE_CUDA_F32;
+    n->src[1].data = (void *)x_addr;
+    const int64_t ne[4] = {k, cols, n2, 1};
+    int64_t nb = 4;
+    for (int i = 0; i < 4; i++) {
+        n->src[1].ne[i] = ne[i];
+        n->src[1].nb[i] = i == 0 ? 4 : (i == 1 ? x_nb1 : nb);
+        nb = n->src[1].nb[i] * ne[i];
+    }
+}
+
+static void test_mm_path(void **state) {
+    (void)state;
+    smoe_cuda_node n;
+    for (int64_t cols = 1; cols <= 40; cols++) { /* decode batches on the GEMV, 32 columns and more on tensor cores */
+        mm_node(&n, SMOE_CUDA_Q4_K, 256, cols, 1, 0x10000, 256 * 4);
+        const smoe_cuda_mm_path want = cols >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), want);
+    }
+    mm_node(&n, SMOE_CUDA_Q4_0, 256, 40, 2, 0x10000, 256 * 4); /* several batch matrices: the GEMV */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_GEMV);
+    mm_node(&n, SMOE_CUDA_Q4_0, 256, 3, 1, 0x10004, 256 * 4); /* a view 4 bytes in: no float4 loads */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+    mm_node(&n, SMOE_CUDA_Q4_0, 256, 3, 1, 0x10000, 257 * 4); /* rows 1028 bytes apart */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+    mm_node(&n, SMOE_CUDA_Q8_0, 64, 3, 3, 0x10000, 68 * 4); /* aligned rows, 3 x 272-byte matrices: aligned */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_GEMV);
+    mm_node(&n, SMOE_CUDA_Q8_0, 64, 3, 3, 0x10000, 68 * 4);
+    n.src[1].nb[2] = 3 * 68 * 4 + 4; /* a matrix stride that is not */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+    const int32_t plain[] = {SMOE_CUDA_F32, SMOE_CUDA_F16, SMOE_CUDA_BF16}; /* no sub-blocks of 32 */
+    for (int i = 0; i < 3; i++) {
+        mm_node(&n, plain[i], 256, 40, 1, 0x10000, 256 * 4);
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+    }
+    mm_node(&n, SMOE_CUDA_Q6_K, 256, 40, 1, 0x10000, 256 * 4);
+    n.simple = 1; /* SMOE_CUDA_SIMPLE=1 */
+    assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+
+    /* MUL_MAT_ID: x [k, 1, n_tokens], ids [2, n_tokens]; the GEMM needs 32 pairs and the pair-list scratch */
+    int scratch = 0;
+    for (int64_t t = 1; t <= 20; t++) {
+        mm_node(&n, SMOE_CUDA_Q4_0, 256, 1, t, 0x10000, 256 * 4);
+        n.src[2].type = SMOE_CUDA_I32;
+        n.src[2].ne[0] = 2;
+        n.src[2].ne[1] = t;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 1), SMOE_CUDA_MM_GEMV); /* no scratch */
+        n.scratch = &scratch;
+        const smoe_cuda_mm_path want = 2 * t >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 1), want);
+        assert_true((smoe_cuda_mul_mat_id_scratch(8, 2 * t) > 0) == (2 * t >= SMOE_CUDA_MMQ_MIN_COLS));
+        n.src[1].data = (void *)0x10008;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 1), SMOE_CUDA_MM_REF);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
@@ -253,6 +317,7 @@ int main(void) {
 #endif
         cmocka_unit_test(test_launch_cache),
         cmocka_unit_test(test_attention_chunks),
+        cmocka_unit_test(test_mm_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,24 @@ static inline size_t smoe_cuda_mul_mat_id_scratch(int64_t n_expert, int64_t n_pa
     return n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? (size_t)n_expert * (size_t)(n_pairs + 1) * sizeof(int32_t) : 0;
 }
 
+/* Which kernel a MUL_MAT (is_id = 0) or MUL_MAT_ID (is_id = 1) node runs; host policy, no CUDA calls (tested by
+ * tests/test-cuda-host.c). The fast kernels read whole sub-blocks of 32 (quantized weights only) and the activations
+ * with float4 loads, so x's address and row strides must be multiples of 16 bytes (a view at an odd offset is not);
+ * anything else, and SMOE_CUDA_SIMPLE=1, takes the reference kernels. Many columns take the tensor-core GEMM:
+ * MUL_MAT with one batch matrix, MUL_MAT_ID with its pair-list scratch. */
+typedef enum smoe_cuda_mm_path { SMOE_CUDA_MM_REF = 0, SMOE_CUDA_MM_GEMV, SMOE_CUDA_MM_MMQ } smoe_cuda_mm_path;
+static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, int is_id) {
+    const smoe_cuda_tensor *w = &n->src[0], *x = &n->src[1];
+    const int quantized = w->type != SMOE_CUDA_F32 && w->type != SMOE_CUDA_F16 && w->type != SMOE_CUDA_BF16;
+    const uintptr_t a = (uintptr_t)x->data | (uintptr_t)x->nb[1] | (uintptr_t)x->nb[2] | (uintptr_t)x->nb[3];
+    if (n->simple || !quantized || x->nb[0] != 4 || (a & 15) != 0) return SMOE_CUDA_MM_REF;
+    if (is_id) {
+        const int64_t n_pairs = n->src[2].ne[0] * n->src[2].ne[1];
+        return n->scratch && n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+    }
+    return x->ne[1] >= SMOE_CUDA_MMQ_MIN_COLS && x->ne[2] * x->ne[3] == 1 ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+}
+
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_mul_mat(const smoe_cuda_node *n, void *stream, int *err);

@@ -177,12 +177,6 @@ constexpr int kWarps = 4; // rows per block in the GEMV kernels
 
 constexpr int kCols = 8; // activation columns per warp in the fast GEMV
 
-// The fast path needs a quantized type (whole sub-blocks of 32) and f32 activation rows that float4 loads can read.
-static bool fast_ok(const smoe_cuda_node *n, const smoe_cuda_tensor &x) {
-    const uintptr_t a = (uintptr_t)x.data;
-    return !n->simple && x.nb[0] == 4 && ((a | (uintptr_t)x.nb[1] | (uintptr_t)x.nb[2] | (uintptr_t)x.nb[3]) & 15) == 0;
-}
-
 template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     const dim3 grid(ceil_div(w.ne[1], kWarps), ceil_div(x.ne[1], NC), (unsigned)(x.ne[2] * x.ne[3]));
@@ -196,9 +190,10 @@ struct mul_mat_op {
     cudaStream_t st;
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
-        if constexpr (type_info<T>::qk >= 32) {
-            if (fast_ok(n, x)) {
-                if (x.ne[1] >= SMOE_CUDA_MMQ_MIN_COLS && x.ne[2] * x.ne[3] == 1) return smoe_cuda_mmq(n, st, nullptr);
+        if constexpr (type_info<T>::qk >= 32) { // the path (cuda-kernels.h) is the reference one for other types
+            const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 0);
+            if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
+            if (path == SMOE_CUDA_MM_GEMV) {
                 switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
                 case 1: return launch_gemv<T, 1>(n, st);
                 case 2: return launch_gemv<T, 2>(n, st);
@@ -224,9 +219,9 @@ struct mul_mat_id_op {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
         if constexpr (type_info<T>::qk >= 32) {
-            if (fast_ok(n, x) && n->scratch && ids.ne[0] * ids.ne[1] >= SMOE_CUDA_MMQ_MIN_COLS)
-                return smoe_cuda_mmq_id(n, st, err);
-            if (fast_ok(n, x)) {
+            const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
+            if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
+            if (path == SMOE_CUDA_MM_GEMV) {
                 gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
                     w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
                     ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
