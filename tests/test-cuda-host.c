@@ -144,6 +144,31 @@ static void test_supports(void **state) {
     assert_int_equal(smoe_get_rows(g, table, rid, &out), SMOE_OK);
     assert_true(smoe_cuda_supports_node(out, cc));
 
+    /* CPY to the same type (a byte copy of each row) */
+    smoe_tensor *q8 = in(g, SMOE_TYPE_Q8_0, 2, 64, 5, 1);
+    assert_int_equal(smoe_cpy(g, q8, SMOE_TYPE_Q8_0, &out), SMOE_OK);
+    assert_true(smoe_cuda_supports_node(out, cc));
+
+    /* shapes past the kernels' limits stay on the CPU: head_dim > 256 (attention lanes hold 8 elements each), more
+     * than 65535 tokens or columns where a launch puts them in gridDim.y or .z */
+    smoe_tensor *qb = in(g, SMOE_TYPE_F32, 3, 264, 4, 3), *kb = in(g, SMOE_TYPE_F16, 3, 264, 2, 16);
+    smoe_tensor *vb = in(g, SMOE_TYPE_F16, 3, 264, 2, 16);
+    assert_int_equal(smoe_attention(g, qb, kb, vb, qi, ci, ns, 0.06f, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+    const int64_t big = 70000;
+    smoe_tensor *xbig = in(g, SMOE_TYPE_F32, 2, 256, big, 1), *wq = in(g, SMOE_TYPE_Q4_0, 2, 256, 5, 1);
+    assert_int_equal(smoe_mul_mat(g, wq, xbig, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *xid_big = in(g, SMOE_TYPE_F32, 3, 256, 1, big), *ids_big = in(g, SMOE_TYPE_I32, 2, 2, big, 1);
+    assert_int_equal(smoe_mul_mat_id(g, we, xid_big, ids_big, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *rows_big = in(g, SMOE_TYPE_F32, 3, 64, 2, big), *cells_big = in(g, SMOE_TYPE_I32, 1, big, 1, 1);
+    assert_int_equal(smoe_kv_write(g, kc, rows_big, cells_big, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *pos_big = in(g, SMOE_TYPE_I32, 1, big, 1, 1);
+    assert_int_equal(smoe_rope(g, rows_big, pos_big, &rp, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
+
     assert_false(smoe_cuda_supports_node(NULL, cc));
     smoe_graph_free(g);
 }
