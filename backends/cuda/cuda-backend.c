@@ -142,8 +142,9 @@ bool smoe_cuda_supports_node(const smoe_tensor *n, int cc) {
         return is_weight(a) && a->ne[2] == 1 && a->ne[3] == 1 && is_f32(b) && b->ne[1] <= GRID_YZ_MAX &&
                b->ne[2] * b->ne[3] <= GRID_YZ_MAX && a->ne[1] / 4 < INT32_MAX;
     case SMOE_OP_MUL_MAT_ID:
+        /* the tensor-core path puts the pairs' 64-column tiles in gridDim.y */
         return is_weight(a) && a->ne[3] == 1 && is_f32(b) && is_i32(c) && c->ne[0] <= GRID_YZ_MAX &&
-               c->ne[1] <= GRID_YZ_MAX && a->ne[1] / 4 < INT32_MAX;
+               c->ne[1] <= GRID_YZ_MAX && c->ne[0] * c->ne[1] <= (int64_t)GRID_YZ_MAX * 64 && a->ne[1] / 4 < INT32_MAX;
     case SMOE_OP_ROPE:
         return is_f32(a) && is_i32(b) && smoe_tensor_is_contiguous(b) && a->ne[3] == 1 && a->ne[1] <= GRID_YZ_MAX &&
                a->ne[2] <= GRID_YZ_MAX;
