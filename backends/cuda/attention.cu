@@ -1,4 +1,4 @@
-// attention.cu - KV_WRITE (rows into the F32/F16/BF16 cache at device-given cells) and the fused causal GQA
+// attention.cu - KV_WRITE (rows into the F32/F16/BF16/Q8_0 cache at device-given cells) and the fused causal GQA
 // ATTENTION over the cache with an online softmax (no score matrix).
 //
 // ATTENTION (split_attention_kernel): one warp per (query token, query head, chunk of cells). The warp walks its
