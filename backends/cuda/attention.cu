@@ -7,8 +7,9 @@
 // elements each (coalesced reads of each row) - flash-decoding. When the cells are split into several chunks (few
 // queries: decode), each chunk writes its running max, sum and unnormalized accumulator to scratch memory and
 // combine_kernel merges them per (token, head); with one chunk the output is written directly. The number of chunks
-// is picked on the host so that about 4096 warps run (n_chunks in the node, i[2]); chunks past the device-side
-// n_scan exit at once.
+// is picked on the host from the cache size so that about 4096 warps run (n_chunks in the node, i[2]); the kernel
+// cuts the cells in use (the device-side n_scan) into that many chunks of whole 32-cell tiles, so a short history in
+// a long cache still keeps many warps busy; chunks past n_scan write an empty partial (max -inf, sum 0).
 // The reference kernel (attention_kernel, SMOE_CUDA_SIMPLE=1): one warp per (token, head), cell by cell, the same
 // order and rescaling rule as the CPU.
 // KV_WRITE: one block per (kv head, token); a token whose cell a later token of the batch also writes skips, so the
@@ -110,7 +111,7 @@ template <int KT, int VT>
 static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
-                                              float *partial, int64_t chunk) {
+                                              float *partial) {
     __shared__ float qs[4][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
@@ -119,6 +120,10 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
     const int64_t h = w % n_head, t = w / n_head, hkv = h / (n_head / n_head_kv);
     int64_t n_scan = *n_scan_p;
     n_scan = n_scan < 0 ? 0 : (n_scan > k.ne[2] ? k.ne[2] : n_scan);
+    // the chunks share the cells in use (n_scan, from the device: a replayed graph sees the current value), in
+    // whole tiles of 32; the chunk count is fixed by the cache size, so at a short history the last chunks are empty
+    const int64_t per = (n_scan + gridDim.y - 1) / gridDim.y;
+    const int64_t chunk = per < SMOE_WARP ? SMOE_WARP : (per + SMOE_WARP - 1) / SMOE_WARP * SMOE_WARP;
     const int64_t c0 = (int64_t)blockIdx.y * chunk, c1 = c0 + chunk < n_scan ? c0 + chunk : n_scan;
     const int32_t *qi = (const int32_t *)((const uint8_t *)q_info.data + t * q_info.nb[1]);
     const int32_t qpos = qi[0], qseq = qi[1];
@@ -235,12 +240,11 @@ template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, c
             n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
         return launch_result();
     }
-    const int64_t n_chunks = n->i[2] > 0 ? n->i[2] : 1, n_cells = n->src[1].ne[2];
-    const int64_t chunk = n_chunks == 1 ? (n_cells > 0 ? n_cells : 1) : (n_cells + n_chunks - 1) / n_chunks;
+    const int64_t n_chunks = n->i[2] > 0 ? n->i[2] : 1;
     if (n_chunks > 1 && !n->scratch) return (int)cudaErrorInvalidValue;
     const dim3 grid(ceil_div(n_work, 4), (unsigned)n_chunks);
     split_attention_kernel<KT, VT><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
-        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, chunk);
+        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch);
     if (n_chunks > 1) {
         const int e = launch_result();
         if (e != 0) return e;
