@@ -334,6 +334,11 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
     return SMOE_OK;
 }
 
+/* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
+_Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
+                   sizeof(smoe_cuda_node) == 8 + 7 * sizeof(smoe_cuda_tensor) + 40 + sizeof(void *) + 8,
+               "smoe_cuda_tensor / smoe_cuda_node must have no padding");
+
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
     smoe_cuda_tensor d;
     memset(&d, 0, sizeof(d));

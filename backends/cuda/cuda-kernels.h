@@ -36,6 +36,7 @@ enum {
 typedef struct smoe_cuda_tensor {
     void   *data;   /* device address */
     int32_t type;   /* GGUF type id */
+    int32_t zero;   /* 0: the structs have no padding, so launch arrays compare with memcmp (CUDA graph reuse) */
     int64_t ne[4];
     int64_t nb[4];  /* byte strides */
 } smoe_cuda_tensor;
@@ -49,11 +50,13 @@ typedef struct smoe_cuda_node {
                                     ATTENTION f[0] = scale; SCALE f[0] = s */
     int32_t          i[4];       /* ROPE i[0] = n_rot; MOE_ROUTE i[0] = n_used; ATTENTION i[2] = chunks of cells
                                     (smoe_cuda_attention_chunks) */
-    int              cc;         /* compute capability of the device (SMOE_CC_*) */
+    int32_t          cc;         /* compute capability of the device (SMOE_CC_*) */
+    int32_t          zero0;      /* 0 (no padding: see smoe_cuda_tensor.zero) */
     void            *scratch;    /* device memory: ATTENTION with i[2] > 1 (smoe_cuda_attention_scratch bytes),
                                     MUL_MAT_ID with enough pairs (smoe_cuda_mul_mat_id_scratch bytes) */
-    int              simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
+    int32_t          simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
+    int32_t          zero1;      /* 0 */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
