@@ -21,6 +21,8 @@
  * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly.
+ * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
+ * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
  * Not done: registering the mmap'd file with cudaHostRegister (it would pin every page of a 26 GB file in RAM; the
  * chunk ring streams it instead), several streams to overlap host-resident expert work with the device.
  */

@@ -1,0 +1,30 @@
+/*
+ * fake-cuda.h - the CPU stand-in for the CUDA runtime and the kernels' launchers (tests only; see fake-cudart.c and
+ * fake-launch.c): what the two halves share.
+ */
+#ifndef SMOE_FAKE_CUDA_H
+#define SMOE_FAKE_CUDA_H
+
+#include "backends/cuda/cuda-kernels.h"
+
+#include <cuda_runtime_api.h>
+
+/* a kernel launch as the stream keeps it: the node by value (kernel arguments are copied at launch) */
+typedef struct fake_cuda_launch {
+    int            op; /* smoe_op */
+    smoe_cuda_node node;
+    int           *err; /* the device error word */
+} fake_cuda_launch;
+
+/* queues a launch on `stream` (or adds it to the graph being captured) */
+cudaError_t fake_cuda_enqueue_launch(void *stream, const fake_cuda_launch *l);
+/* runs a launch on the CPU (fake-launch.c): 0, or nonzero for a failed launch */
+int fake_cuda_run_launch(const fake_cuda_launch *l);
+/* whether [p, p + size) lies in one cudaMalloc block */
+int fake_cuda_is_device(const void *p, size_t size);
+/* launches run so far (graph replays included) */
+int fake_cuda_launches_run(void);
+/* cudaGraphLaunch calls so far */
+int fake_cuda_graph_launches(void);
+
+#endif

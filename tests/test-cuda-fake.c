@@ -1,0 +1,383 @@
+/*
+ * test-cuda-fake.c - the CUDA backend's host side (backends/cuda/cuda-backend.c, unchanged) on the CPU stand-in for
+ * the CUDA runtime and the kernels in tests/cuda-fake: device discovery, buffers and transfers (the staging memory,
+ * the pinned chunk ring of large uploads, queued downloads), index errors reported through the device error word,
+ * scratch memory, CUDA-graph capture and replay over whole decode steps, a model split between the "GPU" and host
+ * memory, and running out of device memory. Kernels are the CPU's here (tests/cuda-fake/fake-launch.c), so the model
+ * results must match the CPU backend's; what differs is everything around them. The fake keeps CUDA's ordering rules
+ * (queued streams, copies from pinned memory read when they run, nothing runs during capture), checked first.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "backends/cuda/cuda-backend.h"
+#include "core/backend-impl.h"
+#include "cuda-fake/fake-cuda.h"
+#include "graph-test-util.h"
+#include "smoe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NE(...) ((const int64_t[]){__VA_ARGS__})
+
+static smoe_backend *cuda_open(void) {
+    smoe_backend *b = NULL;
+    const smoe_status st = smoe_cuda_backend_init(0, &b);
+    if (st != SMOE_OK) fail_msg("cuda0 on the fake runtime: %s", smoe_last_error());
+    return b;
+}
+
+/* ---- the fake itself: CUDA's ordering, so that host code relying on anything else fails ---- */
+
+static void test_fake_ordering(void **state) {
+    (void)state;
+    cudaStream_t s = NULL;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    uint8_t *pinned = NULL, *pinned2 = NULL, *dev = NULL, page[4] = {1, 2, 3, 4}, back[4] = {0};
+    assert_int_equal(cudaMallocHost((void **)&pinned, 4), cudaSuccess);
+    assert_int_equal(cudaMallocHost((void **)&pinned2, 4), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dev, 8), cudaSuccess);
+    /* from pinned memory: read when the copy runs, so refilling it before then changes what arrives */
+    memcpy(pinned, "AAAA", 4);
+    assert_int_equal(cudaMemcpyAsync(dev, pinned, 4, cudaMemcpyHostToDevice, s), cudaSuccess);
+    memcpy(pinned, "BBBB", 4);
+    /* from pageable memory: read at the call */
+    assert_int_equal(cudaMemcpyAsync(dev + 4, page, 4, cudaMemcpyHostToDevice, s), cudaSuccess);
+    page[0] = 99;
+    /* to pinned memory: not there before the stream runs */
+    memset(pinned2, 0, 4);
+    assert_int_equal(cudaMemcpyAsync(pinned2, dev + 4, 4, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_int_equal(pinned2[0], 0);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_memory_equal(pinned2, ((const uint8_t[]){1, 2, 3, 4}), 4);
+    /* to pageable memory: done at return */
+    assert_int_equal(cudaMemcpyAsync(back, dev, 4, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_memory_equal(back, "BBBB", 4);
+    /* capture: nothing runs, pageable copies are refused; a replay runs the captured work again */
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(dev, 7, 2, s), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(dev, page, 4, cudaMemcpyHostToDevice, s), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaGetLastError(), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(back, dev, 4, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_memory_equal(back, "BBBB", 4);
+    assert_int_equal(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    assert_int_equal(cudaGraphLaunch(exec, s), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(back, dev, 4, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_memory_equal(back, ((const uint8_t[]){7, 7, 'B', 'B'}), 4);
+    /* fresh device memory is not zeroed */
+    uint8_t *fresh = NULL;
+    assert_int_equal(cudaMalloc((void **)&fresh, 4), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(back, fresh, 4, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    assert_memory_equal(back, ((const uint8_t[]){0xff, 0xff, 0xff, 0xff}), 4);
+    (void)cudaGraphExecDestroy(exec);
+    (void)cudaGraphDestroy(graph);
+    (void)cudaFree(fresh);
+    (void)cudaFree(dev);
+    (void)cudaFreeHost(pinned);
+    (void)cudaFreeHost(pinned2);
+    (void)cudaStreamDestroy(s);
+}
+
+/* ---- device and transfers ---- */
+
+static void test_device(void **state) {
+    (void)state;
+    assert_int_equal(smoe_cuda_device_count(), 1);
+    smoe_backend *b = NULL;
+    assert_int_equal(smoe_backend_init_by_name("cuda", 0, &b), SMOE_OK);
+    assert_true(smoe_backend_is_cuda(b));
+    assert_string_equal(smoe_backend_name(b), "cuda0");
+    smoe_backend_props p;
+    smoe_backend_get_props(b, &p);
+    assert_false(p.host_memory);
+    assert_int_equal(p.memory_total, (uint64_t)8 << 30);
+    assert_non_null(strstr(p.description, "sm_90"));
+    smoe_backend_free(b);
+    assert_int_equal(smoe_cuda_backend_init(1, &b), SMOE_ERR_INVALID_ARGUMENT);
+    assert_null(b);
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed) {
+    gt_rng rng = {seed};
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)gt_rng_next(&rng);
+}
+
+/* One upload larger than the staging memory (the chunk ring: 8 MiB chunks, the last one partial), many small
+ * queued uploads that overflow the staging memory, queued downloads read back at synchronize, a large download. */
+static void test_transfers(void **state) {
+    (void)state;
+    smoe_backend *b = cuda_open();
+    const size_t size = ((size_t)41 << 20) + 12345;
+    smoe_buffer *buf = NULL;
+    assert_int_equal(smoe_backend_buffer_alloc(b, size, &buf), SMOE_OK);
+    smoe_tensor t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(smoe_tensor_init_layout(&t, SMOE_TYPE_I8, 1, NE((int64_t)size)), SMOE_OK);
+    snprintf(t.name, sizeof(t.name), "bytes");
+    assert_int_equal(smoe_tensor_bind(&t, buf, 0), SMOE_OK);
+    uint8_t *a = malloc(size), *r = malloc(size);
+    assert_non_null(a);
+    assert_non_null(r);
+    fill(a, size, 1);
+    assert_int_equal(smoe_tensor_set_async(&t, a, 0, size), SMOE_OK);
+    /* the ring copied the source: it may change now (the loader's mmap does not, but a caller's buffer may) */
+    memset(a, 0, 1000);
+    fill(a, 1000, 1);
+    assert_int_equal(smoe_backend_synchronize(b), SMOE_OK);
+    assert_int_equal(smoe_tensor_get(&t, r, 0, size), SMOE_OK);
+    assert_memory_equal(a, r, size);
+    /* 400 queued uploads of 100000 bytes (40 MB through 16 MiB of staging), each from the same host buffer */
+    const size_t piece = 100000;
+    uint8_t *src = malloc(piece);
+    for (size_t k = 0; k < 400; k++) {
+        fill(src, piece, 100 + k);
+        memcpy(a + k * piece, src, piece);
+        assert_int_equal(smoe_tensor_set_async(&t, src, k * piece, piece), SMOE_OK);
+    }
+    /* queued downloads of pieces, in another order */
+    uint8_t *got = malloc(40 * piece);
+    for (size_t k = 0; k < 40; k++)
+        assert_int_equal(smoe_tensor_get_async(&t, got + k * piece, (399 - k * 10) * piece, piece), SMOE_OK);
+    assert_int_equal(smoe_backend_synchronize(b), SMOE_OK);
+    for (size_t k = 0; k < 40; k++) assert_memory_equal(got + k * piece, a + (399 - k * 10) * piece, piece);
+    assert_int_equal(smoe_tensor_get(&t, r, 0, size), SMOE_OK);
+    assert_memory_equal(a, r, size);
+    /* clear */
+    assert_int_equal(smoe_buffer_clear(buf, 0xAB), SMOE_OK);
+    assert_int_equal(smoe_tensor_get(&t, r, size - 4097, 4097), SMOE_OK);
+    for (size_t i = 0; i < 4097; i++) assert_int_equal(r[i], 0xAB);
+    smoe_buffer_free(buf);
+    /* more than the device has */
+    buf = NULL;
+    assert_int_equal(smoe_backend_buffer_alloc(b, (size_t)9 << 30, &buf), SMOE_ERR_OUT_OF_MEMORY);
+    assert_non_null(strstr(smoe_last_error(), "cudaMalloc"));
+    assert_null(buf);
+    smoe_backend_free(b);
+    free(a);
+    free(r);
+    free(src);
+    free(got);
+}
+
+/* ---- index errors: the device error word names the node ---- */
+
+static void test_index_errors(void **state) {
+    (void)state;
+    smoe_backend *b = cuda_open();
+    smoe_graph *g = NULL;
+    assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+    smoe_tensor *tab, *ids, *rows, *w, *x, *eids, *mm, *cache, *kr, *cells, *kw;
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 2, NE(8, 5), &tab), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(3), &ids), SMOE_OK);
+    assert_int_equal(smoe_get_rows(g, tab, ids, &rows), SMOE_OK);
+    smoe_tensor_set_name(rows, "the_rows");
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_Q8_0, 3, NE(32, 4, 3), &w), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(32, 1, 2), &x), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, NE(2, 2), &eids), SMOE_OK);
+    assert_int_equal(smoe_mul_mat_id(g, w, x, eids, &mm), SMOE_OK);
+    smoe_tensor_set_name(mm, "the_experts");
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F16, 3, NE(8, 1, 6), &cache), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(8, 1, 2), &kr), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(2), &cells), SMOE_OK);
+    assert_int_equal(smoe_kv_write(g, cache, kr, cells, &kw), SMOE_OK);
+    smoe_tensor_set_name(kw, "the_cache");
+    smoe_graph_set_output(rows);
+    smoe_graph_set_output(mm);
+    smoe_graph_set_output(kw);
+
+    float ftab[40] = {0}, fx[64] = {0}, fkr[16] = {0};
+    uint8_t wq[4 * 3 * 34] = {0}, c16[8 * 6 * 2] = {0};
+    int32_t good_ids[3] = {0, 4, 2}, good_e[4] = {0, 2, 1, 0}, good_c[2] = {5, 0};
+    int32_t bad_ids[3] = {0, 5, 2}, bad_e[4] = {0, 3, 1, -1}, bad_c[2] = {6, 0};
+    struct {
+        const int32_t *ids, *e, *c;
+        const char *expect;
+    } cases[] = {
+        {good_ids, good_e, good_c, NULL},         {bad_ids, good_e, good_c, "the_rows"},
+        {good_ids, bad_e, good_c, "the_experts"}, {good_ids, good_e, bad_c, "the_cache"},
+        {good_ids, good_e, good_c, NULL},
+    };
+    smoe_backend *bs[1] = {b};
+    smoe_sched *s = NULL;
+    assert_int_equal(smoe_sched_init(bs, 1, &s), SMOE_OK);
+    assert_int_equal(smoe_sched_alloc_graph(s, g), SMOE_OK);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(smoe_tensor_set(tab, ftab, 0, sizeof(ftab)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(x, fx, 0, 2 * 32 * 4), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(w, wq, 0, sizeof(wq)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(cache, c16, 0, sizeof(c16)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(kr, fkr, 0, sizeof(fkr)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(ids, cases[i].ids, 0, 12), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(eids, cases[i].e, 0, 16), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(cells, cases[i].c, 0, 8), SMOE_OK);
+        smoe_status st = smoe_sched_compute(s, g);
+        if (st == SMOE_OK) st = smoe_backend_synchronize(b);
+        if (!cases[i].expect) {
+            if (st != SMOE_OK) fail_msg("case %zu: %s", i, smoe_last_error());
+        } else {
+            assert_int_equal(st, SMOE_ERR_INVALID_ARGUMENT);
+            if (!strstr(smoe_last_error(), cases[i].expect))
+                fail_msg("case %zu: '%s' does not name %s", i, smoe_last_error(), cases[i].expect);
+        }
+    }
+    smoe_sched_free(s);
+    smoe_graph_free(g);
+    smoe_backend_free(b);
+}
+
+/* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
+
+#define N_VOCAB 512
+#define N_PROMPT 6
+#define N_GEN 14
+
+typedef struct gen_result {
+    float   logits[(N_GEN + 1) * N_VOCAB]; /* after the prompt, then after each generated token */
+    int32_t tokens[N_GEN + 1];
+    int     graph_launches;
+    smoe_placement placement;
+} gen_result;
+
+static int32_t argmax(const float *l) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < N_VOCAB; i++)
+        if (l[i] > l[best]) best = i;
+    return best;
+}
+
+/* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
+ * per decode (from the third step on, a decode step is a replayed CUDA graph). */
+static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, gen_result *r) {
+    memset(r, 0, sizeof(*r));
+    smoe_synthetic_params sp = smoe_synthetic_default_params();
+    sp.preset = "tiny";
+    sp.ftype = ftype;
+    sp.seed = 11;
+    smoe_model_params mp = smoe_model_default_params();
+    mp.backend = backend;
+    mp.gpu_mem = gpu_mem;
+    smoe_model *m = NULL;
+    smoe_status st = smoe_model_init_synthetic(&sp, &mp, &m);
+    if (st != SMOE_OK) return st;
+    r->placement.size = sizeof(r->placement);
+    assert_int_equal(smoe_model_get_placement(m, &r->placement), SMOE_OK);
+    smoe_context_params cp = smoe_context_default_params();
+    cp.n_ctx = 512; /* on the device: split attention (8 chunks of cells, device scratch) even at decode */
+    smoe_context *ctx = NULL;
+    assert_int_equal(smoe_context_init(m, &cp, &ctx), SMOE_OK);
+    smoe_batch batch;
+    assert_int_equal(smoe_batch_init(N_PROMPT, &batch), SMOE_OK);
+    const int g0 = fake_cuda_graph_launches();
+    const int32_t prompt[N_PROMPT] = {1, 17, 42, 5, 99, 63};
+    for (int i = 0; i < N_PROMPT; i++)
+        assert_int_equal(smoe_batch_add(&batch, prompt[i], i, 0, i == N_PROMPT - 1), SMOE_OK);
+    for (int step = 0; step <= N_GEN; step++) {
+        st = smoe_decode(ctx, &batch);
+        if (st != SMOE_OK) fail_msg("%s: decode step %d: %s", backend, step, smoe_last_error());
+        const float *l = smoe_get_logits(ctx, -1);
+        assert_non_null(l);
+        memcpy(r->logits + (size_t)step * N_VOCAB, l, N_VOCAB * sizeof(float));
+        r->tokens[step] = argmax(l);
+        batch.n_tokens = 0;
+        assert_int_equal(smoe_batch_add(&batch, r->tokens[step], N_PROMPT + step, 0, true), SMOE_OK);
+    }
+    r->graph_launches = fake_cuda_graph_launches() - g0;
+    smoe_batch_free(&batch);
+    smoe_context_free(ctx);
+    smoe_model_free(m);
+    return SMOE_OK;
+}
+
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d; /* NaN propagates */
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+static void check_same(const char *what, const gen_result *got, const gen_result *ref) {
+    const double d = rel_diff(got->logits, ref->logits, (N_GEN + 1) * N_VOCAB);
+    if (!(d < 1e-5)) fail_msg("%s: logits differ from the CPU backend's (max relative %.3g)", what, d);
+    assert_memory_equal(got->tokens, ref->tokens, sizeof(got->tokens));
+}
+
+static void test_model_decode(void **state) {
+    (void)state;
+    static gen_result ref, got;
+    const smoe_ftype types[] = {SMOE_FTYPE_Q4_0, SMOE_FTYPE_Q8_0};
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        assert_int_equal(generate("cpu", 0, types[k], &ref), SMOE_OK);
+        /* every weight on the device, CUDA graphs: captured on the second decode step, replayed from the third */
+        assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
+        check_same("cuda0 with graphs", &got, &ref);
+        assert_false(got.placement.split);
+        if (got.graph_launches < N_GEN - 2)
+            fail_msg("%d graph launches for %d decode steps", got.graph_launches, N_GEN);
+        /* launched directly */
+        setenv("SMOE_CUDA_GRAPHS", "0", 1);
+        assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
+        unsetenv("SMOE_CUDA_GRAPHS");
+        check_same("cuda0 without graphs", &got, &ref);
+        assert_int_equal(got.graph_launches, 0);
+        /* the reference kernels' launches (no scratch memory) */
+        setenv("SMOE_CUDA_SIMPLE", "1", 1);
+        assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
+        unsetenv("SMOE_CUDA_SIMPLE");
+        check_same("cuda0, reference kernels", &got, &ref);
+    }
+}
+
+/* A budget that holds the dense weights and some experts: the rest run on the CPU from host memory. */
+static void test_model_split(void **state) {
+    (void)state;
+    static gen_result ref, got;
+    assert_int_equal(generate("cpu", 0, SMOE_FTYPE_Q8_0, &ref), SMOE_OK);
+    assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
+    const uint64_t all = got.placement.gpu_bytes;
+    bool some_split = false;
+    for (int k = 1; k <= 3; k++) {
+        assert_int_equal(generate("cuda0", all * k / 4, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
+        char what[64];
+        snprintf(what, sizeof(what), "cuda0 with %d/4 of the weights' bytes", k);
+        check_same(what, &got, &ref);
+        assert_true(got.placement.gpu_bytes <= all * k / 4);
+        some_split |= got.placement.split && got.placement.n_host_tensors > 0 && got.placement.n_gpu_tensors > 0;
+    }
+    assert_true(some_split);
+}
+
+/* A device with too little memory: an explicit budget it cannot hold fails cleanly; the automatic one fits. */
+static void test_model_small_device(void **state) {
+    (void)state;
+    static gen_result ref, got;
+    assert_int_equal(generate("cpu", 0, SMOE_FTYPE_Q8_0, &ref), SMOE_OK);
+    setenv("SMOE_FAKE_CUDA_MEM", "300000", 1);
+    assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, SMOE_FTYPE_Q8_0, &got), SMOE_ERR_OUT_OF_MEMORY);
+    assert_non_null(strstr(smoe_last_error(), "cuda0"));
+    assert_int_equal(generate("cuda0", 0, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
+    unsetenv("SMOE_FAKE_CUDA_MEM");
+    check_same("cuda0 with 300 kB of memory", &got, &ref);
+    assert_true(got.placement.host_bytes > 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fake_ordering), cmocka_unit_test(test_device),
+        cmocka_unit_test(test_transfers),     cmocka_unit_test(test_index_errors),
+        cmocka_unit_test(test_model_decode),  cmocka_unit_test(test_model_split),
+        cmocka_unit_test(test_model_small_device),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
