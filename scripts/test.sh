@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run). Installs what is missing, then:
-#   1. release-ish build (build/): meson unit/op/e2e tests and the Python reference checks
+#   1. release-ish build (build/): meson unit/op/e2e tests and the Python reference checks (also the end-to-end ones
+#      on Vulkan/lavapipe, and on CUDA's host side over the fake runtime of tests/cuda-fake when CUDA is built)
 #   2. sanitizer build (build-asan/, -Db_sanitize=address,undefined): the same meson tests
 #   3. fuzz build (build-fuzz/, clang + libFuzzer): every fuzz target for a bounded time
 # Ends with one line: "tests: N passed, N failed".
@@ -67,6 +68,13 @@ if build build; then
     SMOE_BACKEND=vulkan SMOE_BUILD_DIR=$root/build "$py" -m pytest -q tests/python/test_e2e.py -p no:cacheprovider \
       --junitxml=build/pytest-vulkan.xml
     count_pytest build/pytest-vulkan.xml
+  fi
+  if [ -x build/tests/smoe-cuda-fake ]; then
+    echo "== end to end on CUDA's host side (build/, SMOE_BACKEND=cuda0 on the fake CUDA runtime of tests/cuda-fake)"
+    SMOE_BACKEND=cuda0 SMOE_BUILD_DIR=$root/build SMOE_CLI=$root/build/tests/smoe-cuda-fake \
+      SMOE_EVAL=$root/build/tests/e2e-eval-cuda-fake "$py" -m pytest -q tests/python/test_e2e.py -p no:cacheprovider \
+      --junitxml=build/pytest-cuda-fake.xml
+    count_pytest build/pytest-cuda-fake.xml
   fi
 else
   failed=$((failed + 1))

@@ -21,8 +21,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("SMOE_BUILD_DIR", os.path.join(ROOT, "build"))
 REF = os.path.join(ROOT, "tests", "reference", "data")
-SMOE = os.path.join(BUILD, "tools", "smoe")
-EVAL = os.path.join(BUILD, "tests", "e2e-eval")
+# SMOE_CLI / SMOE_EVAL: other builds of the two programs (scripts/test.sh: the ones on the fake CUDA runtime)
+SMOE = os.environ.get("SMOE_CLI", os.path.join(BUILD, "tools", "smoe"))
+EVAL = os.environ.get("SMOE_EVAL", os.path.join(BUILD, "tests", "e2e-eval"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "gen"))
 from gen_tiny_mixtral import checkpoint_sha256  # noqa: E402
 
