@@ -472,6 +472,7 @@ static smoe_status create_device(smoe_vk_ctx *c) {
     c->max_alloc &= ~(VkDeviceSize)255;
     for (int i = 0; i < 3; i++) c->max_groups[i] = lim->maxComputeWorkGroupCount[i];
     c->max_wg = lim->maxComputeWorkGroupInvocations;
+    c->max_shared = lim->maxComputeSharedMemorySize;
     return SMOE_OK;
 }
 

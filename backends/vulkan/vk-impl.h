@@ -51,7 +51,7 @@ struct smoe_vk_binding;
 typedef struct smoe_vk_replay smoe_vk_replay;
 
 typedef struct smoe_vk_pipe {
-    uint32_t   spec[3];
+    uint32_t   spec[4];
     VkPipeline pipeline;
 } smoe_vk_pipe;
 
@@ -119,6 +119,7 @@ typedef struct smoe_vk_ctx {
     VkDeviceSize max_alloc;     /* largest buffer we allocate */
     uint32_t     max_groups[3];
     uint32_t     max_wg;        /* maxComputeWorkGroupInvocations */
+    uint32_t     max_shared;    /* maxComputeSharedMemorySize (bytes) */
     uint32_t     subgroup_size;
     uint32_t     mem_type_device;  /* index of the memory type for device buffers */
     uint32_t     mem_type_staging; /* host-visible, coherent */
@@ -220,7 +221,7 @@ typedef struct smoe_vk_binding {
 
 typedef struct smoe_vk_dispatch {
     int             shader;
-    uint32_t        spec[3]; /* workgroup size, kernel constants 1 and 2 */
+    uint32_t        spec[4]; /* workgroup size, kernel constants 1..3 (0 where the kernel has none) */
     smoe_vk_binding bind[SMOE_VK_BINDINGS];
     const void     *push;
     uint32_t        push_size;
@@ -230,7 +231,7 @@ typedef struct smoe_vk_dispatch {
 typedef struct smoe_vk_logged {
     smoe_vk_binding bind[SMOE_VK_BINDINGS];
     int32_t         shader;
-    uint32_t        spec[3], groups[3], push_size;
+    uint32_t        spec[4], groups[3], push_size;
     uint8_t         push[SMOE_VK_PUSH_SIZE];
 } smoe_vk_logged;
 

@@ -141,7 +141,7 @@ void smoe_vk_pipelines_destroy(smoe_vk_ctx *c) {
 
 /* ---- pipelines ---- */
 
-static smoe_status get_pipeline(smoe_vk_ctx *c, int shader, const uint32_t spec[3], VkPipeline *out) {
+static smoe_status get_pipeline(smoe_vk_ctx *c, int shader, const uint32_t spec[4], VkPipeline *out) {
     SMOE_RETURN_IF(shader < 0 || shader >= smoe_vk_n_shaders, SMOE_ERR_UNSUPPORTED, "vulkan: no such shader");
     smoe_vk_pipe *slots = c->pipes[shader];
     int free_slot = -1;
@@ -162,12 +162,14 @@ static smoe_status get_pipeline(smoe_vk_ctx *c, int shader, const uint32_t spec[
         .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = sh->size, .pCode = sh->code};
     VkShaderModule mod;
     SMOE_VK_TRY(vkCreateShaderModule(c->device, &mi, NULL, &mod), sh->name);
-    const VkSpecializationMapEntry entries[3] = {
+    /* entries for constants a shader does not declare are ignored (Vulkan: VkSpecializationInfo) */
+    const VkSpecializationMapEntry entries[4] = {
         {.constantID = 0, .offset = 0, .size = 4},
         {.constantID = 1, .offset = 4, .size = 4},
         {.constantID = 2, .offset = 8, .size = 4},
+        {.constantID = 3, .offset = 12, .size = 4},
     };
-    VkSpecializationInfo si = {.mapEntryCount = 3, .pMapEntries = entries, .dataSize = 12, .pData = spec};
+    VkSpecializationInfo si = {.mapEntryCount = 4, .pMapEntries = entries, .dataSize = 16, .pData = spec};
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
