@@ -44,7 +44,7 @@ typedef struct op_case {
 /* p[] meanings:
  *   GET_ROWS    n_rows, n            (n_embd from the type: 67 / 160 / 512 by block size)
  *   MUL_MAT     m, n                 (k from the type)
- *   MUL_MAT_ID  m, n_expert, n_used, n_x, n_tokens
+ *   MUL_MAT_ID  m, n_expert, n_used, n_x, n_tokens, skew (1: slot 0 of every token on expert 0)
  *   RMS_NORM    n, rows
  *   ROPE        head_dim, n_head, n_tokens, n_rot
  *   KV_WRITE    head_dim, n_head_kv, n_cells, n_tokens
@@ -64,11 +64,16 @@ static const op_case cases[] = {
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 4}, 0, 0},
     {SMOE_OP_MUL_MAT, SMOE_TYPE_F32, 0, {16, 33}, 0, 0},
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 37}, 0, 0}, /* batched (SIMD gemm): ragged rows and token groups */
+    /* prefill-sized: Vulkan's tiled products (mul_mm.comp), ragged in rows, columns and (plain types) k */
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {131, 100}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 1, 7}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 2, 1}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, SMOE_TYPE_F32, 0, {8, 8, 2, 2, 7}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {37, 6, 2, 1, 40}, 0, 0}, /* experts batched and not (SIMD gemm/gemv) */
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {9, 4, 2, 2, 33}, 0, 0},
+    /* prefill-sized, unbalanced: slot 0 of every token on expert 0 (150 pairs), one expert unused (tiled on Vulkan) */
+    {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {37, 4, 2, 1, 150, 1}, 0, 0},
+    {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {70, 5, 2, 2, 130, 1}, 0, 0},
     {SMOE_OP_RMS_NORM, SMOE_TYPE_F32, 0, {67, 7}, 1e-5f, 0},
     {SMOE_OP_RMS_NORM, SMOE_TYPE_F32, 0, {4096, 1}, 1e-5f, 0},
     {SMOE_OP_RMS_NORM, SMOE_TYPE_F32, 0, {1024, 40}, 1e-5f, 0}, /* large enough to be split over threads */
@@ -169,16 +174,17 @@ static smoe_tensor *build(hctx *h, const op_case *c, smoe_type type) {
         break;
     }
     case SMOE_OP_MUL_MAT_ID: {
-        const int64_t k = k_for(type), m = p[0], n_expert = p[1], n_used = p[2], n_x = p[3], n = p[4];
-        snprintf(h->desc, sizeof(h->desc), "%s(type=%s,m=%ld,n_expert=%ld,n_used=%ld,n_x=%ld,n=%ld,k=%ld)", on, tn,
-                 (long)m, (long)n_expert, (long)n_used, (long)n_x, (long)n, (long)k);
-        /* distinct experts per token, drawn from all but the last expert (which stays unused) */
+        const int64_t k = k_for(type), m = p[0], n_expert = p[1], n_used = p[2], n_x = p[3], n = p[4], skew = p[5];
+        snprintf(h->desc, sizeof(h->desc), "%s(type=%s,m=%ld,n_expert=%ld,n_used=%ld,n_x=%ld,n=%ld,k=%ld%s)", on, tn,
+                 (long)m, (long)n_expert, (long)n_used, (long)n_x, (long)n, (long)k, skew ? ",skew" : "");
+        /* distinct experts per token, drawn from all but the last expert (which stays unused); with skew, slot 0
+         * is always expert 0 */
         for (int64_t t = 0; t < n; t++)
             for (int64_t s = 0; s < n_used; s++) {
                 int32_t e;
                 bool dup;
                 do {
-                    e = gt_rng_int(&h->rng, (int)(n_expert - 1));
+                    e = skew && s == 0 ? 0 : gt_rng_int(&h->rng, (int)(n_expert - 1));
                     dup = false;
                     for (int64_t q = 0; q < s; q++) dup |= ints[t * n_used + q] == e;
                 } while (dup);

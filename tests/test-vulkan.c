@@ -211,10 +211,11 @@ static void test_buffers(void **state) {
 
 /* ---- weights larger than one binding ---- */
 
-/* Whether products with `type` weights run on integer dot products on b: their activations are then quantized to
- * 32-element int8 blocks exactly as quant/q-legacy.c's Q8_0 reference does (vk-ops.c, quantize_q8.comp). */
-static bool int8_path(smoe_backend *b, smoe_type type) {
-    if (!strstr(smoe_vk_backend_features(b), "dot")) return false;
+/* Whether products with `type` weights and `cols` columns (MUL_MAT_ID: pairs per expert on average) run on integer
+ * dot products on b: their activations are then quantized to 32-element int8 blocks exactly as quant/q-legacy.c's
+ * Q8_0 reference does (vk-ops.c, quantize_q8.comp). From smoe_vk_backend_mm_cols columns they run tiled in f32. */
+static bool int8_path(smoe_backend *b, smoe_type type, int64_t cols) {
+    if (!strstr(smoe_vk_backend_features(b), "dot") || cols >= (int64_t)smoe_vk_backend_mm_cols(b)) return false;
     switch (type) {
     case SMOE_TYPE_Q4_0:
     case SMOE_TYPE_Q4_1:
@@ -229,10 +230,10 @@ static bool int8_path(smoe_backend *b, smoe_type type) {
 }
 
 /* The activations a product on b sees: x itself, or x through Q8_0 (the int8 path). */
-static float *seen_x(smoe_backend *b, smoe_type type, const float *x, int64_t k, int64_t rows) {
+static float *seen_x(smoe_backend *b, smoe_type type, int64_t cols, const float *x, int64_t k, int64_t rows) {
     float *v = malloc((size_t)(k * rows) * sizeof(float));
     assert_non_null(v);
-    if (!int8_path(b, type)) {
+    if (!int8_path(b, type, cols)) {
         memcpy(v, x, (size_t)(k * rows) * sizeof(float));
         return v;
     }
@@ -276,12 +277,12 @@ static void check_mul_mat(smoe_backend *b, smoe_type type, int64_t k, int64_t m,
     const gt_output outs[2] = {{out, got}, {rows, got_rows}};
     smoe_status st = run_on(b, g, in, 3, outs, get_rows ? 2 : 1);
     if (st != SMOE_OK) fail_msg("mul_mat %s: %s", smoe_type_name(type), smoe_last_error());
-    float *xs = seen_x(b, type, xf, k, n);
+    float *xs = seen_x(b, type, n, xf, k, n);
     ref_mul_mat(wf, xs, ref, k, m, n);
     free(xs);
     char what[96];
     snprintf(what, sizeof(what), "MUL_MAT %s k=%ld m=%ld n=%ld", smoe_type_name(type), (long)k, (long)m, (long)n);
-    check_nmse(what, ref, got, m * n, int8_path(b, type) ? 1e-7 : 1e-9); /* int8: a rounding tie may flip */
+    check_nmse(what, ref, got, m * n, int8_path(b, type, n) ? 1e-7 : 1e-9); /* int8: a rounding tie may flip */
     if (get_rows)
         for (int r = 0; r < 4; r++)
             assert_memory_equal(got_rows + r * k, wf + (int64_t)ids[r] * k, (size_t)k * sizeof(float));
@@ -317,7 +318,8 @@ static void check_mul_mat_id(smoe_backend *b, smoe_type type, int64_t k, int64_t
     const gt_output outs[1] = {{out, got}};
     smoe_status st = run_on(b, g, in, 3, outs, 1);
     if (st != SMOE_OK) fail_msg("mul_mat_id %s: %s", smoe_type_name(type), smoe_last_error());
-    float *xs = seen_x(b, type, xf, k, n_x * n_tokens);
+    const int64_t per_expert = n_used * n_tokens / n_expert; /* what the backend picks its path by */
+    float *xs = seen_x(b, type, per_expert, xf, k, n_x * n_tokens);
     for (int64_t t = 0; t < n_tokens; t++)
         for (int64_t s = 0; s < n_used; s++)
             ref_mul_mat(wf + (int64_t)ids[t * n_used + s] * m * k, xs + (t * n_x + (n_x == 1 ? 0 : s)) * k,
@@ -326,7 +328,7 @@ static void check_mul_mat_id(smoe_backend *b, smoe_type type, int64_t k, int64_t
     char what[128];
     snprintf(what, sizeof(what), "MUL_MAT_ID %s k=%ld m=%ld n_expert=%ld n_x=%ld", smoe_type_name(type), (long)k,
              (long)m, (long)n_expert, (long)n_x);
-    check_nmse(what, ref, got, n_out, int8_path(b, type) ? 1e-7 : 1e-9);
+    check_nmse(what, ref, got, n_out, int8_path(b, type, per_expert) ? 1e-7 : 1e-9);
     smoe_graph_free(g);
     free(w);
     free(wf);
@@ -339,22 +341,28 @@ static void check_mul_mat_id(smoe_backend *b, smoe_type type, int64_t k, int64_t
 static void test_split_forced(void **state) {
     (void)state;
     if (!have_device()) skip();
-    for (int cfg = 0; cfg < N_CONFIGS; cfg++) {
-        smoe_backend *b = vk_open(configs[cfg], "SMOE_VK_MAX_BINDING=65536");
-        assert_int_equal(smoe_vk_backend_max_binding(b), 65536);
-        /* 144 KB of q4_0 rows: three windows */
-        check_mul_mat(b, SMOE_TYPE_Q4_0, 256, 1000, 1, true);
-        check_mul_mat(b, SMOE_TYPE_Q4_0, 256, 1000, 9, true);
-        /* f32 rows of 4 KiB, a window holds 15 */
-        check_mul_mat(b, SMOE_TYPE_F32, 1024, 40, 3, true);
-        /* an expert (81 KB of q8_0) larger than a window: rows split within each expert */
-        check_mul_mat_id(b, SMOE_TYPE_Q8_0, 256, 300, 4, 2, 1, 5);
-        /* 27 KB experts: two per window */
-        check_mul_mat_id(b, SMOE_TYPE_Q4_K, 256, 190, 5, 2, 2, 9);
-        /* q6_k rows of 420 bytes, 126 KB */
-        check_mul_mat(b, SMOE_TYPE_Q6_K, 512, 300, 5, true);
-        vk_close(b);
-    }
+    for (int cfg = 0; cfg < N_CONFIGS; cfg++)
+        /* matrix-vector products, then tiled ones (mul_mm.comp) over the same windows: SMOE_VK_MM_COLS=8 makes
+         * batches small enough for 64 KiB bindings run tiled */
+        for (int tiled = 0; tiled < 2; tiled++) {
+            if (tiled) setenv("SMOE_VK_MM_COLS", "8", 1);
+            smoe_backend *b = vk_open(configs[cfg], "SMOE_VK_MAX_BINDING=65536");
+            unsetenv("SMOE_VK_MM_COLS");
+            assert_int_equal(smoe_vk_backend_max_binding(b), 65536);
+            if (tiled) assert_int_equal(smoe_vk_backend_mm_cols(b), 8);
+            /* 144 KB of q4_0 rows: three windows */
+            check_mul_mat(b, SMOE_TYPE_Q4_0, 256, 1000, 1, true);
+            check_mul_mat(b, SMOE_TYPE_Q4_0, 256, 1000, 9, true);
+            /* f32 rows of 4 KiB, a window holds 15 */
+            check_mul_mat(b, SMOE_TYPE_F32, 1024, 40, tiled ? 12 : 3, true);
+            /* an expert (81 KB of q8_0) larger than a window: rows split within each expert */
+            check_mul_mat_id(b, SMOE_TYPE_Q8_0, 256, 300, 4, 2, 1, tiled ? 16 : 5);
+            /* 27 KB experts: two per window */
+            check_mul_mat_id(b, SMOE_TYPE_Q4_K, 256, 190, 5, 2, 2, tiled ? 20 : 9);
+            /* q6_k rows of 420 bytes, 126 KB */
+            check_mul_mat(b, SMOE_TYPE_Q6_K, 512, 300, tiled ? 10 : 5, true);
+            vk_close(b);
+        }
 }
 
 /* Every weight type through MUL_MAT and MUL_MAT_ID, on every configuration (float or integer-dot products). */
@@ -369,6 +377,8 @@ static void test_weight_types(void **state) {
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
             check_mul_mat(b, types[i], 512, 67, 13, true);
             check_mul_mat_id(b, types[i], 512, 40, 4, 2, 1, 6);
+            check_mul_mat(b, types[i], 512, 67, 45, false); /* tiled */
+            check_mul_mat_id(b, types[i], 512, 40, 4, 2, 1, 70);
         }
         vk_close(b);
     }

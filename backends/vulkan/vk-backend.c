@@ -205,6 +205,8 @@ uint64_t smoe_vk_backend_max_buffer(smoe_backend *b) {
     return smoe_backend_is_vulkan(b) ? (uint64_t)ctx_of(b)->max_alloc : 0;
 }
 
+uint32_t smoe_vk_backend_mm_cols(smoe_backend *b) { return smoe_backend_is_vulkan(b) ? ctx_of(b)->mm_min_cols : 0; }
+
 void smoe_vk_backend_counters(smoe_backend *b, uint64_t *recorded, uint64_t *replayed, uint32_t *dispatches,
                               uint32_t *barriers) {
     const smoe_vk_ctx *c = smoe_backend_is_vulkan(b) ? ctx_of(b) : NULL;

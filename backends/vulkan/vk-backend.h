@@ -25,6 +25,9 @@ int         smoe_vk_backend_validation_messages(smoe_backend *b, const char **fi
  * can allocate, in bytes. */
 uint64_t    smoe_vk_backend_max_binding(smoe_backend *b);
 uint64_t    smoe_vk_backend_max_buffer(smoe_backend *b);
+/* Activation columns (MUL_MAT_ID: pairs per expert on average) from which matrix products run tiled in f32
+ * (mul_mm.comp) instead of matrix-vector style (SMOE_VK_MM_COLS; UINT32_MAX: never). */
+uint32_t    smoe_vk_backend_mm_cols(smoe_backend *b);
 /* Computes whose command buffer was recorded / submitted again from the cache (an identical earlier one), and the
  * dispatches and barriers of the last recorded one. Any output may be NULL. */
 void        smoe_vk_backend_counters(smoe_backend *b, uint64_t *recorded, uint64_t *replayed, uint32_t *dispatches,

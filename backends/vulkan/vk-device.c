@@ -11,6 +11,8 @@
  *   SMOE_VK_STAGING=1           copy through the staging buffer even where device memory is host memory
  *   SMOE_VK_TUNE=cpu|gpu        workgroup shapes for CPU devices (one invocation per matrix row) or GPUs (rows
  *                               shared by neighbouring invocations); default by device type. Tests run both.
+ *   SMOE_VK_MM_COLS=N           activation columns (MUL_MAT_ID: pairs per expert on average) from which matrix
+ *                               products run tiled (mul_mm.comp); 0 = never. Default SMOE_VK_MM_COLS_DEFAULT.
  */
 #include "vk-impl.h"
 
@@ -515,6 +517,14 @@ smoe_status smoe_vk_ctx_init(smoe_vk_ctx *c, int device) {
     c->force_staging = env_flag("SMOE_VK_STAGING");
     const char *tune = getenv("SMOE_VK_TUNE");
     c->cpu_tuning = tune && *tune ? strcmp(tune, "cpu") == 0 : c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    c->mm_min_cols = SMOE_VK_MM_COLS_DEFAULT;
+    const char *mm = getenv("SMOE_VK_MM_COLS");
+    if (mm && *mm) {
+        char *end = NULL;
+        const unsigned long v = strtoul(mm, &end, 10);
+        SMOE_RETURN_IF(!end || *end, SMOE_ERR_INVALID_ARGUMENT, "vulkan: SMOE_VK_MM_COLS='%s': expected a count", mm);
+        c->mm_min_cols = v == 0 || v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
     SMOE_TRY(choose_memory(c));
     SMOE_TRY(create_device(c));
 

@@ -26,6 +26,7 @@
 #define SMOE_VK_STATUS_BINDING 7 /* the status word (types.glsl) */
 #define SMOE_VK_PUSH_SIZE      128
 #define SMOE_VK_MAX_SPECS      16 /* pipelines per shader (distinct specialization constants) */
+#define SMOE_VK_MM_COLS_DEFAULT 16 /* activation columns from which products run tiled (vk-ops.c, use_mm) */
 
 /* Device capabilities the shaders are chosen by (each can be turned off with SMOE_VK_DISABLE, see vk-device.c). */
 typedef struct smoe_vk_caps {
@@ -82,6 +83,8 @@ typedef enum smoe_vk_kernel {
     SMOE_VK_MUL_MVQ_ID,
     SMOE_VK_QUANTIZE_Q8,
     SMOE_VK_ATTN_COMBINE,
+    SMOE_VK_MUL_MM,
+    SMOE_VK_MUL_MM_ID,
     SMOE_VK_KERNEL_COUNT
 } smoe_vk_kernel;
 
@@ -112,6 +115,7 @@ typedef struct smoe_vk_ctx {
     bool                     uma;          /* device memory is host memory (integrated GPU, lavapipe) */
     bool                     force_staging;
     bool                     cpu_tuning;   /* workgroup shapes for CPU devices (lavapipe); SMOE_VK_TUNE=cpu|gpu */
+    uint32_t                 mm_min_cols;  /* tiled products from this many columns (SMOE_VK_MM_COLS; UINT32_MAX: never) */
 
     /* limits */
     VkDeviceSize max_range;     /* usable bytes of one binding */

@@ -248,10 +248,60 @@ static size_t moe_sort_words(const smoe_tensor *n) {
 /* Bytes of the int8 activation blocks of x (quantize_q8.comp: 12 uints per 32 elements). */
 static size_t q8_bytes(const smoe_tensor *x) { return (size_t)smoe_tensor_nrows(x) * (size_t)(x->ne[0] / 32) * 48; }
 
+/* ---- tiled products (mul_mm.comp) ---- */
+
+/* mul_mm.comp's specialization: WG invocations, a BM x BN tile, TM rows per invocation (see the shader). */
+typedef struct mm_shape {
+    uint32_t wg, bm, bn, tm;
+} mm_shape;
+
+#define MM_BK 32 /* mul_mm.comp's BK */
+
+/* Shared memory of a shape, as mul_mm.comp declares it. */
+static size_t mm_shared_bytes(const mm_shape *s) {
+    return (size_t)(s->bm + s->bn) * (MM_BK / 4 + 1) * 16 + 8 * (size_t)s->bn;
+}
+
+/* The first shape the device can run, largest first. CPU devices (lavapipe), where an invocation is a SIMD lane and
+ * the register tile is what amortizes the shared loads: 8 x 4 invocations with 8 x 16 (8 x 8) registers (measured on
+ * 2 cores, f16 and q4_0, k = 1024, 128 columns: 12-13 GFLOP/s; 8 x 8 registers 11, one row per invocation 5; larger
+ * tiles ran faster still, up to 22 GFLOP/s with 16 x 64, but LLVM then takes minutes and gigabytes to compile each
+ * pipeline). GPUs: 8 x 8 invocations with 8 x 8 (4 x 4) registers. The smaller shapes need under 16 KiB of shared
+ * memory, which every device has; the limit is read, not assumed. */
+static bool mm_pick(const smoe_vk_ctx *c, mm_shape *out) {
+    static const mm_shape cpu[] = {{32, 64, 64, 8}, {32, 64, 32, 8}};
+    static const mm_shape gpu[] = {{64, 64, 64, 8}, {64, 32, 32, 4}};
+    const mm_shape *s = c->cpu_tuning ? cpu : gpu;
+    for (int i = 0; i < 2; i++) {
+        const uint32_t wm = s[i].bm / s[i].tm;
+        if (s[i].wg <= c->max_wg && mm_shared_bytes(&s[i]) <= c->max_shared && s[i].bm % s[i].tm == 0 &&
+            s[i].wg % wm == 0 && s[i].bn % (s[i].wg / wm) == 0) {
+            *out = s[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether a MUL_MAT / MUL_MAT_ID runs tiled: enough columns for a weight tile to be reused (MUL_MAT: activation
+ * columns; MUL_MAT_ID: (slot, token) pairs per expert on average) and a shape that fits the device. */
+static bool use_mm(smoe_vk_ctx *c, const smoe_tensor *n, mm_shape *shape) {
+    const smoe_tensor *w = n->src[0];
+    const bool id = n->op == SMOE_OP_MUL_MAT_ID;
+    const int64_t cols = id ? n->src[2]->ne[0] * n->src[2]->ne[1] / w->ne[2] : smoe_tensor_nrows(n->src[1]);
+    mm_shape s;
+    if (cols < (int64_t)c->mm_min_cols || !mm_pick(c, &s)) return false;
+    if (smoe_type_get_traits(w->type)->block_size > 1 && w->ne[0] % MM_BK != 0) return false;
+    if (smoe_vk_shader_for(c, id ? SMOE_VK_MUL_MM_ID : SMOE_VK_MUL_MM, w->type, 0) < 0) return false;
+    if (!id && ceil_div((uint64_t)cols, s.bn) > c->max_groups[1]) return false;
+    if (shape) *shape = s;
+    return true;
+}
+
 /* Whether a MUL_MAT / MUL_MAT_ID runs on integer dot products: the device has them, the weight type has the shader,
- * and the int8 activations (next to the largest chunk table) fit one binding. */
+ * and the int8 activations (next to the largest chunk table) fit one binding; not for products that run tiled. */
 static bool use_q8(smoe_vk_ctx *c, const smoe_tensor *n) {
-    if (!c->caps.int_dot || c->no_q8) return false;
+    if (!c->caps.int_dot || c->no_q8 || use_mm(c, n, NULL)) return false;
     const smoe_tensor *w = n->src[0], *x = n->src[1];
     const smoe_vk_kernel k = n->op == SMOE_OP_MUL_MAT_ID ? SMOE_VK_MUL_MVQ_ID : SMOE_VK_MUL_MVQ;
     const size_t table = n->op == SMOE_OP_MUL_MAT_ID ? moe_sort_words(n) * 4 + 256 : 0;
@@ -339,13 +389,17 @@ static uint32_t pick_nr(const smoe_vk_ctx *c, uint32_t wg, int64_t units) {
 static smoe_status rec_mul_mat(const rec *r) {
     smoe_vk_ctx *c = r->c;
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1];
-    const bool q8 = use_q8(c, r->n);
+    mm_shape mm;
+    const bool tiled = use_mm(c, r->n, &mm), q8 = !tiled && use_q8(c, r->n);
     int sh;
-    SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ : SMOE_VK_MUL_MV, w->type, 0, &sh));
+    SMOE_TRY(shader_or_fail(c, r->n, tiled ? SMOE_VK_MUL_MM : q8 ? SMOE_VK_MUL_MVQ : SMOE_VK_MUL_MV, w->type, 0, &sh));
     const int64_t n_cols = smoe_tensor_nrows(x);
-    const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_cols);
-    const uint32_t nr = pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
-    smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
+    const uint32_t wg = wg_size(c, 64);
+    /* rows and columns per workgroup */
+    const uint32_t nc = tiled ? mm.bn : pick_nc(n_cols);
+    const uint32_t nr = tiled ? mm.bm : pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
+    smoe_vk_dispatch d = tiled ? dispatch(sh, mm.wg, mm.bm, mm.bn) : dispatch(sh, wg, nr, nc);
+    d.spec[3] = tiled ? mm.tm : 0;
     smoe_vk_push_mul_mv p = {.w_nb1 = (uint32_t)w->nb[1],
                              .k = (uint32_t)w->ne[0],
                              .x_ne1 = (uint32_t)x->ne[1],
@@ -392,14 +446,18 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     const smoe_tensor *w = r->n->src[0], *x = r->n->src[1], *ids = r->n->src[2];
     const int64_t n_used = ids->ne[0], n_tokens = ids->ne[1], n_expert = w->ne[2];
     const uint32_t n_pairs = (uint32_t)(n_used * n_tokens), max_chunks = n_pairs + (uint32_t)n_expert;
-    const bool q8 = use_q8(c, r->n);
-    const uint32_t wg = wg_size(c, 64), nc = pick_nc(n_tokens);
-    const uint32_t nr = pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
+    mm_shape mm;
+    const bool tiled = use_mm(c, r->n, &mm), q8 = !tiled && use_q8(c, r->n);
+    const uint32_t wg = wg_size(c, 64);
+    /* rows per workgroup, pairs per workgroup (the chunks of the table) */
+    const uint32_t nc = tiled ? mm.bn : pick_nc(n_tokens);
+    const uint32_t nr = tiled ? mm.bm : pick_nr(c, wg, q8 ? w->ne[0] / 32 : (w->ne[0] + 3) / 4);
 
     /* 1. group the pairs by expert */
     int sh_sort, sh;
     SMOE_TRY(shader_or_fail(c, r->n, SMOE_VK_MOE_SORT, 0, 0, &sh_sort));
-    SMOE_TRY(shader_or_fail(c, r->n, q8 ? SMOE_VK_MUL_MVQ_ID : SMOE_VK_MUL_MV_ID, w->type, 0, &sh));
+    SMOE_TRY(shader_or_fail(c, r->n, tiled ? SMOE_VK_MUL_MM_ID : q8 ? SMOE_VK_MUL_MVQ_ID : SMOE_VK_MUL_MV_ID, w->type,
+                            0, &sh));
     smoe_vk_dispatch ds = dispatch(sh_sort, wg_size(c, 64), 0, 0);
     uint32_t nb[4];
     smoe_vk_push_moe_sort ps = {.n_used = (uint32_t)n_used,
@@ -420,7 +478,8 @@ static smoe_status rec_mul_mat_id(const rec *r) {
     SMOE_TRY(smoe_vk_record(c, &ds));
 
     /* 2. the products, over ranges of experts (and rows) that fit a binding */
-    smoe_vk_dispatch d = dispatch(sh, wg, nr, nc);
+    smoe_vk_dispatch d = tiled ? dispatch(sh, mm.wg, mm.bm, mm.bn) : dispatch(sh, wg, nr, nc);
+    d.spec[3] = tiled ? mm.tm : 0;
     smoe_vk_push_mul_mv_id p = {.w_nb1 = (uint32_t)w->nb[1],
                                 .w_nb2 = (uint32_t)w->nb[2],
                                 .k = (uint32_t)w->ne[0],

@@ -39,6 +39,8 @@ static const struct {
     [SMOE_VK_MUL_MVQ_ID] = {"mul_mvq_id", 1, true, false},
     [SMOE_VK_QUANTIZE_Q8] = {"quantize_q8", 0, false, false},
     [SMOE_VK_ATTN_COMBINE] = {"attention_combine", 0, false, false},
+    [SMOE_VK_MUL_MM] = {"mul_mm", 1, true, false},
+    [SMOE_VK_MUL_MM_ID] = {"mul_mm_id", 1, true, false},
 };
 
 #define CACHE_INDEX(k, t1, t2) (((size_t)(k) * SMOE_TYPE_COUNT + (size_t)(t1)) * SMOE_TYPE_COUNT + (size_t)(t2))

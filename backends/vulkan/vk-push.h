@@ -3,6 +3,7 @@
  * Every field is a 32-bit uint or float, so the GLSL block layout is the C layout; the sizes are asserted here and
  * every block fits the 128 bytes Vulkan guarantees. Offsets ending in _off are relative to the start of the
  * tensor's binding: in elements for f32/i32 bindings, in bytes for raw (typed) bindings; strides likewise.
+ * The tiled products (mul_mm.comp) take the matrix-vector blocks (smoe_vk_push_mul_mv, smoe_vk_push_mul_mv_id).
  */
 #ifndef SMOE_VK_PUSH_H
 #define SMOE_VK_PUSH_H
@@ -21,7 +22,7 @@ typedef struct smoe_vk_push_mul_mv {
     uint32_t out_off, out_nb1;
     uint32_t x4; /* 1: x's offset and strides are multiples of 4 elements (vector loads) */
 } smoe_vk_push_mul_mv;
-_Static_assert(sizeof(smoe_vk_push_mul_mv) == 15 * 4, "mul_mv.comp");
+_Static_assert(sizeof(smoe_vk_push_mul_mv) == 15 * 4, "mul_mv.comp, mul_mm.comp");
 
 typedef struct smoe_vk_push_mul_mv_id {
     uint32_t w_off, w_nb1, w_nb2, k, m_rows, row_lo, e_lo, e_hi;
@@ -31,7 +32,7 @@ typedef struct smoe_vk_push_mul_mv_id {
     uint32_t sort_off, max_chunks;
     uint32_t x4;
 } smoe_vk_push_mul_mv_id;
-_Static_assert(sizeof(smoe_vk_push_mul_mv_id) == 19 * 4, "mul_mv.comp (ID)");
+_Static_assert(sizeof(smoe_vk_push_mul_mv_id) == 19 * 4, "mul_mv.comp, mul_mm.comp (ID)");
 
 typedef struct smoe_vk_push_quantize_q8 {
     uint32_t x_off, x_nb1, x_nb2, x_nb3, x_ne1, x_ne2, k, q_off;
