@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/device-check.sh - the GPU session's one script (issue 7): build for the local GPU only, run the CUDA op
-# tests, the host-side CUDA tests, the end-to-end checks on CUDA, the Vulkan tests on the same GPU when libvulkan is
+# tests, the host-side CUDA tests, a synthetic model on CUDA against the CPU (tests/backend-check.c: no Python
+# needed), the end-to-end checks on CUDA (needs build/venv), the Vulkan tests on the same GPU when libvulkan is
 # found, then `smoe bench --synthetic mixtral-8x7b` on CUDA (all weights; a 16 GB budget) and on Vulkan. Budget:
 # under 6 minutes on an H100 when the kernels are fast; every step has its own timeout.
 #
@@ -117,6 +118,10 @@ if ! step cuda-op-tests 240 bash -c 'run_ops cuda0'; then
 fi
 tail -1 "$out/test-ops-cuda0.txt" 2>/dev/null | tee -a "$log"
 
+# end to end with nothing but the library: the synthetic model on cuda0 against the CPU (every weight on the GPU,
+# then half), teacher-forced logits within tolerance; the table goes to the log (the device tool brings back at
+# most 8 files from $OUT: the log, results.json, three op-test outputs and three benchmark tables)
+step cuda-model-check 180 "$bdir/tests/backend-check" -b cuda0 || failed=1
 # end to end on CUDA: the transformers-reference checks with the default backend set to cuda0 (core/devices.c)
 py=$root/build/venv/bin/python
 if [ -x "$py" ] && "$py" -c 'import pytest' 2>/dev/null; then
@@ -135,6 +140,7 @@ fi
 if [ -f "$bdir/tests/test-vulkan" ]; then
   step vulkan-tests 120 "$bdir/tests/test-vulkan" || failed=1
   step vulkan-op-tests 180 bash -c 'run_ops vulkan0' || failed=1
+  step vulkan-model-check 180 "$bdir/tests/backend-check" -b vulkan0 || failed=1
 else
   skip vulkan "libvulkan/glslc not found at build time"
 fi
