@@ -18,6 +18,7 @@
 #include "cuda-fake/fake-cuda.h"
 #include "graph-test-util.h"
 #include "device-test-util.h"
+#include "synthetic-run.h"
 #include "smoe.h"
 
 #include <math.h>
@@ -180,93 +181,45 @@ static void test_index_errors(void **state) {
 
 /* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
 
-#define N_VOCAB 512
 #define N_PROMPT 6
 #define N_GEN 14
 
 typedef struct gen_result {
-    float   logits[(N_GEN + 1) * N_VOCAB]; /* after the prompt, then after each generated token */
-    int32_t tokens[N_GEN + 1];
-    int     graph_launches;
-    smoe_placement placement;
+    sr_run run;
+    int    graph_launches;
 } gen_result;
-
-static int32_t argmax(const float *l) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < N_VOCAB; i++)
-        if (l[i] > l[best]) best = i;
-    return best;
-}
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
  * per decode (from the third step on, a decode step is a replayed CUDA graph). */
 static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, gen_result *r) {
-    memset(r, 0, sizeof(*r));
-    smoe_synthetic_params sp = smoe_synthetic_default_params();
-    sp.preset = "tiny";
-    sp.ftype = ftype;
-    sp.seed = 11;
-    smoe_model_params mp = smoe_model_default_params();
-    mp.backend = backend;
-    mp.gpu_mem = gpu_mem;
-    smoe_model *m = NULL;
-    smoe_status st = smoe_model_init_synthetic(&sp, &mp, &m);
-    if (st != SMOE_OK) return st;
-    r->placement.size = sizeof(r->placement);
-    assert_int_equal(smoe_model_get_placement(m, &r->placement), SMOE_OK);
-    smoe_context_params cp = smoe_context_default_params();
-    cp.n_ctx = 512; /* on the device: split attention (8 chunks of cells, device scratch) even at decode */
-    smoe_context *ctx = NULL;
-    assert_int_equal(smoe_context_init(m, &cp, &ctx), SMOE_OK);
-    smoe_batch batch;
-    assert_int_equal(smoe_batch_init(N_PROMPT, &batch), SMOE_OK);
-    const int g0 = fake_cuda_graph_launches();
-    const int32_t prompt[N_PROMPT] = {1, 17, 42, 5, 99, 63};
-    for (int i = 0; i < N_PROMPT; i++)
-        assert_int_equal(smoe_batch_add(&batch, prompt[i], i, 0, i == N_PROMPT - 1), SMOE_OK);
-    for (int step = 0; step <= N_GEN; step++) {
-        st = smoe_decode(ctx, &batch);
-        if (st != SMOE_OK) fail_msg("%s: decode step %d: %s", backend, step, smoe_last_error());
-        const float *l = smoe_get_logits(ctx, -1);
-        assert_non_null(l);
-        memcpy(r->logits + (size_t)step * N_VOCAB, l, N_VOCAB * sizeof(float));
-        r->tokens[step] = argmax(l);
-        batch.n_tokens = 0;
-        assert_int_equal(smoe_batch_add(&batch, r->tokens[step], N_PROMPT + step, 0, true), SMOE_OK);
-    }
+    free(r->run.logits);
+    const int         g0 = fake_cuda_graph_launches();
+    const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
-    smoe_batch_free(&batch);
-    smoe_context_free(ctx);
-    smoe_model_free(m);
-    return SMOE_OK;
+    return st;
 }
 
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d; /* NaN propagates */
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return mb > 0 ? md / mb : md;
+static void gen_free(gen_result *r) {
+    free(r->run.logits);
+    memset(r, 0, sizeof(*r));
 }
 
 static void check_same(const char *what, const gen_result *got, const gen_result *ref) {
-    const double d = rel_diff(got->logits, ref->logits, (N_GEN + 1) * N_VOCAB);
+    const double d = sr_rel_diff(got->run.logits, ref->run.logits, (size_t)(N_GEN + 1) * (size_t)ref->run.n_vocab);
     if (!(d < 1e-5)) fail_msg("%s: logits differ from the CPU backend's (max relative %.3g)", what, d);
-    assert_memory_equal(got->tokens, ref->tokens, sizeof(got->tokens));
+    assert_memory_equal(got->run.tokens, ref->run.tokens, sizeof(got->run.tokens));
 }
 
 static void test_model_decode(void **state) {
     (void)state;
-    static gen_result ref, got;
+    gen_result ref = {0}, got = {0};
     const smoe_ftype types[] = {SMOE_FTYPE_Q4_0, SMOE_FTYPE_Q8_0};
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         assert_int_equal(generate("cpu", 0, types[k], &ref), SMOE_OK);
         /* every weight on the device, CUDA graphs: captured on the second decode step, replayed from the third */
         assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
         check_same("cuda0 with graphs", &got, &ref);
-        assert_false(got.placement.split);
+        assert_false(got.run.placement.split);
         if (got.graph_launches < N_GEN - 2)
             fail_msg("%d graph launches for %d decode steps", got.graph_launches, N_GEN);
         /* launched directly */
@@ -281,31 +234,36 @@ static void test_model_decode(void **state) {
         unsetenv("SMOE_CUDA_SIMPLE");
         check_same("cuda0, reference kernels", &got, &ref);
     }
+    gen_free(&ref);
+    gen_free(&got);
 }
 
 /* A budget that holds the dense weights and some experts: the rest run on the CPU from host memory. */
 static void test_model_split(void **state) {
     (void)state;
-    static gen_result ref, got;
+    gen_result ref = {0}, got = {0};
     assert_int_equal(generate("cpu", 0, SMOE_FTYPE_Q8_0, &ref), SMOE_OK);
     assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
-    const uint64_t all = got.placement.gpu_bytes;
+    const uint64_t all = got.run.placement.gpu_bytes;
     bool some_split = false;
     for (int k = 1; k <= 3; k++) {
         assert_int_equal(generate("cuda0", all * k / 4, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
         char what[64];
         snprintf(what, sizeof(what), "cuda0 with %d/4 of the weights' bytes", k);
         check_same(what, &got, &ref);
-        assert_true(got.placement.gpu_bytes <= all * k / 4);
-        some_split |= got.placement.split && got.placement.n_host_tensors > 0 && got.placement.n_gpu_tensors > 0;
+        assert_true(got.run.placement.gpu_bytes <= all * k / 4);
+        const smoe_placement *pl = &got.run.placement;
+        some_split |= pl->split && pl->n_host_tensors > 0 && pl->n_gpu_tensors > 0;
     }
     assert_true(some_split);
+    gen_free(&ref);
+    gen_free(&got);
 }
 
 /* A device with too little memory: an explicit budget it cannot hold fails cleanly; the automatic one fits. */
 static void test_model_small_device(void **state) {
     (void)state;
-    static gen_result ref, got;
+    gen_result ref = {0}, got = {0};
     assert_int_equal(generate("cpu", 0, SMOE_FTYPE_Q8_0, &ref), SMOE_OK);
     setenv("SMOE_FAKE_CUDA_MEM", "300000", 1);
     assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, SMOE_FTYPE_Q8_0, &got), SMOE_ERR_OUT_OF_MEMORY);
@@ -313,7 +271,9 @@ static void test_model_small_device(void **state) {
     assert_int_equal(generate("cuda0", 0, SMOE_FTYPE_Q8_0, &got), SMOE_OK);
     unsetenv("SMOE_FAKE_CUDA_MEM");
     check_same("cuda0 with 300 kB of memory", &got, &ref);
-    assert_true(got.placement.host_bytes > 0);
+    assert_true(got.run.placement.host_bytes > 0);
+    gen_free(&ref);
+    gen_free(&got);
 }
 
 int main(void) {
