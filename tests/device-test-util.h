@@ -5,13 +5,26 @@
 #ifndef SMOE_DEVICE_TEST_UTIL_H
 #define SMOE_DEVICE_TEST_UTIL_H
 
+#include "core/backend.h"
 #include "core/graph.h"
 #include "core/sched.h"
 #include "smoe.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define DT_NE(...) ((const int64_t[]){__VA_ARGS__})
+
+/* A buffer of `size` bytes on b and an I8 tensor `t` covering it, for transfer tests. */
+static inline smoe_buffer *dt_bytes_buffer(smoe_backend *b, size_t size, smoe_tensor *t) {
+    smoe_buffer *buf = NULL;
+    assert_int_equal(smoe_backend_buffer_alloc(b, size, &buf), SMOE_OK);
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(smoe_tensor_init_layout(t, SMOE_TYPE_I8, 1, DT_NE((int64_t)size)), SMOE_OK);
+    snprintf(t->name, sizeof(t->name), "bytes");
+    assert_int_equal(smoe_tensor_bind(t, buf, 0), SMOE_OK);
+    return buf;
+}
 
 /* Ids out of range found on the device (GET_ROWS rows, MUL_MAT_ID experts, KV_WRITE cells) come back from the
  * next synchronize as SMOE_ERR_INVALID_ARGUMENT naming the node; a good run before and after each works. */

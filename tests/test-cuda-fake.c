@@ -119,13 +119,8 @@ static void test_transfers(void **state) {
     (void)state;
     smoe_backend *b = cuda_open();
     const size_t size = ((size_t)41 << 20) + 12345;
-    smoe_buffer *buf = NULL;
-    assert_int_equal(smoe_backend_buffer_alloc(b, size, &buf), SMOE_OK);
     smoe_tensor t;
-    memset(&t, 0, sizeof(t));
-    assert_int_equal(smoe_tensor_init_layout(&t, SMOE_TYPE_I8, 1, NE((int64_t)size)), SMOE_OK);
-    snprintf(t.name, sizeof(t.name), "bytes");
-    assert_int_equal(smoe_tensor_bind(&t, buf, 0), SMOE_OK);
+    smoe_buffer *buf = dt_bytes_buffer(b, size, &t);
     uint8_t *a = malloc(size), *r = malloc(size);
     assert_non_null(a);
     assert_non_null(r);

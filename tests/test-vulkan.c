@@ -163,13 +163,8 @@ static void test_devices(void **state) {
 
 static void check_buffer_io(smoe_backend *b) {
     const size_t size = 3000007;
-    smoe_buffer *buf = NULL;
-    assert_int_equal(smoe_backend_buffer_alloc(b, size, &buf), SMOE_OK);
     smoe_tensor t;
-    memset(&t, 0, sizeof(t));
-    assert_int_equal(smoe_tensor_init_layout(&t, SMOE_TYPE_I8, 1, NE((int64_t)size)), SMOE_OK);
-    snprintf(t.name, sizeof(t.name), "bytes");
-    assert_int_equal(smoe_tensor_bind(&t, buf, 0), SMOE_OK);
+    smoe_buffer *buf = dt_bytes_buffer(b, size, &t);
     uint8_t *a = malloc(size), *r = malloc(size);
     gt_rng rng = {7};
     for (size_t i = 0; i < size; i++) a[i] = (uint8_t)gt_rng_next(&rng);
