@@ -9,7 +9,8 @@
 # status pass|fail|skip, seconds, and a note or figures), and the benchmark tables as bench-*.csv (smoe bench -o
 # csv: tokens/s, weight GB/s and its fraction of the peak). Exit status: 0 when no step failed.
 #
-# Environment: NV_ARCHS (default: the local GPU's compute capability from nvidia-smi, else 90), BUILD_DIR
+# Environment: PYTHON (default build/venv/bin/python: one with pytest, numpy, safetensors, mistral_common runs the
+# transformers end-to-end checks), BENCH_TYPES (default q4_0,q4_k_m,q8_0), NV_ARCHS (default: the local GPU's compute capability from nvidia-smi, else 90), BUILD_DIR
 # (default build-device), JOBS (default 16), SKIP_BUILD=1 to reuse an existing build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -123,8 +124,8 @@ tail -1 "$out/test-ops-cuda0.txt" 2>/dev/null | tee -a "$log"
 # most 8 files from $OUT: the log, results.json, three op-test outputs and three benchmark tables)
 step cuda-model-check 180 "$bdir/tests/backend-check" -b cuda0 || failed=1
 # end to end on CUDA: the transformers-reference checks with the default backend set to cuda0 (core/devices.c)
-py=$root/build/venv/bin/python
-if [ -x "$py" ] && "$py" -c 'import pytest' 2>/dev/null; then
+py=${PYTHON:-$root/build/venv/bin/python}
+if command -v "$py" >/dev/null && "$py" -c 'import pytest, numpy, safetensors, mistral_common' 2>/dev/null; then
   if ! step cuda-e2e 180 env SMOE_BACKEND=cuda0 SMOE_BUILD_DIR="$root/$bdir" "$py" -m pytest -q -x \
     tests/python/test_e2e.py; then
     failed=1
@@ -133,7 +134,7 @@ if [ -x "$py" ] && "$py" -c 'import pytest' 2>/dev/null; then
       SMOE_BUILD_DIR="$root/$bdir" "$py" -m pytest -q -x tests/python/test_e2e.py || true
   fi
 else
-  skip cuda-e2e "no venv with pytest at build/venv (scripts/install-deps.sh)"
+  skip cuda-e2e "no python ($py) with pytest, numpy, safetensors and mistral_common (scripts/install-deps.sh)"
 fi
 
 # ---- Vulkan on the same GPU ----
@@ -169,7 +170,7 @@ bench() { # NAME TIMEOUT ARGS...: smoe bench -o csv, output kept as $out/NAME.cs
 }
 # full-size Mixtral 8x7B shapes, random weights, no file: prefill 512 and decode, with 0, 512 and 4096 tokens of
 # context already in the KV cache
-bench bench-cuda 300 --synthetic mixtral-8x7b --type q4_0,q4_k_m,q8_0 --backend cuda0 -p 512 -n 32 -d 0,512,4096 \
+bench bench-cuda 300 --synthetic mixtral-8x7b --type "${BENCH_TYPES:-q4_0,q4_k_m,q8_0}" --backend cuda0 -p 512 -n 32 -d 0,512,4096 \
   -r 3 "${peak_arg[@]}" || failed=1
 # a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
 bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \
