@@ -125,12 +125,16 @@ template <int T> static SMOE_HD void deq_sub(const uint8_t *row, int64_t s, floa
     static_assert(QK % 32 == 0, "deq_sub: quantized types only");
     const uint8_t *b = row + (s / (QK / 32)) * type_info<T>::bytes;
     const int sb = (int)(s % (QK / 32)); // sub-block within the block
-    if constexpr (T == SMOE_CUDA_Q4_0) {
-        const float d = f16_at(b);
-        for (int j = 0; j < 16; j++) {
-            const uint8_t q = b[2 + j];
-            w[j] = d * (float)((q & 15) - 8);
-            w[j + 16] = d * (float)((q >> 4) - 8);
+    if constexpr (T == SMOE_CUDA_Q4_0) { // 18-byte blocks: 2-byte aligned, read as 16-bit words
+        const unsigned short *u = (const unsigned short *)b;
+        const float d = __half2float(__ushort_as_half(u[0]));
+        for (int j = 0; j < 8; j++) { // constant bounds: unrolled
+            const unsigned v = u[1 + j];
+            const unsigned q0 = v & 255u, q1 = v >> 8;
+            w[2 * j] = d * (float)((int)(q0 & 15) - 8);
+            w[2 * j + 1] = d * (float)((int)(q1 & 15) - 8);
+            w[2 * j + 16] = d * (float)((int)(q0 >> 4) - 8);
+            w[2 * j + 17] = d * (float)((int)(q1 >> 4) - 8);
         }
     } else if constexpr (T == SMOE_CUDA_Q4_1) {
         const float d = f16_at(b), m = f16_at(b + 2);
@@ -156,9 +160,14 @@ template <int T> static SMOE_HD void deq_sub(const uint8_t *row, int64_t s, floa
                 w[j + 16] = d * (float)hi + m;
             }
         }
-    } else if constexpr (T == SMOE_CUDA_Q8_0) {
-        const float d = f16_at(b);
-        for (int j = 0; j < 32; j++) w[j] = d * (float)(int8_t)b[2 + j];
+    } else if constexpr (T == SMOE_CUDA_Q8_0) { // 34-byte blocks: 2-byte aligned, read as 16-bit words
+        const unsigned short *u = (const unsigned short *)b;
+        const float d = __half2float(__ushort_as_half(u[0]));
+        for (int j = 0; j < 16; j++) { // constant bounds: unrolled
+            const unsigned v = u[1 + j];
+            w[2 * j] = d * (float)(int8_t)(v & 255u);
+            w[2 * j + 1] = d * (float)(int8_t)(v >> 8);
+        }
     } else if constexpr (T == SMOE_CUDA_Q4_K || T == SMOE_CUDA_Q5_K) {
         int sc, m;
         kq_scale_min(b + 4, sb, &sc, &m);

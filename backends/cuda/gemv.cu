@@ -128,6 +128,80 @@ static __global__ void gemv_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w
     if (lane == 0) *(float *)((uint8_t *)dst + i * 4 + sl * d_nb1 + t * d_nb2) = acc;
 }
 
+// Decode (one activation column, K <= SMOE_GEMV1_MAX_K): the column is staged in shared memory once per block,
+// read with coalesced float4 loads and stored swizzled (float4 q of sub-block s at 8 s + (q ^ (s & 7))), so that the
+// lanes of a warp, which read consecutive sub-blocks, hit distinct banks. Reading it from global memory lane by lane
+// (a 128-byte stride between lanes: 32 transactions per float4 load) held the kernels at ~8% of DRAM bandwidth on an
+// H200 (ncu). A block has kWarps1 warps of kRowsPerWarp rows each.
+constexpr int kWarps1 = 8;
+constexpr int kRowsPerWarp = 2;
+#define SMOE_GEMV1_MAX_K 16384 /* 64 KiB of floats: what every supported GPU gives one block (Turing's maximum) */
+
+static __device__ __forceinline__ void stage_x(float4 *xs, const float4 *x, int64_t n4) {
+    for (int64_t f = threadIdx.x; f < n4; f += blockDim.x) {
+        const int64_t sb = f >> 3;
+        xs[(sb << 3) + ((int)(f & 7) ^ (int)(sb & 7))] = x[f];
+    }
+    __syncthreads();
+}
+
+static __device__ __forceinline__ float dot_sub(const float *wv, const float4 *xs, int64_t s) {
+    const int sw = (int)(s & 7);
+    float a = 0.0f;
+#pragma unroll
+    for (int q = 0; q < 8; q++) {
+        const float4 v = xs[(s << 3) + (q ^ sw)];
+        a += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z + wv[4 * q + 3] * v.w;
+    }
+    return a;
+}
+
+// the rows of this warp times the staged column: dst_row(i) receives row i's sum
+template <int T>
+static __device__ __forceinline__ void gemv1_rows(const uint8_t *w0, int64_t w_nb1, const float4 *xs, int64_t k,
+                                                  int64_t m, float *dst0) {
+    const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
+    const int64_t n_sub = k / 32;
+    for (int r = 0; r < kRowsPerWarp; r++) {
+        const int64_t i = ((int64_t)blockIdx.x * kWarps1 + wi) * kRowsPerWarp + r;
+        if (i >= m) return; // uniform in the warp
+        const uint8_t *wr = w0 + i * w_nb1;
+        float acc = 0.0f;
+        for (int64_t s = lane; s < n_sub; s += SMOE_WARP) {
+            float wv[32];
+            deq_sub<T>(wr, s, wv);
+            acc += dot_sub(wv, xs, s);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) dst0[i] = acc;
+    }
+}
+
+template <int T>
+static __global__ void gemv1_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb2, int64_t x_nb3,
+                                    float *dst, int64_t d_nb2, int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+    extern __shared__ float4 xs[];
+    const int64_t i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
+    stage_x(xs, (const float4 *)(x + i2 * x_nb2 + i3 * x_nb3), k / 4);
+    gemv1_rows<T>(w, w_nb1, xs, k, m, (float *)((uint8_t *)dst + i2 * d_nb2 + i3 * d_nb3));
+}
+
+template <int T>
+static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
+                                       const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
+                                       const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
+                                       int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    extern __shared__ float4 xs[];
+    const int64_t sl = blockIdx.y, t = blockIdx.z;
+    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
+    if (e < 0 || e >= n_expert) { // the same id for the whole block
+        if (threadIdx.x == 0) report_error(err, node);
+        return;
+    }
+    stage_x(xs, (const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2), k / 4);
+    gemv1_rows<T>(w + e * w_nb2, w_nb1, xs, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
+}
+
 template <int T>
 static __global__ void get_rows_kernel(const uint8_t *table, int64_t t_nb1, int64_t n_rows, const uint8_t *ids,
                                        int64_t id_nb0, float *dst, int64_t d_nb1, int64_t n_embd, int *err,
@@ -177,6 +251,33 @@ constexpr int kWarps = 4; // rows per block in the GEMV kernels
 
 constexpr int kCols = 8; // activation columns per warp in the fast GEMV
 
+// dynamic shared memory of the one-column kernels: k floats; above 48 KiB a kernel must opt in (once)
+template <typename K> static int gemv1_smem(K kernel, int64_t k, size_t *bytes) {
+    *bytes = (size_t)k * sizeof(float);
+    if (*bytes > 48 * 1024) {
+        static thread_local const void *done[64];
+        static thread_local int n_done;
+        for (int i = 0; i < n_done; i++)
+            if (done[i] == (const void *)kernel) return 0;
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   SMOE_GEMV1_MAX_K * (int)sizeof(float));
+        if (e != cudaSuccess) return (int)e;
+        if (n_done < 64) done[n_done++] = (const void *)kernel;
+    }
+    return 0;
+}
+
+template <int T> static int launch_gemv1(const smoe_cuda_node *n, cudaStream_t st) {
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+    size_t smem = 0;
+    const int e = gemv1_smem(gemv1_kernel<T>, w.ne[0], &smem);
+    if (e != 0) return e;
+    const dim3 grid(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), 1, (unsigned)(x.ne[2] * x.ne[3]));
+    gemv1_kernel<T><<<grid, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1],
+        (const uint8_t *)x.data, x.nb[2], x.nb[3], (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
+    return launch_result();
+}
+
 template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     const dim3 grid(ceil_div(w.ne[1], kWarps), ceil_div(x.ne[1], NC), (unsigned)(x.ne[2] * x.ne[3]));
@@ -195,7 +296,7 @@ struct mul_mat_op {
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
             if (path == SMOE_CUDA_MM_GEMV) {
                 switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
-                case 1: return launch_gemv<T, 1>(n, st);
+                case 1: return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
                 case 2: return launch_gemv<T, 2>(n, st);
                 case 3: return launch_gemv<T, 3>(n, st);
                 case 4: return launch_gemv<T, 4>(n, st);
@@ -221,6 +322,16 @@ struct mul_mat_id_op {
         if constexpr (type_info<T>::qk >= 32) {
             const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
+            if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {
+                size_t smem = 0;
+                const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);
+                if (e != 0) return e;
+                const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+                gemv1_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1],
+                    w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
+                    ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+                return launch_result();
+            }
             if (path == SMOE_CUDA_MM_GEMV) {
                 gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
                     w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
