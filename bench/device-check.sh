@@ -12,6 +12,15 @@
 # Environment: PYTHON (default build/venv/bin/python: one with pytest, numpy, safetensors, mistral_common runs the
 # transformers end-to-end checks), BENCH_TYPES (default q4_0,q4_k_m,q8_0), NV_ARCHS (default: the local GPU's compute capability from nvidia-smi, else 90), BUILD_DIR
 # (default build-device), JOBS (default 16), SKIP_BUILD=1 to reuse an existing build.
+#
+# On the lent GPU machine (2026-11-27: nvcc, meson, ninja and a python3 with pytest/numpy/safetensors, but no apt and
+# no libjansson/libcmocka/pkg-config/glslc): here, `mkdir -p .dev/debs && cd .dev/debs && apt-get download
+# libjansson4 libjansson-dev libcmocka0 libcmocka-dev pkgconf pkgconf-bin libpkgconf3 pkg-config libvulkan1
+# libvulkan-dev glslc libshaderc1 spirv-tools`, and a minimal mistral_common in .dev/site (its __init__.py,
+# data/tokenizer.model.v1 and a dist-info with a METADATA naming the version) with /.dev/ in .git/info/exclude; then
+# run with carry [".dev"]: `for f in .dev/debs/*.deb; do dpkg -x $f /; done; ldconfig; export PATH=$PATH:/usr/local/
+# cuda/bin PYTHONPATH=$PWD/.dev/site; PYTHON=python3 OUT=$OUT bench/device-check.sh`. Vulkan there found no device
+# with Debian's loader (the ICD json is /usr/share/vulkan/icd.d/nvidia_icd.json): still to be sorted out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
