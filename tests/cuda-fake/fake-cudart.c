@@ -412,8 +412,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     struct CUgraphExec_st *x = calloc(1, sizeof(*x));
     if (!x) return fail(cudaErrorMemoryAllocation);
     for (int i = 0; i < graph->ops.n; i++) {
-        if (push(&x->ops, graph->ops.ops[i]) != cudaSuccess) {
-            x->ops.n--; /* the last op was not copied */
+        if (push(&x->ops, graph->ops.ops[i]) != cudaSuccess) { /* push left the list as it was */
             free(x->ops.ops);
             free(x);
             return fail(cudaErrorMemoryAllocation);
