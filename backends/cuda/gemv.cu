@@ -251,18 +251,27 @@ constexpr int kWarps = 4; // rows per block in the GEMV kernels
 
 constexpr int kCols = 8; // activation columns per warp in the fast GEMV
 
-// dynamic shared memory of the one-column kernels: k floats; above 48 KiB a kernel must opt in (once)
+// dynamic shared memory of the one-column kernels: k floats; above 48 KiB a kernel must opt in, once per device
+// (the attribute belongs to the current device: a second GPU needs its own call)
 template <typename K> static int gemv1_smem(K kernel, int64_t k, size_t *bytes) {
     *bytes = (size_t)k * sizeof(float);
-    if (*bytes > 48 * 1024) {
-        static thread_local const void *done[64];
-        static thread_local int n_done;
-        for (int i = 0; i < n_done; i++)
-            if (done[i] == (const void *)kernel) return 0;
-        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   SMOE_GEMV1_MAX_K * (int)sizeof(float));
-        if (e != cudaSuccess) return (int)e;
-        if (n_done < 64) done[n_done++] = (const void *)kernel;
+    if (*bytes <= 48 * 1024) return 0;
+    int dev = 0;
+    const cudaError_t ed = cudaGetDevice(&dev);
+    if (ed != cudaSuccess) return (int)ed;
+    static thread_local struct {
+        const void *kernel;
+        int         device;
+    } done[64];
+    static thread_local int n_done;
+    for (int i = 0; i < n_done; i++)
+        if (done[i].kernel == (const void *)kernel && done[i].device == dev) return 0;
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               SMOE_GEMV1_MAX_K * (int)sizeof(float));
+    if (e != cudaSuccess) return (int)e;
+    if (n_done < 64) {
+        done[n_done].kernel = (const void *)kernel;
+        done[n_done++].device = dev;
     }
     return 0;
 }
