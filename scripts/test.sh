@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run). Installs what is missing, then:
 #   1. release-ish build (build/): meson unit/op/e2e tests and the Python reference checks (also the end-to-end ones
-#      on Vulkan/lavapipe, and on CUDA's host side over the fake runtime of tests/cuda-fake when CUDA is built)
+#      on Vulkan/lavapipe, and on CUDA's host side over the fake runtime of tests/cuda-fake when CUDA is built; the
+#      CUDA kernels themselves run in the meson tests on the emulator of tests/cuda-emu)
 #   2. sanitizer build (build-asan/, -Db_sanitize=address,undefined): the same meson tests
 #   3. fuzz build (build-fuzz/, clang + libFuzzer): every fuzz target for a bounded time
 # Ends with one line: "tests: N passed, N failed".

@@ -366,14 +366,18 @@ static verdict compare(const smoe_tensor *out, const uint8_t *ref, const uint8_t
     const int64_t n = smoe_tensor_nelements(out);
     float *a = read_values(out, ref), *b = read_values(out, got);
     verdict v = V_OK;
-    double num = 0, den = 0;
+    double num = 0, den = 0, worst = -1;
+    int64_t at = 0, n_diff = 0; /* the largest difference (reported: where a device kernel goes wrong) */
     for (int64_t i = 0; i < n && v == V_OK; i++) {
         if (isnan(a[i]) != isnan(b[i]) || isinf(a[i]) != isinf(b[i])) {
             snprintf(why, why_size, "NaN/Inf mismatch at %ld: %g vs %g", (long)i, (double)a[i], (double)b[i]);
             v = V_FAIL;
         } else if (isfinite(a[i])) {
-            num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+            const double e = ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+            num += e;
             den += (double)a[i] * a[i];
+            n_diff += e > 0;
+            if (e > worst) worst = e, at = i;
         }
     }
     if (v == V_OK) {
@@ -381,7 +385,10 @@ static verdict compare(const smoe_tensor *out, const uint8_t *ref, const uint8_t
             if (num != 0) snprintf(why, why_size, "integer results differ"), v = V_FAIL;
         } else {
             *nmse_out = den > 0 ? num / den : num;
-            if (!(*nmse_out <= limit)) snprintf(why, why_size, "NMSE %.3g > %.3g", *nmse_out, limit), v = V_FAIL;
+            if (!(*nmse_out <= limit))
+                snprintf(why, why_size, "NMSE %.3g > %.3g; %ld of %ld elements differ, most at %ld: %g, want %g",
+                         *nmse_out, limit, (long)n_diff, (long)n, (long)at, (double)b[at], (double)a[at]),
+                    v = V_FAIL;
         }
     }
     free(a);
@@ -567,7 +574,7 @@ int main(int argc, char **argv) {
                 }
                 memset(got, 0xA5, nbytes);
                 smoe_status rs = run_on(tg[t].backend, &h, out, got);
-                char why[160] = "";
+                char why[256] = "";
                 double e = 0;
                 verdict v = V_FAIL;
                 if (rs != SMOE_OK) snprintf(why, sizeof(why), "run: %s", smoe_last_error());

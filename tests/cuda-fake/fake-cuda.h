@@ -14,12 +14,20 @@ typedef struct fake_cuda_launch {
     int            op; /* smoe_op */
     smoe_cuda_node node;
     int           *err; /* the device error word */
+    /* tests/cuda-emu: the emulated launcher that runs it (the real kernels on the CPU); NULL: the CPU backend's op */
+    int (*run)(const smoe_cuda_node *n, void *stream, int *err);
 } fake_cuda_launch;
 
 /* queues a launch on `stream` (or adds it to the graph being captured) */
 cudaError_t fake_cuda_enqueue_launch(void *stream, const fake_cuda_launch *l);
-/* runs a launch on the CPU (fake-launch.c): 0, or nonzero for a failed launch */
+/* runs a launch on the CPU (fake-launch.c, or tests/cuda-emu/emu-launch.c): 0, or nonzero for a failed launch */
 int fake_cuda_run_launch(const fake_cuda_launch *l);
+/* what every launch relies on (fake-check.c): each tensor the node touches lies in device memory, and the scratch
+ * the fast kernels index is there and large enough; 1 if so, else 0 with a message on stderr */
+int fake_cuda_check_node(const smoe_cuda_node *n);
+struct smoe_tensor;
+/* the node's tensor as a core tensor over the same memory (fake-check.c) */
+void fake_cuda_to_tensor(const smoe_cuda_tensor *d, struct smoe_tensor *t);
 /* whether [p, p + size) lies in one cudaMalloc block */
 int fake_cuda_is_device(const void *p, size_t size);
 /* launches run so far (graph replays included) */

@@ -1,0 +1,57 @@
+/*
+ * fake-check.c - what a kernel launch on the fake CUDA runtime relies on, checked before it runs (tests only): every
+ * tensor the node touches lies in device memory (not host memory the scheduler forgot to copy), and the scratch
+ * memory the fast kernels index is there and large enough. Shared by fake-launch.c (the CPU backend's ops) and
+ * tests/cuda-emu/emu-launch.c (the real kernels, emulated).
+ */
+#include "fake-cuda.h"
+
+#include "core/ops.h"
+#include "core/tensor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void fake_cuda_to_tensor(const smoe_cuda_tensor *d, smoe_tensor *t) {
+    memset(t, 0, sizeof(*t));
+    t->type = (smoe_type)d->type;
+    t->n_dims = 4;
+    for (int i = 0; i < 4; i++) {
+        t->ne[i] = d->ne[i];
+        t->nb[i] = (size_t)d->nb[i];
+    }
+    t->data = d->data;
+    t->index = -1;
+    t->backend_id = -1;
+    snprintf(t->name, sizeof(t->name), "fake-cuda");
+}
+
+static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cuda_node *n) {
+    smoe_tensor t;
+    fake_cuda_to_tensor(d, &t);
+    if (fake_cuda_is_device(t.data, smoe_tensor_nbytes(&t))) return 1;
+    fprintf(stderr, "fake cuda: %s op %d (node %d): %s is not in device memory\n", smoe_op_name((smoe_op)n->op),
+            n->op, n->node_index, what);
+    return 0;
+}
+
+int fake_cuda_check_node(const smoe_cuda_node *n) {
+    if (!on_device(&n->dst, "the result", n)) return 0;
+    const int n_src = smoe_op_n_src((smoe_op)n->op);
+    for (int i = 0; i < n_src; i++) {
+        char what[16];
+        snprintf(what, sizeof(what), "src[%d]", i);
+        if (!on_device(&n->src[i], what, n)) return 0;
+    }
+    size_t scratch = 0;
+    if (!n->simple && n->op == SMOE_OP_ATTENTION)
+        scratch = smoe_cuda_attention_scratch(n->src[0].ne[1] * n->src[0].ne[2], n->src[0].ne[0], n->i[2]);
+    if (n->op == SMOE_OP_MUL_MAT_ID && smoe_cuda_mm_path_of(n, 1) == SMOE_CUDA_MM_MMQ)
+        scratch = smoe_cuda_mul_mat_id_scratch(n->src[0].ne[2], n->src[2].ne[0] * n->src[2].ne[1]);
+    if (scratch && !fake_cuda_is_device(n->scratch, scratch)) {
+        fprintf(stderr, "fake cuda: %s (node %d): scratch of %zu bytes missing or too small\n",
+                smoe_op_name((smoe_op)n->op), n->node_index, scratch);
+        return 0;
+    }
+    return 1;
+}
