@@ -16,11 +16,13 @@
 # On the lent GPU machine (2026-11-27: nvcc, meson, ninja and a python3 with pytest/numpy/safetensors, but no apt and
 # no libjansson/libcmocka/pkg-config/glslc): here, `mkdir -p .dev/debs && cd .dev/debs && apt-get download
 # libjansson4 libjansson-dev libcmocka0 libcmocka-dev pkgconf pkgconf-bin libpkgconf3 pkg-config libvulkan1
-# libvulkan-dev glslc libshaderc1 spirv-tools`, and a minimal mistral_common in .dev/site (its __init__.py,
+# libvulkan-dev glslc libshaderc1 spirv-tools libglvnd0 libglx0 libegl1 libopengl0 libx11-6 libxext6 libx11-data
+# libxcb1 libxau6 libxdmcp6 libbsd0 libmd0` (the last ones: what NVIDIA's Vulkan driver library links), and a minimal mistral_common in .dev/site (its __init__.py,
 # data/tokenizer.model.v1 and a dist-info with a METADATA naming the version) with /.dev/ in .git/info/exclude; then
 # run with carry [".dev"]: `for f in .dev/debs/*.deb; do dpkg -x $f /; done; ldconfig; export PATH=$PATH:/usr/local/
 # cuda/bin PYTHONPATH=$PWD/.dev/site; PYTHON=python3 OUT=$OUT bench/device-check.sh`. Vulkan there found no device
-# with Debian's loader (the ICD json is /usr/share/vulkan/icd.d/nvidia_icd.json): still to be sorted out.
+# with Debian's loader (the ICD json is /usr/share/vulkan/icd.d/nvidia_icd.json): the script now points the loader
+# at the json and logs the loader's and ldd's view (the Vulkan section below).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -147,6 +149,21 @@ else
 fi
 
 # ---- Vulkan on the same GPU ----
+# The loader finds the NVIDIA driver through its ICD json; when no device shows, point the loader at the json
+# directly, and log what the loader says and what the driver library lacks (it needs libglvnd's libGLdispatch)
+if [ -f "$bdir/tests/test-vulkan" ] && ! "$bdir/tools/smoe" info --devices 2>/dev/null | grep -q '^vulkan'; then
+  for j in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+    [ -f "$j" ] || continue
+    export VK_DRIVER_FILES=$j VK_ICD_FILENAMES=$j
+    say "vulkan: no device at first; VK_DRIVER_FILES=$j: $(tr -d '\n' < "$j" | head -c 300)"
+    lib=$(sed -n 's/.*"library_path" *: *"\([^"]*\)".*/\1/p' "$j")
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+    say "vulkan: driver library $lib -> ${path:-not found by ldconfig}"
+    [ -n "$path" ] && ldd "$path" 2>&1 | grep -i "not found" | tee -a "$log"
+    break
+  done
+  VK_LOADER_DEBUG=error,warn,driver "$bdir/tools/smoe" info --devices 2>&1 | tail -25 >> "$log"
+fi
 if [ -f "$bdir/tests/test-vulkan" ]; then
   step vulkan-tests 120 "$bdir/tests/test-vulkan" || failed=1
   step vulkan-op-tests 180 bash -c 'run_ops vulkan0' || failed=1
@@ -181,6 +198,9 @@ bench() { # NAME TIMEOUT ARGS...: smoe bench -o csv, output kept as $out/NAME.cs
 # context already in the KV cache
 bench bench-cuda 300 --synthetic mixtral-8x7b --type "${BENCH_TYPES:-q4_0,q4_k_m,q8_0}" --backend cuda0 -p 512 -n 32 -d 0,512,4096 \
   -r 3 "${peak_arg[@]}" || failed=1
+# the decode GEMV on float activations (before the int8/dp4a kernels), side by side in this run: the log has it
+SMOE_CUDA_GEMVQ=0 step bench-cuda-float-gemv 150 "$smoe" bench --synthetic mixtral-8x7b --type q4_0,q4_k_m \
+  --backend cuda0 -p 0 -n 32 -d 512 -r 3 "${peak_arg[@]}" || failed=1
 # a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
 bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \
   -r 2 "${peak_arg[@]}" || failed=1

@@ -36,15 +36,15 @@ typedef struct op_case {
     smoe_op   op;
     smoe_type type;     /* weight / table / cache / source type; TYPE_ALL: every type with to_f32 */
     smoe_type type2;    /* CPY: destination type */
-    int64_t   p[6];     /* shape parameters, meaning per op (see the builders) */
+    int64_t   p[7];     /* shape parameters, meaning per op (see the builders) */
     float     f;        /* a float parameter (eps, scale, theta) where the op has one; 0 = default */
     double    max_nmse; /* 0 = the type's default */
 } op_case;
 
 /* p[] meanings:
  *   GET_ROWS    n_rows, n            (n_embd from the type: 67 / 160 / 512 by block size)
- *   MUL_MAT     m, n                 (k from the type)
- *   MUL_MAT_ID  m, n_expert, n_used, n_x, n_tokens, skew (1: slot 0 of every token on expert 0)
+ *   MUL_MAT     m, n, k              (k = 0: from the type, as GET_ROWS)
+ *   MUL_MAT_ID  m, n_expert, n_used, n_x, n_tokens, skew (1: slot 0 of every token on expert 0), k (as MUL_MAT)
  *   RMS_NORM    n, rows
  *   ROPE        head_dim, n_head, n_tokens, n_rot
  *   KV_WRITE    head_dim, n_head_kv, n_cells, n_tokens
@@ -64,6 +64,9 @@ static const op_case cases[] = {
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 4}, 0, 0},
     {SMOE_OP_MUL_MAT, SMOE_TYPE_F32, 0, {16, 33}, 0, 0},
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {35, 37}, 0, 0}, /* batched (SIMD gemm): ragged rows and token groups */
+    /* decode at Mixtral's k (ffn_down: 14336) and past what a block stages as floats (CUDA: 16384) */
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {37, 1, 14336}, 0, 0},
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {19, 1, 20480}, 0, 0},
     /* prefill-sized: Vulkan's tiled products (mul_mm.comp), ragged in rows, columns and (plain types) k */
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {131, 100}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 1, 7}, 0, 0},
@@ -71,6 +74,7 @@ static const op_case cases[] = {
     {SMOE_OP_MUL_MAT_ID, SMOE_TYPE_F32, 0, {8, 8, 2, 2, 7}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {37, 6, 2, 1, 40}, 0, 0}, /* experts batched and not (SIMD gemm/gemv) */
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {9, 4, 2, 2, 33}, 0, 0},
+    {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {33, 8, 2, 1, 1, 0, 4096}, 0, 0}, /* Mixtral's decode: one token, k = 4096 */
     /* prefill-sized, unbalanced: slot 0 of every token on expert 0 (150 pairs), one expert unused (tiled on Vulkan) */
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {37, 4, 2, 1, 150, 1}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {70, 5, 2, 2, 130, 1}, 0, 0},
@@ -166,7 +170,7 @@ static smoe_tensor *build(hctx *h, const op_case *c, smoe_type type) {
         break;
     }
     case SMOE_OP_MUL_MAT: {
-        const int64_t k = k_for(type), m = p[0], n = p[1];
+        const int64_t k = p[2] ? p[2] : k_for(type), m = p[0], n = p[1];
         snprintf(h->desc, sizeof(h->desc), "%s(type=%s,m=%ld,n=%ld,k=%ld)", on, tn, (long)m, (long)n, (long)k);
         smoe_tensor *w = leaf(h, type, 2, NE(k, m), -1, 1, NULL);
         smoe_tensor *x = leaf(h, SMOE_TYPE_F32, 2, NE(k, n), -1, 1, NULL);
@@ -174,7 +178,8 @@ static smoe_tensor *build(hctx *h, const op_case *c, smoe_type type) {
         break;
     }
     case SMOE_OP_MUL_MAT_ID: {
-        const int64_t k = k_for(type), m = p[0], n_expert = p[1], n_used = p[2], n_x = p[3], n = p[4], skew = p[5];
+        const int64_t k = p[6] ? p[6] : k_for(type), m = p[0], n_expert = p[1], n_used = p[2], n_x = p[3], n = p[4],
+                      skew = p[5];
         snprintf(h->desc, sizeof(h->desc), "%s(type=%s,m=%ld,n_expert=%ld,n_used=%ld,n_x=%ld,n=%ld,k=%ld%s)", on, tn,
                  (long)m, (long)n_expert, (long)n_used, (long)n_x, (long)n, (long)k, skew ? ",skew" : "");
         /* distinct experts per token, drawn from all but the last expert (which stays unused); with skew, slot 0

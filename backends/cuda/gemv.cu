@@ -16,6 +16,8 @@
 // TODO(#7): dp4a on int8 activations; fused SwiGLU into the gate/up GEMV.
 #include "cuda-common.cuh"
 
+#include <stdlib.h>
+
 // kernels
 
 template <int T>
@@ -202,6 +204,192 @@ static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
     gemv1_rows<T>(w + e * w_nb2, w_nb1, xs, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
 }
 
+// Decode on int8 activations (dp4a): Q4_0, Q8_0 and Q4_K weights, one activation column, K <= SMOE_GEMVQ_MAX_K.
+// The float kernels above spend ~4 instructions per weight (unpack, convert, FMA, shared loads) and so top out near
+// 28% of an H200's DRAM bandwidth on compute, not memory. Here each block first quantizes the column into shared
+// memory as Q8_0 does (groups of 32: d = amax / 127, q = round(x / d), d kept at f16 precision as the CPU's Q8_0
+// activations, and the group's sum of q), then the lanes multiply 4 weights at a time with __dp4a against the
+// int8 activations: ~1 instruction per weight. A lane's unit is a Q4_0 or Q8_0 block (32 weights) or a Q4_K
+// sub-block pair (64 weights: one 32-byte run of nibbles, two 16-byte loads); Q4_0's offset 8 and Q4_K's minimum
+// come out of the group sums. Each warp takes kRowsQ rows at once (independent loads in flight).
+// Shared memory: the int8 column (k bytes; a group's two 16-byte halves swapped in every other run of 4 groups, so
+// the lanes' 16-byte reads of consecutive groups hit distinct banks) and a float2 (d, sum of q) per group.
+constexpr int kRowsQ = 2;
+#define SMOE_GEMVQ_MAX_K 32768 /* 40 KiB of shared memory: no opt-in needed */
+
+static constexpr __host__ __device__ bool gemvq_type(int t) {
+    return t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || t == SMOE_CUDA_Q4_K;
+}
+
+static __device__ __forceinline__ void stage_q8(const float4 *x, int64_t k, int *qi, float2 *ds) {
+    const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP, nw = blockDim.x / SMOE_WARP;
+    const int64_t n4 = k / 4; // a multiple of 8: a group is 8 lanes' float4s, whole groups in or out
+    for (int64_t f0 = (int64_t)wi * SMOE_WARP; f0 < n4; f0 += (int64_t)nw * SMOE_WARP) {
+        const int64_t f = f0 + lane;
+        const bool    in = f < n4;
+        const float4  v = in ? x[f] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+        for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const int   q0 = (int)roundf(v.x * id), q1 = (int)roundf(v.y * id), q2 = (int)roundf(v.z * id),
+                  q3 = (int)roundf(v.w * id);
+        int sum = q0 + q1 + q2 + q3;
+#pragma unroll
+        for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (in) {
+            const int64_t g = f >> 3;
+            const int     j = (int)(f & 7), sw = (int)((g >> 2) & 1);
+            qi[4 * (2 * g + ((j >> 2) ^ sw)) + (j & 3)] =
+                (int)((unsigned)(q0 & 255) | (unsigned)(q1 & 255) << 8 | (unsigned)(q2 & 255) << 16 |
+                      (unsigned)(q3 & 255) << 24);
+            if (j == 0) ds[g] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
+        }
+    }
+    __syncthreads();
+}
+
+// bytes p[0..3] from two 16-bit loads (Q4_0 and Q8_0 blocks are only 2-byte aligned)
+static __device__ __forceinline__ int ld_i32_a2(const uint8_t *p) {
+    const unsigned short *u = (const unsigned short *)p;
+    return (int)((unsigned)u[0] | (unsigned)u[1] << 16);
+}
+
+// the two 16-byte halves of activation group g (elements 0-15, 16-31)
+static __device__ __forceinline__ void q8_group(const int *qi, int64_t g, int4 *lo, int4 *hi) {
+    const int4 *q = (const int4 *)qi;
+    const int   sw = (int)((g >> 2) & 1);
+    *lo = q[2 * g + sw];
+    *hi = q[2 * g + (1 ^ sw)];
+}
+
+// sum of 8 dp4a: ints v[0..7] against the group's halves
+static __device__ __forceinline__ int dot8(const int *v, int4 lo, int4 hi) {
+    int s = __dp4a(v[0], lo.x, 0);
+    s = __dp4a(v[1], lo.y, s);
+    s = __dp4a(v[2], lo.z, s);
+    s = __dp4a(v[3], lo.w, s);
+    s = __dp4a(v[4], hi.x, s);
+    s = __dp4a(v[5], hi.y, s);
+    s = __dp4a(v[6], hi.z, s);
+    return __dp4a(v[7], hi.w, s);
+}
+
+// units per row: a block of 32 (Q4_0, Q8_0) or a sub-block pair of 64 (Q4_K)
+template <int T> static __device__ __forceinline__ int64_t gemvq_units(int64_t k) {
+    return T == SMOE_CUDA_Q4_K ? k / 64 : k / 32;
+}
+
+// row wr's unit u times the staged column
+template <int T>
+static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u, const int *qi, const float2 *ds) {
+    constexpr unsigned M = 0x0f0f0f0fu;
+    int v[8];
+    if constexpr (T == SMOE_CUDA_Q4_0) { // byte j: element j (low nibble) and j + 16 (high)
+        const uint8_t *b = wr + 18 * u;
+        const float    dw = __half2float(__ushort_as_half(*(const unsigned short *)b));
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int q = ld_i32_a2(b + 2 + 4 * i);
+            v[i] = (int)((unsigned)q & M);
+            v[i + 4] = (int)(((unsigned)q >> 4) & M);
+        }
+        int4 lo, hi;
+        q8_group(qi, u, &lo, &hi);
+        const float2 dx = ds[u];
+        return dw * dx.x * (float)(dot8(v, lo, hi) - 8 * (int)dx.y);
+    } else if constexpr (T == SMOE_CUDA_Q8_0) {
+        const uint8_t *b = wr + 34 * u;
+        const float    dw = __half2float(__ushort_as_half(*(const unsigned short *)b));
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = ld_i32_a2(b + 2 + 4 * i);
+        int4 lo, hi;
+        q8_group(qi, u, &lo, &hi);
+        return dw * ds[u].x * (float)dot8(v, lo, hi);
+    } else { // Q4_K: pair p of block u / 4: 32 bytes, low nibbles sub-block 2p, high nibbles 2p + 1
+        const int64_t  bi = u >> 2;
+        const int      p = (int)(u & 3);
+        const uint8_t *b = wr + 144 * bi;
+        const uint4    w0 = *(const uint4 *)(b + 16 + 32 * p), w1 = *(const uint4 *)(b + 32 + 32 * p);
+        const unsigned wq[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+        int vh[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            v[i] = (int)(wq[i] & M);
+            vh[i] = (int)((wq[i] >> 4) & M);
+        }
+        const int64_t g0 = 8 * bi + 2 * p;
+        int4 lo0, hi0, lo1, hi1;
+        q8_group(qi, g0, &lo0, &hi0);
+        q8_group(qi, g0 + 1, &lo1, &hi1);
+        const float2 dx0 = ds[g0], dx1 = ds[g0 + 1];
+        int sc0, m0, sc1, m1;
+        kq_scale_min(b + 4, 2 * p, &sc0, &m0);
+        kq_scale_min(b + 4, 2 * p + 1, &sc1, &m1);
+        const float d = f16_at(b), dmin = f16_at(b + 2);
+        return d * (dx0.x * (float)(sc0 * dot8(v, lo0, hi0)) + dx1.x * (float)(sc1 * dot8(vh, lo1, hi1))) -
+               dmin * (dx0.x * dx0.y * (float)m0 + dx1.x * dx1.y * (float)m1);
+    }
+}
+
+// the warp's kRowsQ rows times the staged column, the rows interleaved
+template <int T>
+static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_nb1, const int *qi, const float2 *ds,
+                                                  int64_t k, int64_t m, float *dst0) {
+    const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
+    const int64_t i0 = ((int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + wi) * kRowsQ;
+    if (i0 >= m) return; // uniform in the warp
+    const int     nr = m - i0 < kRowsQ ? (int)(m - i0) : kRowsQ;
+    const int64_t n_units = gemvq_units<T>(k);
+    float acc[kRowsQ];
+#pragma unroll
+    for (int r = 0; r < kRowsQ; r++) acc[r] = 0.0f;
+    for (int64_t u = lane; u < n_units; u += SMOE_WARP) {
+#pragma unroll
+        for (int r = 0; r < kRowsQ; r++)
+            if (r < nr) acc[r] += gemvq_unit<T>(w0 + (i0 + r) * w_nb1, u, qi, ds);
+    }
+#pragma unroll
+    for (int r = 0; r < kRowsQ; r++) acc[r] = warp_sum(acc[r]);
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < kRowsQ; r++)
+            if (r < nr) dst0[i0 + r] = acc[r];
+    }
+}
+
+// shared memory of the int8 kernels: k bytes of int8 and a float2 per group of 32
+static inline size_t gemvq_smem(int64_t k) { return (size_t)k + (size_t)(k / 32) * sizeof(float2); }
+
+template <int T>
+static __global__ void gemvq_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb2, int64_t x_nb3,
+                                    float *dst, int64_t d_nb2, int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+    extern __shared__ int4 qsm[];
+    int    *qi = (int *)qsm;
+    float2 *ds = (float2 *)((uint8_t *)qsm + k);
+    const int64_t i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
+    stage_q8((const float4 *)(x + i2 * x_nb2 + i3 * x_nb3), k, qi, ds);
+    gemvq_rows<T>(w, w_nb1, qi, ds, k, m, (float *)((uint8_t *)dst + i2 * d_nb2 + i3 * d_nb3));
+}
+
+template <int T>
+static __global__ void gemvq_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
+                                       const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
+                                       const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
+                                       int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    extern __shared__ int4 qsm[];
+    int    *qi = (int *)qsm;
+    float2 *ds = (float2 *)((uint8_t *)qsm + k);
+    const int64_t sl = blockIdx.y, t = blockIdx.z;
+    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
+    if (e < 0 || e >= n_expert) { // the same id for the whole block
+        if (threadIdx.x == 0) report_error(err, node);
+        return;
+    }
+    stage_q8((const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2), k, qi, ds);
+    gemvq_rows<T>(w + e * w_nb2, w_nb1, qi, ds, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
+}
+
 template <int T>
 static __global__ void get_rows_kernel(const uint8_t *table, int64_t t_nb1, int64_t n_rows, const uint8_t *ids,
                                        int64_t id_nb0, float *dst, int64_t d_nb1, int64_t n_embd, int *err,
@@ -287,6 +475,26 @@ template <int T> static int launch_gemv1(const smoe_cuda_node *n, cudaStream_t s
     return launch_result();
 }
 
+// whether the int8 kernels take this node's weights: their type, k, and the alignment of their loads (16-bit words
+// for Q4_0/Q8_0, 16 bytes for Q4_K); SMOE_CUDA_GEMVQ=0 in the environment keeps the float kernels (to compare)
+static bool use_gemvq(const smoe_cuda_tensor &w) {
+    static const int off = [] {
+        const char *v = getenv("SMOE_CUDA_GEMVQ");
+        return v && v[0] == '0';
+    }();
+    const uintptr_t a = (uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2];
+    const uintptr_t need = w.type == SMOE_CUDA_Q4_K ? 15 : 1;
+    return !off && gemvq_type(w.type) && w.ne[0] <= SMOE_GEMVQ_MAX_K && (a & need) == 0;
+}
+
+template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t st) {
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+    const dim3 grid(ceil_div(w.ne[1], kWarps1 * kRowsQ), 1, (unsigned)(x.ne[2] * x.ne[3]));
+    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, gemvq_smem(w.ne[0]), st>>>((const uint8_t *)w.data, w.nb[1],
+        (const uint8_t *)x.data, x.nb[2], x.nb[3], (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
+    return launch_result();
+}
+
 template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     const dim3 grid(ceil_div(w.ne[1], kWarps), ceil_div(x.ne[1], NC), (unsigned)(x.ne[2] * x.ne[3]));
@@ -305,7 +513,10 @@ struct mul_mat_op {
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
             if (path == SMOE_CUDA_MM_GEMV) {
                 switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
-                case 1: return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
+                case 1:
+                    if constexpr (gemvq_type(T))
+                        if (use_gemvq(w)) return launch_gemvq<T>(n, st);
+                    return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
                 case 2: return launch_gemv<T, 2>(n, st);
                 case 3: return launch_gemv<T, 3>(n, st);
                 case 4: return launch_gemv<T, 4>(n, st);
@@ -331,6 +542,15 @@ struct mul_mat_id_op {
         if constexpr (type_info<T>::qk >= 32) {
             const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
+            if constexpr (gemvq_type(T))
+                if (path == SMOE_CUDA_MM_GEMV && use_gemvq(w)) {
+                    const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsQ), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+                    gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, gemvq_smem(w.ne[0]), st>>>(
+                        (const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1],
+                        x.nb[2], (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2],
+                        w.ne[0], w.ne[1], err, n->node_index);
+                    return launch_result();
+                }
             if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {
                 size_t smem = 0;
                 const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);
