@@ -204,21 +204,24 @@ static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
     gemv1_rows<T>(w + e * w_nb2, w_nb1, xs, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
 }
 
-// Decode on int8 activations (dp4a): Q4_0, Q8_0 and Q4_K weights, one activation column, K <= SMOE_GEMVQ_MAX_K.
+// Decode on int8 activations (dp4a): Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights, one activation column,
+// K <= SMOE_GEMVQ_MAX_K.
 // The float kernels above spend ~4 instructions per weight (unpack, convert, FMA, shared loads) and so top out near
 // 28% of an H200's DRAM bandwidth on compute, not memory. Here each block first quantizes the column into shared
 // memory as Q8_0 does (groups of 32: d = amax / 127, q = round(x / d), d kept at f16 precision as the CPU's Q8_0
 // activations, and the group's sum of q), then the lanes multiply 4 weights at a time with __dp4a against the
-// int8 activations: ~1 instruction per weight. A lane's unit is a Q4_0 or Q8_0 block (32 weights) or a Q4_K
-// sub-block pair (64 weights: one 32-byte run of nibbles, two 16-byte loads); Q4_0's offset 8 and Q4_K's minimum
-// come out of the group sums. Each warp takes kRowsQ rows at once (independent loads in flight).
+// int8 activations: ~1 instruction per weight. A lane's unit is a Q4_0 or Q8_0 block (32 weights), a Q4_K or Q5_K
+// sub-block pair (64 weights: one 32-byte run of nibbles, two 16-byte loads, Q5_K's fifth bits two more) or a Q6_K
+// sub-block (32 weights, two int8 scales); Q4_0's offset 8 and the K-quants' minimum come out of the group sums,
+// Q6_K's offset 32 is taken off each byte (__vsub4). Each warp takes kRowsQ rows at once (independent loads in flight).
 // Shared memory: the int8 column (k bytes; a group's two 16-byte halves swapped in every other run of 4 groups, so
 // the lanes' 16-byte reads of consecutive groups hit distinct banks) and a float2 (d, sum of q) per group.
 constexpr int kRowsQ = 2;
 #define SMOE_GEMVQ_MAX_K 32768 /* 40 KiB of shared memory: no opt-in needed */
 
 static constexpr __host__ __device__ bool gemvq_type(int t) {
-    return t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || t == SMOE_CUDA_Q4_K;
+    return t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || t == SMOE_CUDA_Q4_K || t == SMOE_CUDA_Q5_K ||
+           t == SMOE_CUDA_Q6_K;
 }
 
 static __device__ __forceinline__ void stage_q8(const float4 *x, int64_t k, int *qi, float2 *ds) {
@@ -275,9 +278,9 @@ static __device__ __forceinline__ int dot8(const int *v, int4 lo, int4 hi) {
     return __dp4a(v[7], hi.w, s);
 }
 
-// units per row: a block of 32 (Q4_0, Q8_0) or a sub-block pair of 64 (Q4_K)
+// units per row: a block of 32 (Q4_0, Q8_0), a sub-block pair of 64 (Q4_K, Q5_K), a sub-block of 32 (Q6_K)
 template <int T> static __device__ __forceinline__ int64_t gemvq_units(int64_t k) {
-    return T == SMOE_CUDA_Q4_K ? k / 64 : k / 32;
+    return T == SMOE_CUDA_Q4_K || T == SMOE_CUDA_Q5_K ? k / 64 : k / 32;
 }
 
 // row wr's unit u times the staged column
@@ -306,17 +309,45 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
         int4 lo, hi;
         q8_group(qi, u, &lo, &hi);
         return dw * ds[u].x * (float)dot8(v, lo, hi);
-    } else { // Q4_K: pair p of block u / 4: 32 bytes, low nibbles sub-block 2p, high nibbles 2p + 1
+    } else if constexpr (T == SMOE_CUDA_Q6_K) { // sub-block u % 8 of block u / 8: 16 weights per int8 scale
+        const int64_t  bi = u >> 3;
+        const int      sb = (int)(u & 7), h = sb / 4, e0 = 32 * (sb % 4);
+        const uint8_t *b = wr + 210 * bi;
+        const uint8_t *ql = b + 64 * h + (e0 % 64), *qh = b + 128 + 32 * h;
+        const int      shift_lo = e0 < 64 ? 0 : 4, shift_hi = 2 * (e0 / 32);
+#pragma unroll
+        for (int i = 0; i < 8; i++) { // 6-bit q - 32 per byte (-32..31: no borrow between bytes)
+            const unsigned lo = ((unsigned)ld_i32_a2(ql + 4 * i) >> shift_lo) & M;
+            const unsigned hi = (((unsigned)ld_i32_a2(qh + 4 * i) >> shift_hi) & 0x03030303u) << 4;
+            v[i] = (int)__vsub4(lo | hi, 0x20202020u);
+        }
+        int4 lo, hi;
+        q8_group(qi, u, &lo, &hi);
+        const int s0 = __dp4a(v[3], lo.w, __dp4a(v[2], lo.z, __dp4a(v[1], lo.y, __dp4a(v[0], lo.x, 0))));
+        const int s1 = __dp4a(v[7], hi.w, __dp4a(v[6], hi.z, __dp4a(v[5], hi.y, __dp4a(v[4], hi.x, 0))));
+        const int sc0 = (int8_t)b[192 + 2 * sb], sc1 = (int8_t)b[193 + 2 * sb];
+        return f16_at(b + 208) * ds[u].x * (float)(sc0 * s0 + sc1 * s1);
+    } else { // Q4_K, Q5_K: pair p of block u / 4: 32 bytes, low nibbles sub-block 2p, high nibbles 2p + 1
+        constexpr int  QB = type_info<T>::bytes, QS = T == SMOE_CUDA_Q5_K ? 48 : 16;
         const int64_t  bi = u >> 2;
         const int      p = (int)(u & 3);
-        const uint8_t *b = wr + 144 * bi;
-        const uint4    w0 = *(const uint4 *)(b + 16 + 32 * p), w1 = *(const uint4 *)(b + 32 + 32 * p);
+        const uint8_t *b = wr + QB * bi;
+        const uint4    w0 = *(const uint4 *)(b + QS + 32 * p), w1 = *(const uint4 *)(b + QS + 16 + 32 * p);
         const unsigned wq[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
         int vh[8];
 #pragma unroll
         for (int i = 0; i < 8; i++) {
             v[i] = (int)(wq[i] & M);
             vh[i] = (int)((wq[i] >> 4) & M);
+        }
+        if constexpr (T == SMOE_CUDA_Q5_K) { // the fifth bit of element l of sub-block j: bit j of qh[l]
+            const uint4    h0 = *(const uint4 *)(b + 16), h1 = *(const uint4 *)(b + 32);
+            const unsigned hq[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                v[i] |= (int)(((hq[i] >> (2 * p)) & 0x01010101u) << 4);
+                vh[i] |= (int)(((hq[i] >> (2 * p + 1)) & 0x01010101u) << 4);
+            }
         }
         const int64_t g0 = 8 * bi + 2 * p;
         int4 lo0, hi0, lo1, hi1;
@@ -483,7 +514,7 @@ static bool use_gemvq(const smoe_cuda_tensor &w) {
         return v && v[0] == '0';
     }();
     const uintptr_t a = (uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2];
-    const uintptr_t need = w.type == SMOE_CUDA_Q4_K ? 15 : 1;
+    const uintptr_t need = w.type == SMOE_CUDA_Q4_K || w.type == SMOE_CUDA_Q5_K ? 15 : 1;
     return !off && gemvq_type(w.type) && w.ne[0] <= SMOE_GEMVQ_MAX_K && (a & need) == 0;
 }
 

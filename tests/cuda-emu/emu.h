@@ -145,6 +145,12 @@ static inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
     for (int i = 0; i < 4; i++) c += ((a >> (8 * i)) & 255u) * ((b >> (8 * i)) & 255u);
     return c;
 }
+/* per-byte subtraction modulo 256 */
+static inline unsigned __vsub4(unsigned a, unsigned b) {
+    unsigned r = 0;
+    for (int i = 0; i < 32; i += 8) r |= ((((a >> i) & 255u) - ((b >> i) & 255u)) & 255u) << i;
+    return r;
+}
 static inline int       max(int a, int b) { return a > b ? a : b; }
 static inline int       min(int a, int b) { return a < b ? a : b; }
 static inline long long max(long long a, long long b) { return a > b ? a : b; }
