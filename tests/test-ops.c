@@ -69,6 +69,7 @@ static const op_case cases[] = {
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {19, 1, 20480}, 0, 0},
     /* prefill-sized: Vulkan's tiled products (mul_mm.comp), ragged in rows, columns and (plain types) k */
     {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {131, 100}, 0, 0},
+    {SMOE_OP_MUL_MAT, TYPE_ALL, 0, {70, 72, 2048}, 0, 0}, /* many k steps of a tile (CUDA: 16 of 128) */
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 1, 7}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, TYPE_ALL, 0, {19, 6, 2, 2, 1}, 0, 0},
     {SMOE_OP_MUL_MAT_ID, SMOE_TYPE_F32, 0, {8, 8, 2, 2, 7}, 0, 0},

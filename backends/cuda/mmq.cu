@@ -1,14 +1,14 @@
 // mmq.cu - prefill matmuls on tensor cores: MUL_MAT and MUL_MAT_ID with quantized weights and many activation
 // columns (see SMOE_CUDA_MMQ_MIN_COLS in cuda-kernels.h).
 //
-// One block of 4 warps computes a 64 x 64 tile of the output (64 weight rows x 64 columns). For each step of 32
-// along k, 64 threads decode one sub-block of a weight row each (deq_sub, the GEMV's decoder) into f16 in shared
-// memory, and all 128 threads convert the 64 columns' 32 activations to f16; each warp then multiplies its 32 x 32
-// part with WMMA 16 x 16 x 16 f16 fragments (f32 accumulators), available from sm_70, so Turing runs it too. The
-// tile goes through shared memory (column-major) to be written column by column (coalesced along the rows of dst).
-// MUL_MAT_ID: list_kernel sorts the (slot, token) pairs by the expert they chose (counts by atomics, order within an
-// expert irrelevant: every column is computed alone), then grid.z = experts, and a block whose column tile lies past
-// its expert's count exits; the weights of each expert are read once per 64 of its pairs.
+// One block of 4 warps computes a 64 x 64 tile of the output (64 weight rows x 64 columns), k in steps of 128. Per
+// step the 128 threads decode the 64 x 128 weight tile (two sub-blocks of 32 each, deq_sub, the GEMV's decoder; four
+// threads read a row's four consecutive sub-blocks) into f16 in shared memory with 16-byte stores, and convert the
+// 64 columns' 128 activations to f16 (a warp reads 512 consecutive bytes of a column per load); each warp then
+// multiplies its 32 x 32 part with WMMA 16 x 16 x 16 f16 fragments (f32 accumulators, 32 mma per step between two
+// barriers; the first version stepped by 32: 8 mma per two barriers, with 64 threads decoding alone), available from
+// sm_70, so Turing runs it too. The tile goes through shared memory (column-major, in the bytes of the step's tiles)
+// to be written column by column (coalesced along the rows of dst).
 // TODO(#7): int8 mma (dp4a / mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles
 // on Hopper (wgmma).
 #include "cuda-common.cuh"
@@ -17,7 +17,8 @@
 
 namespace {
 
-constexpr int TM = 64, TN = 64, LDS = 32 + 8, LDC = TM + 4;
+// tile rows, columns, k per step; tile strides (elements) padded so rows start in other banks, 32-byte aligned for WMMA
+constexpr int TM = 64, TN = 64, KS = 128, LDS = KS + 16, LDC = TM + 4;
 
 struct mmq_args {
     const uint8_t *w;
@@ -47,52 +48,78 @@ static __device__ __forceinline__ bool column(const mmq_args &a, int64_t e, int6
     return true;
 }
 
+// two floats as a half2's bits (element a in the low half)
+static __device__ __forceinline__ unsigned pack_h2(float a, float b) {
+    return (unsigned)__half_as_ushort(__float2half_rn(a)) | (unsigned)__half_as_ushort(__float2half_rn(b)) << 16;
+}
+
 template <int T> static __global__ void mmq_kernel(mmq_args a) {
     using namespace nvcuda;
-    __shared__ __align__(32) __half ws[TM][LDS];
-    __shared__ __align__(32) __half xs[TN][LDS];
-    __shared__ __align__(32) float cs[TN][LDC]; // the output tile, column-major: cs[column][row]
-    const int     tid = threadIdx.x, wid = tid / SMOE_WARP;
+    // the step's weight and activation tiles (f16, row-major along k), and after the last step the output tile
+    // (column-major: cs[column][row]) in the same bytes
+    constexpr int WS = TM * LDS * 2, XS = TN * LDS * 2, CS = TN * LDC * 4;
+    __shared__ __align__(32) unsigned char smem[WS + XS > CS ? WS + XS : CS];
+    __shared__ const float *xptr[TN]; // the tile's activation columns (nullptr past the end)
+    __shared__ float       *dptr[TN]; // and output columns
+    __half(*ws)[LDS] = (__half(*)[LDS])smem;
+    __half(*xs)[LDS] = (__half(*)[LDS])(smem + WS);
+    float(*cs)[LDC] = (float(*)[LDC])smem;
+    const int     tid = threadIdx.x, lane = tid % SMOE_WARP, wid = tid / SMOE_WARP;
     const int64_t e = blockIdx.z, row0 = (int64_t)blockIdx.x * TM, col0 = (int64_t)blockIdx.y * TN;
     if (a.counts && col0 >= a.counts[e]) return; // the whole block: no pair of this expert here
-    // this thread's loads: weight row tid (threads 0..63), half hx of activation column cx
-    const int64_t  wrow = row0 + tid;
-    const uint8_t *wr = (tid < TM && wrow < a.m) ? a.w + e * a.w_nb2 + wrow * a.w_nb1 : nullptr;
-    const int      cx = tid / 2, hx = tid % 2;
-    const float   *xc = nullptr;
-    float         *dc_unused = nullptr;
-    if (!column(a, e, col0 + cx, &xc, &dc_unused)) xc = nullptr;
+    if (tid < TN) {
+        const float *xc;
+        float       *dc;
+        const bool   in = column(a, e, col0 + tid, &xc, &dc);
+        xptr[tid] = in ? xc : nullptr;
+        dptr[tid] = in ? dc : nullptr;
+    }
+    // this thread's weight units: u = tid + 128 j is sub-block u % 4 of the step in row u / 4 (4 threads read a
+    // row's 4 consecutive sub-blocks)
+    const uint8_t *wrow[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        const int64_t r = row0 + (tid + 128 * j) / 4;
+        wrow[j] = r < a.m ? a.w + e * a.w_nb2 + r * a.w_nb1 : nullptr;
+    }
 
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
-    const int wr0 = 32 * (wid / 2), wc0 = 32 * (wid % 2);
-    const int64_t n_sub = a.k / 32;
-    for (int64_t kb = 0; kb < n_sub; kb++) {
-        __syncthreads(); // the previous step's fragments are loaded
-        if (tid < TM) {
-            float wv[32];
-            if (wr) deq_sub<T>(wr, kb, wv);
+    const int     wr0 = 32 * (wid / 2), wc0 = 32 * (wid % 2);
+    const int64_t n_sub = a.k / 32, n_steps = (n_sub + KS / 32 - 1) / (KS / 32);
+    for (int64_t st = 0; st < n_steps; st++) {
+        __syncthreads(); // the previous step's fragments are loaded (the column pointers written, at the first)
 #pragma unroll
-            for (int j = 0; j < 32; j++) ws[tid][j] = __float2half_rn(wr ? wv[j] : 0.0f);
-        }
-        {
-            const float4 *xv = xc ? (const float4 *)(xc + 32 * kb + 16 * hx) : nullptr;
+        for (int j = 0; j < 2; j++) {
+            const int     u = tid + 128 * j, sb = u % 4;
+            const int64_t s = st * 4 + sb;
+            const bool    ok = wrow[j] && s < n_sub;
+            float         wv[32];
+            if (ok) deq_sub<T>(wrow[j], s, wv);
+            uint4 *d = (uint4 *)&ws[u / 4][32 * sb];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-                const float4 v = xv ? xv[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                __half *d = &xs[cx][16 * hx + 4 * q];
-                d[0] = __float2half_rn(v.x);
-                d[1] = __float2half_rn(v.y);
-                d[2] = __float2half_rn(v.z);
-                d[3] = __float2half_rn(v.w);
+                const float *v = wv + 8 * q;
+                d[q] = ok ? make_uint4(pack_h2(v[0], v[1]), pack_h2(v[2], v[3]), pack_h2(v[4], v[5]),
+                                       pack_h2(v[6], v[7]))
+                          : make_uint4(0u, 0u, 0u, 0u);
             }
+        }
+        // activations: warp w reads columns w, w + 4, ...: 128 consecutive floats of a column per warp-wide load
+        const int64_t kq = st * KS + 4 * lane;
+#pragma unroll 4
+        for (int j = 0; j < TN / 4; j++) {
+            const int    c = wid + 4 * j;
+            const float *xc = xptr[c];
+            const float4 v = xc && kq < a.k ? *(const float4 *)(xc + kq) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            *(uint2 *)&xs[c][4 * lane] = make_uint2(pack_h2(v.x, v.y), pack_h2(v.z, v.w));
         }
         __syncthreads();
 #pragma unroll
-        for (int kk = 0; kk < 32; kk += 16) {
+        for (int kk = 0; kk < KS; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
 #pragma unroll
@@ -105,6 +132,7 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
                 for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
     }
+    __syncthreads(); // every warp is done with the tiles: the output tile takes their bytes
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
@@ -113,9 +141,8 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
     __syncthreads();
     // write column by column: consecutive threads, consecutive rows of one output column
     for (int c = tid / TM; c < TN; c += blockDim.x / TM) {
-        const float *xcol;
-        float       *dcol;
-        if (!column(a, e, col0 + c, &xcol, &dcol)) break; // columns are filled in order: the rest are past the end
+        float *dcol = dptr[c];
+        if (!dcol) break; // columns are filled in order: the rest are past the end
         const int r = tid % TM;
         if (row0 + r < a.m) dcol[row0 + r] = cs[c][r];
     }

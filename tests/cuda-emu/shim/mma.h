@@ -7,6 +7,9 @@
 #pragma once
 #include "../emu.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 namespace nvcuda {
 namespace wmma {
 
@@ -43,9 +46,19 @@ static inline void fill_fragment(fragment<Use, M, N, K, T, L> &f, float v) {
     for (int i = 0; i < (int)fragment<Use, M, N, K, T, L>::num_elements; i++) f.x[i] = from_float<T>(v);
 }
 
+/* what the API requires of a pointer and leading dimension: 256-bit alignment, ldm a multiple of 16 bytes */
+template <typename T> static inline void check_ptr(const T *p, unsigned ldm, const char *what) {
+    if (((uintptr_t)p & 31) != 0 || (ldm * sizeof(T)) % 16 != 0) {
+        fprintf(stderr, "cuda-emu: %s: pointer %p or ldm %u breaks WMMA's alignment rules\n", what, (const void *)p,
+                ldm);
+        abort(); /* test harness only: the kernel is wrong on every GPU */
+    }
+}
+
 template <typename Use, int M, int N, int K, typename T, typename L>
 static inline void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const T *p, unsigned ldm) {
     typedef fragment<Use, M, N, K, T, L> F;
+    check_ptr(p, ldm, "wmma::load_matrix_sync");
     smoe_emu_warp_sync(0xffffffffu, "wmma::load_matrix_sync");
     for (int r = 0; r < (int)F::rows; r++)
         for (int c = 0; c < (int)F::cols; c++)
@@ -54,6 +67,7 @@ static inline void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const T *p,
 template <int M, int N, int K, typename T>
 static inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void> &f, const T *p, unsigned ldm,
                                     layout_t layout) {
+    check_ptr(p, ldm, "wmma::load_matrix_sync");
     smoe_emu_warp_sync(0xffffffffu, "wmma::load_matrix_sync");
     const int lane = smoe_emu_lane();
     for (int i = 0; i < M * N / 32; i++) {
@@ -64,6 +78,7 @@ static inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void> &f, 
 template <int M, int N, int K, typename T>
 static inline void store_matrix_sync(T *p, const fragment<accumulator, M, N, K, T, void> &f, unsigned ldm,
                                      layout_t layout) {
+    check_ptr(p, ldm, "wmma::store_matrix_sync");
     smoe_emu_warp_sync(0xffffffffu, "wmma::store_matrix_sync");
     const int lane = smoe_emu_lane();
     for (int i = 0; i < M * N / 32; i++) {
