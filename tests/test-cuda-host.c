@@ -334,6 +334,56 @@ static void test_mm_path(void **state) {
     }
 }
 
+/* The int8 decode GEMV's scratch (smoe_cuda_gemvq_scratch): one quantized column per (token, slot) for its weight
+ * types, k up to its limit, rows it may read in its loads; nothing for the other paths. */
+static void test_gemvq_scratch(void **state) {
+    (void)state;
+    smoe_cuda_node n;
+    const size_t col = smoe_cuda_q8_column_bytes(4096);
+    assert_int_equal(col, 4096 + 128 * 8);
+    assert_int_equal(smoe_cuda_q8_column_bytes(32), 48); /* 40, padded to 16 */
+    const int32_t yes[] = {SMOE_CUDA_Q4_0, SMOE_CUDA_Q8_0, SMOE_CUDA_Q4_K, SMOE_CUDA_Q5_K, SMOE_CUDA_Q6_K};
+    for (int i = 0; i < 5; i++) {
+        mm_node(&n, yes[i], 4096, 1, 3, 0x10000, 4096 * 4);
+        n.src[0].data = (void *)0x20000;
+        n.src[0].nb[1] = 4096;
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 3 * col);
+        n.src[0].data = (void *)0x20002; /* 2-byte aligned rows: Q4_0/Q8_0/Q6_K (16-bit loads) only */
+        const int kq = yes[i] == SMOE_CUDA_Q4_K || yes[i] == SMOE_CUDA_Q5_K;
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), kq ? 0 : 3 * col);
+        n.src[0].data = (void *)0x20001;
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0);
+    }
+    const int32_t no[] = {SMOE_CUDA_F32, SMOE_CUDA_F16, SMOE_CUDA_Q4_1, SMOE_CUDA_Q5_0, SMOE_CUDA_Q5_1};
+    for (int i = 0; i < 5; i++) {
+        mm_node(&n, no[i], 4096, 1, 1, 0x10000, 4096 * 4);
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0);
+    }
+    mm_node(&n, SMOE_CUDA_Q4_0, SMOE_CUDA_GEMVQ_MAX_K + 32, 1, 1, 0x10000, (SMOE_CUDA_GEMVQ_MAX_K + 32) * 4);
+    assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0); /* k past the limit */
+    mm_node(&n, SMOE_CUDA_Q4_0, 4096, 2, 1, 0x10000, 4096 * 4);
+    assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0); /* two columns: the multi-column GEMV */
+    mm_node(&n, SMOE_CUDA_Q4_0, 4096, 1, 1, 0x10004, 4096 * 4);
+    assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0); /* activations float4 loads can not read */
+    mm_node(&n, SMOE_CUDA_Q4_0, 4096, 1, 1, 0x10000, 4096 * 4);
+    n.simple = 1;
+    assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0);
+    /* MUL_MAT_ID: x [k, slots, tokens] (down: a column per slot) or [k, 1, tokens] (gate, up: shared); the pair
+     * lists' scratch present or not, the GEMV below 32 pairs */
+    int scratch = 0;
+    for (int64_t t = 1; t <= 20; t++)
+        for (int64_t xs = 1; xs <= 2; xs++) {
+            mm_node(&n, SMOE_CUDA_Q4_K, 4096, xs, t, 0x10000, 4096 * 4);
+            n.src[2].type = SMOE_CUDA_I32;
+            n.src[2].ne[0] = 2;
+            n.src[2].ne[1] = t;
+            const size_t want = 2 * t < SMOE_CUDA_MMQ_MIN_COLS ? (size_t)(xs * t) * col : 0;
+            assert_int_equal(smoe_cuda_gemvq_scratch(&n, 1), want);
+            n.scratch = &scratch;
+            assert_int_equal(smoe_cuda_gemvq_scratch(&n, 1), want);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
@@ -343,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_launch_cache),
         cmocka_unit_test(test_attention_chunks),
         cmocka_unit_test(test_mm_path),
+        cmocka_unit_test(test_gemvq_scratch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

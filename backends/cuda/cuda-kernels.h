@@ -104,6 +104,35 @@ static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, in
     return x->ne[1] >= SMOE_CUDA_MMQ_MIN_COLS && x->ne[2] * x->ne[3] == 1 ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
 }
 
+/* The int8 decode GEMV (gemv.cu): weights of these types (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K), k <= SMOE_CUDA_GEMVQ_MAX_K,
+ * rows 2-byte aligned (16 for Q4_K and Q5_K, read in 16-byte loads), one activation column per (token, slot). The
+ * launcher first quantizes the columns into scratch memory, each as k int8 values then a float2 (d, sum of q) per
+ * group of 32, padded to 16 bytes (smoe_cuda_q8_column_bytes); the GEMV blocks copy their column into shared memory.
+ * smoe_cuda_gemvq_scratch: the bytes a node needs (0 when it takes another kernel). */
+#define SMOE_CUDA_GEMVQ_MAX_K 32768
+static inline int smoe_cuda_gemvq_ok(const smoe_cuda_tensor *w) {
+    const int32_t t = w->type;
+    const int kq = t == SMOE_CUDA_Q4_K || t == SMOE_CUDA_Q5_K;
+    const uintptr_t a = (uintptr_t)w->data | (uintptr_t)w->nb[1] | (uintptr_t)w->nb[2];
+    return (t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || kq || t == SMOE_CUDA_Q6_K) &&
+           w->ne[0] <= SMOE_CUDA_GEMVQ_MAX_K && (a & (kq ? 15u : 1u)) == 0;
+}
+static inline size_t smoe_cuda_q8_column_bytes(int64_t k) { return ((size_t)k + (size_t)(k / 32) * 8 + 15) & ~(size_t)15; }
+static inline size_t smoe_cuda_gemvq_scratch(const smoe_cuda_node *n, int is_id) {
+    const smoe_cuda_tensor *x = &n->src[1];
+    if (!smoe_cuda_gemvq_ok(&n->src[0])) return 0;
+    if (is_id) { /* the GEMV takes fewer pairs than the tensor-core path */
+        if (n->src[2].ne[0] * n->src[2].ne[1] >= SMOE_CUDA_MMQ_MIN_COLS) return 0;
+    } else if (x->ne[1] != 1) {
+        return 0;
+    }
+    smoe_cuda_node plain = *n; /* the path without the pair lists' scratch: GEMV unless a reference kernel */
+    plain.scratch = NULL;
+    if (smoe_cuda_mm_path_of(&plain, is_id) != SMOE_CUDA_MM_GEMV) return 0;
+    const int64_t cols = is_id ? x->ne[1] * x->ne[2] : x->ne[2] * x->ne[3];
+    return (size_t)cols * smoe_cuda_q8_column_bytes(x->ne[0]);
+}
+
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_mul_mat(const smoe_cuda_node *n, void *stream, int *err);

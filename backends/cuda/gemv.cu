@@ -205,50 +205,60 @@ static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
 }
 
 // Decode on int8 activations (dp4a): Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights, one activation column,
-// K <= SMOE_GEMVQ_MAX_K.
-// The float kernels above spend ~4 instructions per weight (unpack, convert, FMA, shared loads) and so top out near
-// 28% of an H200's DRAM bandwidth on compute, not memory. Here each block first quantizes the column into shared
-// memory as Q8_0 does (groups of 32: d = amax / 127, q = round(x / d), d kept at f16 precision as the CPU's Q8_0
-// activations, and the group's sum of q), then the lanes multiply 4 weights at a time with __dp4a against the
-// int8 activations: ~1 instruction per weight. A lane's unit is a Q4_0 or Q8_0 block (32 weights), a Q4_K or Q5_K
-// sub-block pair (64 weights: one 32-byte run of nibbles, two 16-byte loads, Q5_K's fifth bits two more) or a Q6_K
-// sub-block (32 weights, two int8 scales); Q4_0's offset 8 and the K-quants' minimum come out of the group sums,
-// Q6_K's offset 32 is taken off each byte (__vsub4). Each warp takes kRowsQ rows at once (independent loads in flight).
-// Shared memory: the int8 column (k bytes; a group's two 16-byte halves swapped in every other run of 4 groups, so
-// the lanes' 16-byte reads of consecutive groups hit distinct banks) and a float2 (d, sum of q) per group.
+// K <= SMOE_CUDA_GEMVQ_MAX_K (cuda-kernels.h: smoe_cuda_gemvq_ok). The float kernels above spend ~4 instructions per
+// weight (unpack, convert, FMA, shared loads) and so top out near 28% of an H200's DRAM bandwidth on compute, not
+// memory. Here quantize_q8_kernel first turns each activation column into Q8_0-like groups of 32 in scratch memory
+// (d = amax / 127, kept at f16 precision as the CPU's Q8_0 activations, q = round(x / d), and the group's sum of q),
+// once per column rather than once per block; each GEMV block copies its column into shared memory (1.25 bytes per
+// element where staging floats took 4), and the lanes multiply 4 weights at a time with __dp4a: ~1 instruction per
+// weight. A lane's unit is a Q4_0 or Q8_0 block (32 weights), a Q4_K or Q5_K sub-block pair (64 weights: one
+// 32-byte run of nibbles, two 16-byte loads, Q5_K's fifth bits two more) or a Q6_K sub-block (32 weights, two int8
+// scales); Q4_0's offset 8 and the K-quants' minimum come out of the group sums, Q6_K's offset 32 is taken off each
+// byte (__vsub4). Each warp takes kRowsQ rows at once (independent loads in flight).
+// Column layout (smoe_cuda_q8_column_bytes): the k int8 values, a group's two 16-byte halves swapped in every other
+// run of 4 groups (so the lanes' 16-byte reads of consecutive groups hit distinct banks), then a float2 (d, sum of
+// q) per group.
 constexpr int kRowsQ = 2;
-#define SMOE_GEMVQ_MAX_K 32768 /* 40 KiB of shared memory: no opt-in needed */
 
+// the types of smoe_cuda_gemvq_ok, at compile time (which kernels to instantiate)
 static constexpr __host__ __device__ bool gemvq_type(int t) {
     return t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || t == SMOE_CUDA_Q4_K || t == SMOE_CUDA_Q5_K ||
            t == SMOE_CUDA_Q6_K;
 }
 
-static __device__ __forceinline__ void stage_q8(const float4 *x, int64_t k, int *qi, float2 *ds) {
-    const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP, nw = blockDim.x / SMOE_WARP;
-    const int64_t n4 = k / 4; // a multiple of 8: a group is 8 lanes' float4s, whole groups in or out
-    for (int64_t f0 = (int64_t)wi * SMOE_WARP; f0 < n4; f0 += (int64_t)nw * SMOE_WARP) {
-        const int64_t f = f0 + lane;
-        const bool    in = f < n4;
-        const float4  v = in ? x[f] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+// Column c (c % n_in at stride st_in, c / n_in at st_out) of x into q8 + c * col_bytes: a thread per float4, a group
+// of 32 being 8 lanes' float4s (k / 4 is a multiple of 8: groups are whole, and every lane takes part in the
+// shuffles); grid (float4s / 256 rounded up, columns)
+static __global__ void quantize_q8_kernel(const uint8_t *x, int64_t n_in, int64_t st_in, int64_t st_out, int64_t k,
+                                          uint8_t *q8, int64_t col_bytes) {
+    const int64_t c = blockIdx.y, n4 = k / 4, f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const float4 *xc = (const float4 *)(x + (c % n_in) * st_in + (c / n_in) * st_out);
+    int          *qi = (int *)(q8 + c * col_bytes);
+    float2       *ds = (float2 *)(q8 + c * col_bytes + k);
+    const bool    in = f < n4;
+    const float4  v = in ? xc[f] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
 #pragma unroll
-        for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        const int   q0 = (int)roundf(v.x * id), q1 = (int)roundf(v.y * id), q2 = (int)roundf(v.z * id),
-                  q3 = (int)roundf(v.w * id);
-        int sum = q0 + q1 + q2 + q3;
+    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int   q0 = (int)roundf(v.x * id), q1 = (int)roundf(v.y * id), q2 = (int)roundf(v.z * id),
+              q3 = (int)roundf(v.w * id);
+    int sum = q0 + q1 + q2 + q3;
 #pragma unroll
-        for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        if (in) {
-            const int64_t g = f >> 3;
-            const int     j = (int)(f & 7), sw = (int)((g >> 2) & 1);
-            qi[4 * (2 * g + ((j >> 2) ^ sw)) + (j & 3)] =
-                (int)((unsigned)(q0 & 255) | (unsigned)(q1 & 255) << 8 | (unsigned)(q2 & 255) << 16 |
-                      (unsigned)(q3 & 255) << 24);
-            if (j == 0) ds[g] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
-        }
-    }
+    for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (!in) return;
+    const int64_t g = f >> 3;
+    const int     j = (int)(f & 7), sw = (int)((g >> 2) & 1);
+    qi[4 * (2 * g + ((j >> 2) ^ sw)) + (j & 3)] =
+        (int)((unsigned)(q0 & 255) | (unsigned)(q1 & 255) << 8 | (unsigned)(q2 & 255) << 16 |
+              (unsigned)(q3 & 255) << 24);
+    if (j == 0) ds[g] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
+}
+
+// a quantized column into shared memory (16-byte copies), then every thread may read it
+static __device__ __forceinline__ void stage_q8(int4 *dst, const uint8_t *col, int64_t col_bytes) {
+    const int4 *src = (const int4 *)col;
+    for (int64_t i = threadIdx.x; i < col_bytes / 16; i += blockDim.x) dst[i] = src[i];
     __syncthreads();
 }
 
@@ -389,36 +399,32 @@ static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_n
     }
 }
 
-// shared memory of the int8 kernels: k bytes of int8 and a float2 per group of 32
-static inline size_t gemvq_smem(int64_t k) { return (size_t)k + (size_t)(k / 32) * sizeof(float2); }
-
 template <int T>
-static __global__ void gemvq_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb2, int64_t x_nb3,
+static __global__ void gemvq_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *q8, int64_t col_bytes,
                                     float *dst, int64_t d_nb2, int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
     extern __shared__ int4 qsm[];
-    int    *qi = (int *)qsm;
-    float2 *ds = (float2 *)((uint8_t *)qsm + k);
-    const int64_t i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
-    stage_q8((const float4 *)(x + i2 * x_nb2 + i3 * x_nb3), k, qi, ds);
-    gemvq_rows<T>(w, w_nb1, qi, ds, k, m, (float *)((uint8_t *)dst + i2 * d_nb2 + i3 * d_nb3));
+    const int64_t c = blockIdx.z, i2 = c % n2, i3 = c / n2;
+    stage_q8(qsm, q8 + c * col_bytes, col_bytes);
+    gemvq_rows<T>(w, w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, m,
+                  (float *)((uint8_t *)dst + i2 * d_nb2 + i3 * d_nb3));
 }
 
+// the quantized columns are (slot, token) in order, one per slot of x (x_ne1 of them: 1 when the slots share it)
 template <int T>
 static __global__ void gemvq_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
-                                       const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
-                                       const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
-                                       int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+                                       const uint8_t *q8, int64_t col_bytes, int64_t x_ne1, const uint8_t *ids,
+                                       int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1, int64_t d_nb2,
+                                       int64_t k, int64_t m, int *err, int node) {
     extern __shared__ int4 qsm[];
-    int    *qi = (int *)qsm;
-    float2 *ds = (float2 *)((uint8_t *)qsm + k);
     const int64_t sl = blockIdx.y, t = blockIdx.z;
     const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
     if (e < 0 || e >= n_expert) { // the same id for the whole block
         if (threadIdx.x == 0) report_error(err, node);
         return;
     }
-    stage_q8((const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2), k, qi, ds);
-    gemvq_rows<T>(w + e * w_nb2, w_nb1, qi, ds, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
+    stage_q8(qsm, q8 + ((x_ne1 == 1 ? 0 : sl) + t * x_ne1) * col_bytes, col_bytes);
+    gemvq_rows<T>(w + e * w_nb2, w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, m,
+                  (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
 }
 
 template <int T>
@@ -506,23 +512,36 @@ template <int T> static int launch_gemv1(const smoe_cuda_node *n, cudaStream_t s
     return launch_result();
 }
 
-// whether the int8 kernels take this node's weights: their type, k, and the alignment of their loads (16-bit words
-// for Q4_0/Q8_0, 16 bytes for Q4_K); SMOE_CUDA_GEMVQ=0 in the environment keeps the float kernels (to compare)
-static bool use_gemvq(const smoe_cuda_tensor &w) {
+// whether the int8 kernels take this node: smoe_cuda_gemvq_ok, and the host gave the scratch for the quantized
+// columns; SMOE_CUDA_GEMVQ=0 in the environment keeps the float kernels (to compare)
+static bool use_gemvq(const smoe_cuda_node *n, int is_id) {
     static const int off = [] {
         const char *v = getenv("SMOE_CUDA_GEMVQ");
         return v && v[0] == '0';
     }();
-    const uintptr_t a = (uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2];
-    const uintptr_t need = w.type == SMOE_CUDA_Q4_K || w.type == SMOE_CUDA_Q5_K ? 15 : 1;
-    return !off && gemvq_type(w.type) && w.ne[0] <= SMOE_GEMVQ_MAX_K && (a & need) == 0;
+    return !off && n->scratch && smoe_cuda_gemvq_scratch(n, is_id) > 0;
+}
+
+// the node's activation columns into scratch: column c at c * col_bytes (dense: c = i2 + i3 ne2; id: c = slot +
+// token x_ne1)
+static int quantize_columns(const smoe_cuda_node *n, int is_id, cudaStream_t st) {
+    const smoe_cuda_tensor &x = n->src[1];
+    const int64_t k = x.ne[0], cols = is_id ? x.ne[1] * x.ne[2] : x.ne[2] * x.ne[3];
+    const int64_t n_in = is_id ? x.ne[1] : x.ne[2], st_in = is_id ? x.nb[1] : x.nb[2];
+    const int64_t st_out = is_id ? x.nb[2] : x.nb[3];
+    quantize_q8_kernel<<<dim3(ceil_div(k / 4, 256), (unsigned)cols), 256, 0, st>>>((const uint8_t *)x.data, n_in,
+        st_in, st_out, k, (uint8_t *)n->scratch, (int64_t)smoe_cuda_q8_column_bytes(k));
+    return launch_result();
 }
 
 template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
-    const dim3 grid(ceil_div(w.ne[1], kWarps1 * kRowsQ), 1, (unsigned)(x.ne[2] * x.ne[3]));
-    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, gemvq_smem(w.ne[0]), st>>>((const uint8_t *)w.data, w.nb[1],
-        (const uint8_t *)x.data, x.nb[2], x.nb[3], (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
+    const int e = quantize_columns(n, 0, st);
+    if (e != 0) return e;
+    const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
+    const dim3   grid(ceil_div(w.ne[1], kWarps1 * kRowsQ), 1, (unsigned)(x.ne[2] * x.ne[3]));
+    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, cb, st>>>((const uint8_t *)w.data, w.nb[1],
+        (const uint8_t *)n->scratch, (int64_t)cb, (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
     return launch_result();
 }
 
@@ -546,7 +565,7 @@ struct mul_mat_op {
                 switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
                 case 1:
                     if constexpr (gemvq_type(T))
-                        if (use_gemvq(w)) return launch_gemvq<T>(n, st);
+                        if (use_gemvq(n, 0)) return launch_gemvq<T>(n, st);
                     return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
                 case 2: return launch_gemv<T, 2>(n, st);
                 case 3: return launch_gemv<T, 3>(n, st);
@@ -574,12 +593,15 @@ struct mul_mat_id_op {
             const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
             if constexpr (gemvq_type(T))
-                if (path == SMOE_CUDA_MM_GEMV && use_gemvq(w)) {
+                if (path == SMOE_CUDA_MM_GEMV && use_gemvq(n, 1)) {
+                    const int qe = quantize_columns(n, 1, st);
+                    if (qe != 0) return qe;
+                    const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
                     const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsQ), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-                    gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, gemvq_smem(w.ne[0]), st>>>(
-                        (const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1],
-                        x.nb[2], (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2],
-                        w.ne[0], w.ne[1], err, n->node_index);
+                    gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, cb, st>>>((const uint8_t *)w.data, w.nb[1],
+                        w.nb[2], w.ne[2], (const uint8_t *)n->scratch, (int64_t)cb, x.ne[1],
+                        (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0],
+                        w.ne[1], err, n->node_index);
                     return launch_result();
                 }
             if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {

@@ -48,6 +48,10 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
         scratch = smoe_cuda_attention_scratch(n->src[0].ne[1] * n->src[0].ne[2], n->src[0].ne[0], n->i[2]);
     if (n->op == SMOE_OP_MUL_MAT_ID && smoe_cuda_mm_path_of(n, 1) == SMOE_CUDA_MM_MMQ)
         scratch = smoe_cuda_mul_mat_id_scratch(n->src[0].ne[2], n->src[2].ne[0] * n->src[2].ne[1]);
+    if (!n->simple && (n->op == SMOE_OP_MUL_MAT || n->op == SMOE_OP_MUL_MAT_ID)) {
+        const size_t q8 = smoe_cuda_gemvq_scratch(n, n->op == SMOE_OP_MUL_MAT_ID);
+        scratch = q8 > scratch ? q8 : scratch;
+    }
     if (scratch && !fake_cuda_is_device(n->scratch, scratch)) {
         fprintf(stderr, "fake cuda: %s (node %d): scratch of %zu bytes missing or too small\n",
                 smoe_op_name((smoe_op)n->op), n->node_index, scratch);
