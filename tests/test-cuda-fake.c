@@ -180,6 +180,55 @@ static void test_index_errors(void **state) {
     smoe_backend_free(b);
 }
 
+/* ---- the int8 GEMV's quantized activations reused by the next launch only when it reads the same tensor ---- */
+
+/* y = W1 x1 + W2 x2 + W3 x2, the three products consecutive launches: the second must quantize its own x, the third
+ * may reuse the second's (cuda-backend.c: q8_ready). On the emulator a wrong reuse changes y. */
+static void test_q8_reuse(void **state) {
+    (void)state;
+    const int64_t k = 256, m = 40;
+    gt_rng        rng = {.s = 77};
+    smoe_graph   *g = NULL;
+    assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+    smoe_tensor *w[3], *x[2], *y[3], *s = NULL, *out = NULL;
+    gt_input     in[5];
+    void        *data[5];
+    for (int i = 0; i < 5; i++) {
+        smoe_tensor *t = NULL;
+        const bool   is_w = i < 3;
+        assert_int_equal(smoe_graph_new_tensor(g, is_w ? SMOE_TYPE_Q8_0 : SMOE_TYPE_F32, 2, NE(k, is_w ? m : 1), &t),
+                         SMOE_OK);
+        const int64_t n = smoe_tensor_nelements(t);
+        float        *f = malloc((size_t)n * sizeof(float));
+        gt_fill(&rng, f, n, -1, 1);
+        data[i] = gt_encode(t->type, f, k, n / k);
+        free(f);
+        in[i] = (gt_input){t, data[i]};
+        if (is_w) w[i] = t;
+        else x[i - 3] = t;
+    }
+    assert_int_equal(smoe_mul_mat(g, w[0], x[0], &y[0]), SMOE_OK);
+    assert_int_equal(smoe_mul_mat(g, w[1], x[1], &y[1]), SMOE_OK);
+    assert_int_equal(smoe_mul_mat(g, w[2], x[1], &y[2]), SMOE_OK);
+    assert_int_equal(smoe_add(g, y[0], y[1], &s), SMOE_OK);
+    assert_int_equal(smoe_add(g, s, y[2], &out), SMOE_OK);
+    float want[40], got[40];
+    smoe_backend *cpu = NULL, *cuda = cuda_open();
+    assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
+    assert_int_equal(gt_run(&cpu, 1, g, in, 5, &(gt_output){out, want}, 1, 1, NULL), SMOE_OK);
+    assert_int_equal(gt_run(&cuda, 1, g, in, 5, &(gt_output){out, got}, 1, 2, NULL), SMOE_OK);
+    double num = 0, den = 0;
+    for (int i = 0; i < m; i++) {
+        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        den += (double)want[i] * want[i];
+    }
+    if (!(num <= 1e-8 * den)) fail_msg("y differs from the CPU's: NMSE %.3g", num / den);
+    smoe_backend_free(cpu);
+    smoe_backend_free(cuda);
+    smoe_graph_free(g);
+    for (int i = 0; i < 5; i++) free(data[i]);
+}
+
 /* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
 
 #define N_PROMPT 6
@@ -298,7 +347,7 @@ int main(void) {
         cmocka_unit_test(test_fake_ordering), cmocka_unit_test(test_device),
         cmocka_unit_test(test_transfers),     cmocka_unit_test(test_index_errors),
         cmocka_unit_test(test_model_decode),  cmocka_unit_test(test_model_split),
-        cmocka_unit_test(test_model_small_device),
+        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -503,8 +503,15 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         SMOE_CUDA_TRY(c, cudaMalloc(&c->op_scratch, need));
         c->op_scratch_size = need;
     }
-    for (int k = 0; k < n; k++)
-        if (node_scratch_bytes(&c->launches[k]) > 0) c->launches[k].scratch = c->op_scratch;
+    for (int k = 0; k < n; k++) {
+        smoe_cuda_node *nd = &c->launches[k];
+        if (node_scratch_bytes(nd) > 0) nd->scratch = c->op_scratch;
+        /* the int8 GEMV of the launch before quantized the same activations into the scratch: reuse them */
+        const int id = nd->op == SMOE_OP_MUL_MAT_ID;
+        nd->q8_ready = k > 0 && (nd->op == SMOE_OP_MUL_MAT || id) && nd[-1].op == nd->op && !nd->simple &&
+                       smoe_cuda_gemvq_scratch(nd, id) > 0 && smoe_cuda_gemvq_scratch(&nd[-1], id) > 0 &&
+                       memcmp(&nd->src[1], &nd[-1].src[1], sizeof(nd->src[1])) == 0;
+    }
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;

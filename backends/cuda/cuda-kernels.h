@@ -56,7 +56,8 @@ typedef struct smoe_cuda_node {
                                     MUL_MAT_ID with enough pairs (smoe_cuda_mul_mat_id_scratch bytes) */
     int32_t          simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
-    int32_t          zero1;      /* 0 */
+    int32_t          q8_ready;   /* 1: src[1]'s columns are in the scratch already, quantized for the int8 GEMV by
+                                    the launch before (the same tensor: K and V, gate and up): it skips that step */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,

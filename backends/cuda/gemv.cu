@@ -536,7 +536,7 @@ static int quantize_columns(const smoe_cuda_node *n, int is_id, cudaStream_t st)
 
 template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
-    const int e = quantize_columns(n, 0, st);
+    const int e = n->q8_ready ? 0 : quantize_columns(n, 0, st);
     if (e != 0) return e;
     const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
     const dim3   grid(ceil_div(w.ne[1], kWarps1 * kRowsQ), 1, (unsigned)(x.ne[2] * x.ne[3]));
@@ -594,7 +594,7 @@ struct mul_mat_id_op {
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
             if constexpr (gemvq_type(T))
                 if (path == SMOE_CUDA_MM_GEMV && use_gemvq(n, 1)) {
-                    const int qe = quantize_columns(n, 1, st);
+                    const int qe = n->q8_ready ? 0 : quantize_columns(n, 1, st);
                     if (qe != 0) return qe;
                     const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
                     const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsQ), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
