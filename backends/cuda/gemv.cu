@@ -3,7 +3,10 @@
 //
 // Layout: weights are rows of ne[0] elements (blocks of the type), row stride nb[1], expert stride nb[2].
 //
-// Quantized weights (the decode hot path): gemv_kernel / gemv_id_kernel. One warp per weight row; the lanes take the
+// One activation column of Q4_0, Q8_0, Q4_K, Q5_K or Q6_K weights (the decode hot path): the int8 kernels
+// (gemvq_kernel / gemvq_id_kernel, below): activations quantized once per column, dp4a. Other quantized types, one
+// column: gemv1_kernel / gemv1_id_kernel (the column staged as floats in shared memory per block).
+// Quantized weights, 2-8 columns: gemv_kernel / gemv_id_kernel. One warp per weight row; the lanes take the
 // row's sub-blocks of 32 elements in turn (lane l: sub-blocks l, l + 32, ...: consecutive lanes read consecutive
 // bytes, so each warp-wide step is one coalesced sweep), decode each sub-block once into registers (deq_sub) and
 // multiply it with up to NC = 8 activation columns (float4 loads), so a batch of <= 8 tokens reads every weight byte
@@ -13,7 +16,8 @@
 // environment) takes the reference kernels: one warp per output element, lanes striding over elements (deq).
 // Many columns (prefill: SMOE_CUDA_MMQ_MIN_COLS and more) go to the tensor-core GEMM of mmq.cu instead, MUL_MAT_ID
 // with the pairs grouped per expert.
-// TODO(#7): dp4a on int8 activations; fused SwiGLU into the gate/up GEMV.
+// TODO(#7): int8 activations for 2-8 columns too; SwiGLU fused into the down projection's quantization; the norm's
+// kernel writing the quantized column for all its consumers.
 #include "cuda-common.cuh"
 
 #include <stdlib.h>
