@@ -24,6 +24,17 @@
 
 // kernels
 
+// The expert chosen for (slot sl, token t), read from device memory; -1 when it is out of range, reported in the
+// error word by the thread `reporter` says. The same for the whole warp (or block) that asks: it returns at once.
+static __device__ __forceinline__ int32_t expert_of(const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, int64_t sl,
+                                                    int64_t t, int64_t n_expert, bool reporter, int *err, int node) {
+    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
+    if (e >= 0 && e < n_expert) return e;
+    if (reporter) report_error(err, node);
+    return -1;
+}
+
+
 template <int T>
 static __global__ void mul_mat_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1,
                                       int64_t x_nb2, int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2,
@@ -49,11 +60,8 @@ static __global__ void mul_mat_id_kernel(const uint8_t *w, int64_t w_nb1, int64_
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
     const int64_t s = blockIdx.y, t = blockIdx.z;
-    const int32_t e = *(const int32_t *)(ids + s * id_nb0 + t * id_nb1);
-    if (e < 0 || e >= n_expert) {
-        if (lane == 0) report_error(err, node);
-        return;
-    }
+    const int32_t e = expert_of(ids, id_nb0, id_nb1, s, t, n_expert, lane == 0, err, node);
+    if (e < 0) return;
     const uint8_t *wr = w + e * w_nb2 + i * w_nb1;
     const float *xr = (const float *)(x + (x_ne1 == 1 ? 0 : s) * x_nb1 + t * x_nb2);
     float acc = 0.0f;
@@ -112,11 +120,8 @@ static __global__ void gemv_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
     const int64_t sl = blockIdx.y, t = blockIdx.z;
-    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
-    if (e < 0 || e >= n_expert) {
-        if (lane == 0) report_error(err, node);
-        return;
-    }
+    const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, lane == 0, err, node);
+    if (e < 0) return;
     const uint8_t *wr = w + e * w_nb2 + i * w_nb1;
     const float4 *xv = (const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2);
     float acc = 0.0f;
@@ -199,11 +204,8 @@ static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
                                        int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
     extern __shared__ float4 xs[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
-    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
-    if (e < 0 || e >= n_expert) { // the same id for the whole block
-        if (threadIdx.x == 0) report_error(err, node);
-        return;
-    }
+    const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
+    if (e < 0) return; // the same id for the whole block: before any barrier
     stage_x(xs, (const float4 *)(x + (x_ne1 == 1 ? 0 : sl) * x_nb1 + t * x_nb2), k / 4);
     gemv1_rows<T>(w + e * w_nb2, w_nb1, xs, k, m, (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
 }
@@ -421,11 +423,8 @@ static __global__ void gemvq_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
                                        int64_t k, int64_t m, int *err, int node) {
     extern __shared__ int4 qsm[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
-    const int32_t e = *(const int32_t *)(ids + sl * id_nb0 + t * id_nb1);
-    if (e < 0 || e >= n_expert) { // the same id for the whole block
-        if (threadIdx.x == 0) report_error(err, node);
-        return;
-    }
+    const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
+    if (e < 0) return; // the same id for the whole block: before any barrier
     stage_q8(qsm, q8 + ((x_ne1 == 1 ? 0 : sl) + t * x_ne1) * col_bytes, col_bytes);
     gemvq_rows<T>(w + e * w_nb2, w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, m,
                   (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
