@@ -268,6 +268,14 @@ static void test_attention_chunks(void **state) {
     assert_int_equal(smoe_cuda_attention_chunks(0, 0), 1);
     assert_int_equal(smoe_cuda_attention_scratch(32, 128, 64), (size_t)32 * 64 * 130 * 4);
     assert_int_equal(smoe_cuda_attention_scratch(32, 128, 1), 0);
+    /* the query heads a warp takes: Mixtral's 32 over 8 kv heads, 4 each */
+    assert_int_equal(smoe_cuda_attention_group(32, 8), 4);
+    assert_int_equal(smoe_cuda_attention_group(8, 8), 1);
+    assert_int_equal(smoe_cuda_attention_group(16, 2), 8);
+    assert_int_equal(smoe_cuda_attention_group(32, 2), 1); /* 16 per kv head: one warp per query head */
+    assert_int_equal(smoe_cuda_attention_group(12, 4), 1); /* 3 */
+    assert_int_equal(smoe_cuda_attention_group(10, 4), 1); /* not a whole number */
+    assert_int_equal(smoe_cuda_attention_group(4, 0), 1);
 }
 
 /* Which MUL_MAT / MUL_MAT_ID kernel runs: the fast ones only for quantized weights and activations that float4 loads

@@ -1,20 +1,22 @@
 // attention.cu - KV_WRITE (rows into the F32/F16/BF16/Q8_0 cache at device-given cells) and the fused causal GQA
 // ATTENTION over the cache with an online softmax (no score matrix).
 //
-// ATTENTION (split_attention_kernel): one warp per (query token, query head, chunk of cells). The warp walks its
-// chunk in tiles of 32 cells: lane j scores cell j of the tile (the full q.k, q broadcast from shared memory), the
-// tile's max and sum are warp reductions, and the V rows are accumulated with the lanes owning head_dim / 32 (<= 8)
-// elements each (coalesced reads of each row) - flash-decoding. When the cells are split into several chunks (few
-// queries: decode), each chunk writes its running max, sum and unnormalized accumulator to scratch memory and
-// combine_kernel merges them per (token, head); with one chunk the output is written directly. The number of chunks
-// is picked on the host from the cache size so that about 4096 warps run (n_chunks in the node, i[2]); the kernel
-// cuts the cells in use (the device-side n_scan) into that many chunks of whole 32-cell tiles, so a short history in
-// a long cache still keeps many warps busy; chunks past n_scan write an empty partial (max -inf, sum 0).
+// ATTENTION (split_attention_kernel): one warp per (query token, kv head, chunk of cells), for the G query heads that
+// share the kv head (GQA, G = 2, 4 or 8, smoe_cuda_attention_group; else G = 1): each K and V row is read once for
+// all G. The warp walks its chunk in tiles of 32 cells: lane j scores cell j of the tile for the G heads (the full
+// q.k, q broadcast from shared memory), each head's tile max and sum are warp reductions, and the V rows are
+// accumulated with the lanes owning head_dim / 32 (<= 8) elements of each head (coalesced reads of each row) -
+// flash-decoding. When the cells are split into several chunks (few queries: decode), each chunk writes each head's
+// running max, sum and unnormalized accumulator to scratch memory and combine_kernel merges them per (token, head);
+// with one chunk the output is written directly. The number of chunks is picked on the host from the cache size so
+// that about 4096 warps run (n_chunks in the node, i[2]); the kernel cuts the cells in use (the device-side n_scan)
+// into that many chunks of whole 32-cell tiles, so a short history in a long cache still keeps many warps busy;
+// chunks past n_scan write an empty partial (max -inf, sum 0).
 // The reference kernel (attention_kernel, SMOE_CUDA_SIMPLE=1): one warp per (token, head), cell by cell, the same
 // order and rescaling rule as the CPU.
 // KV_WRITE: one block per (kv head, token); a token whose cell a later token of the batch also writes skips, so the
 // last row wins as on the CPU.
-// TODO(#7): one CTA per GQA group sharing K/V tiles in shared memory, mma for prefill, ROPE fused into KV_WRITE.
+// TODO(#7): K/V tiles in shared memory for prefill (many query tokens), mma, ROPE fused into KV_WRITE.
 #include "cuda-common.cuh"
 
 #define SMOE_ATTN_MAX_PER_LANE 8 // head_dim <= 256
@@ -86,9 +88,12 @@ static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, 
     store_out(dst, h, t, lane, acc, sum > 0.0f ? 1.0f / sum : 0.0f);
 }
 
-// q.k for one cell: k row kr (type KT), q (head_dim floats, shared memory)
-template <int KT> static __device__ __forceinline__ float kdot(const uint8_t *kr, const float *q, int64_t head_dim) {
-    float dot = 0.0f;
+// q.k for one cell and the G query heads of its kv head: k row kr (type KT), read once; q[g] (head_dim floats each,
+// shared memory); the same order of additions per head as one head alone
+template <int KT, int G>
+static __device__ __forceinline__ void kdot(const uint8_t *kr, const float (*q)[256], int64_t head_dim, float *dot) {
+#pragma unroll
+    for (int g = 0; g < G; g++) dot[g] = 0.0f;
     if constexpr (KT == SMOE_CUDA_F16) {
         if ((head_dim & 7) == 0 && ((uintptr_t)kr & 15) == 0) {
             for (int64_t d = 0; d < head_dim; d += 8) {
@@ -97,27 +102,33 @@ template <int KT> static __device__ __forceinline__ float kdot(const uint8_t *kr
 #pragma unroll
                 for (int r = 0; r < 4; r++) {
                     const float2 f = __half22float2(h[r]);
-                    dot += q[d + 2 * r] * f.x + q[d + 2 * r + 1] * f.y;
+#pragma unroll
+                    for (int g = 0; g < G; g++) dot[g] += q[g][d + 2 * r] * f.x + q[g][d + 2 * r + 1] * f.y;
                 }
             }
-            return dot;
+            return;
         }
     }
-    for (int64_t d = 0; d < head_dim; d++) dot += q[d] * deq<KT>(kr, d);
-    return dot;
+    for (int64_t d = 0; d < head_dim; d++) {
+        const float kv = deq<KT>(kr, d);
+#pragma unroll
+        for (int g = 0; g < G; g++) dot[g] += q[g][d] * kv;
+    }
 }
 
-template <int KT, int VT>
+// One warp per (query token, kv head, chunk of cells), for the G = n_head / n_head_kv query heads that share the kv
+// head (GQA): each K and V row is read once for all G (one warp per query head read it G times).
+template <int KT, int VT, int G>
 static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
                                               float *partial) {
-    __shared__ float qs[4][256];
+    __shared__ float qs[4][G][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
     const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + wi;
-    if (w >= n_head * n_tokens) return;
-    const int64_t h = w % n_head, t = w / n_head, hkv = h / (n_head / n_head_kv);
+    if (w >= n_head_kv * n_tokens) return;
+    const int64_t hkv = w % n_head_kv, t = w / n_head_kv;
     int64_t n_scan = *n_scan_p;
     n_scan = n_scan < 0 ? 0 : (n_scan > k.ne[2] ? k.ne[2] : n_scan);
     // the chunks share the cells in use (n_scan, from the device: a replayed graph sees the current value), in
@@ -127,56 +138,92 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
     const int64_t c0 = (int64_t)blockIdx.y * chunk, c1 = c0 + chunk < n_scan ? c0 + chunk : n_scan;
     const int32_t *qi = (const int32_t *)((const uint8_t *)q_info.data + t * q_info.nb[1]);
     const int32_t qpos = qi[0], qseq = qi[1];
-    const float *qr = (const float *)((const uint8_t *)q.data + h * q.nb[1] + t * q.nb[2]);
-    for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][d] = qr[d];
-    __syncwarp();
-    float acc[SMOE_ATTN_MAX_PER_LANE];
 #pragma unroll
-    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] = 0.0f;
-    float mx = -INFINITY, sum = 0.0f;
+    for (int g = 0; g < G; g++) {
+        const float *qr = (const float *)((const uint8_t *)q.data + (hkv * G + g) * q.nb[1] + t * q.nb[2]);
+        for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][g][d] = qr[d];
+    }
+    __syncwarp();
+    float acc[G][SMOE_ATTN_MAX_PER_LANE], mx[G], sum[G];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        mx[g] = -INFINITY;
+        sum[g] = 0.0f;
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[g][r] = 0.0f;
+    }
+    const uint8_t *kb = (const uint8_t *)k.data + hkv * k.nb[1], *vb = (const uint8_t *)v.data + hkv * v.nb[1];
     for (int64_t j0 = c0; j0 < c1; j0 += SMOE_WARP) {
         const int64_t j = j0 + lane;
-        float s = -INFINITY;
+        float s[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) s[g] = -INFINITY;
         if (j < c1) {
             const int32_t *ci = (const int32_t *)((const uint8_t *)cell_info.data + j * cell_info.nb[1]);
-            if (ci[1] >= 0 && ci[1] == qseq && ci[0] <= qpos)
-                s = scale * kdot<KT>((const uint8_t *)k.data + hkv * k.nb[1] + j * k.nb[2], qs[wi], head_dim);
-        }
-        float tmax = s;
-        for (int o = SMOE_WARP / 2; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
-        if (tmax == -INFINITY) continue; // nothing visible in this tile
-        const float nm = fmaxf(mx, tmax);
-        const float c = mx == -INFINITY ? 0.0f : expf(mx - nm);
-        const float p = s == -INFINITY ? 0.0f : expf(s - nm);
-        sum = sum * c + warp_sum(p);
+            if (ci[1] >= 0 && ci[1] == qseq && ci[0] <= qpos) {
+                kdot<KT, G>(kb + j * k.nb[2], qs[wi], head_dim, s);
 #pragma unroll
-        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[r] *= c;
-        mx = nm;
+                for (int g = 0; g < G; g++) s[g] *= scale;
+            }
+        }
+        // a cell is visible to all G heads or to none (same token): the tile is empty for all when for head 0
+        float tmax[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            tmax[g] = s[g];
+            for (int o = SMOE_WARP / 2; o > 0; o >>= 1) tmax[g] = fmaxf(tmax[g], __shfl_xor_sync(0xffffffffu, tmax[g], o));
+        }
+        if (tmax[0] == -INFINITY) continue; // nothing visible in this tile
+        float p[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            const float nm = fmaxf(mx[g], tmax[g]);
+            const float c = mx[g] == -INFINITY ? 0.0f : expf(mx[g] - nm);
+            p[g] = s[g] == -INFINITY ? 0.0f : expf(s[g] - nm);
+            sum[g] = sum[g] * c + warp_sum(p[g]);
+#pragma unroll
+            for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) acc[g][r] *= c;
+            mx[g] = nm;
+        }
         const int64_t n_in = c1 - j0 < SMOE_WARP ? c1 - j0 : SMOE_WARP;
         for (int jj = 0; jj < n_in; jj++) {
-            const float pj = __shfl_sync(0xffffffffu, p, jj);
-            if (pj == 0.0f) continue; // uniform across the warp
-            const uint8_t *vr = (const uint8_t *)v.data + hkv * v.nb[1] + (j0 + jj) * v.nb[2];
+            float pj[G];
+            bool  any = false;
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                pj[g] = __shfl_sync(0xffffffffu, p[g], jj);
+                any |= pj[g] != 0.0f;
+            }
+            if (!any) continue; // uniform across the warp
+            const uint8_t *vr = vb + (j0 + jj) * v.nb[2];
 #pragma unroll
             for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
                 const int64_t d = lane + (int64_t)r * SMOE_WARP;
-                if (d < head_dim) acc[r] += pj * deq<VT>(vr, d);
+                if (d < head_dim) {
+                    const float vv = deq<VT>(vr, d);
+#pragma unroll
+                    for (int g = 0; g < G; g++) acc[g][r] += pj[g] * vv;
+                }
             }
         }
     }
-    if (gridDim.y == 1) { // one chunk: the final output
-        store_out(dst, h, t, lane, acc, sum > 0.0f ? 1.0f / sum : 0.0f);
-        return;
-    }
-    float *pp = partial + (w * gridDim.y + blockIdx.y) * (head_dim + 2);
-    if (lane == 0) {
-        pp[0] = mx;
-        pp[1] = sum;
-    }
 #pragma unroll
-    for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
-        const int64_t d = lane + (int64_t)r * SMOE_WARP;
-        if (d < head_dim) pp[2 + d] = acc[r];
+    for (int g = 0; g < G; g++) {
+        const int64_t h = hkv * G + g;
+        if (gridDim.y == 1) { // one chunk: the final output
+            store_out(dst, h, t, lane, acc[g], sum[g] > 0.0f ? 1.0f / sum[g] : 0.0f);
+            continue;
+        }
+        float *pp = partial + ((t * n_head + h) * gridDim.y + blockIdx.y) * (head_dim + 2);
+        if (lane == 0) {
+            pp[0] = mx[g];
+            pp[1] = sum[g];
+        }
+#pragma unroll
+        for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
+            const int64_t d = lane + (int64_t)r * SMOE_WARP;
+            if (d < head_dim) pp[2 + d] = acc[g][r];
+        }
     }
 }
 
@@ -233,6 +280,14 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
 
 // launchers
 
+template <int KT, int VT, int G> static int launch_split(const smoe_cuda_node *n, int64_t n_chunks, cudaStream_t st) {
+    const int64_t n_work = n->src[1].ne[1] * n->src[0].ne[2]; // (kv head, token)
+    const dim3    grid(ceil_div(n_work, 4), (unsigned)n_chunks);
+    split_attention_kernel<KT, VT, G><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
+        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch);
+    return launch_result();
+}
+
 template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, cudaStream_t st) {
     const int64_t n_work = n->src[0].ne[1] * n->src[0].ne[2];
     if (n->simple) {
@@ -242,15 +297,15 @@ template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, c
     }
     const int64_t n_chunks = n->i[2] > 0 ? n->i[2] : 1;
     if (n_chunks > 1 && !n->scratch) return (int)cudaErrorInvalidValue;
-    const dim3 grid(ceil_div(n_work, 4), (unsigned)n_chunks);
-    split_attention_kernel<KT, VT><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
-        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch);
-    if (n_chunks > 1) {
-        const int e = launch_result();
-        if (e != 0) return e;
-        combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst,
-                                                                     n_work);
+    int e;
+    switch (smoe_cuda_attention_group(n->src[0].ne[1], n->src[1].ne[1])) {
+    case 8: e = launch_split<KT, VT, 8>(n, n_chunks, st); break;
+    case 4: e = launch_split<KT, VT, 4>(n, n_chunks, st); break;
+    case 2: e = launch_split<KT, VT, 2>(n, n_chunks, st); break;
+    default: e = launch_split<KT, VT, 1>(n, n_chunks, st); break;
     }
+    if (e != 0 || n_chunks == 1) return e;
+    combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst, n_work);
     return launch_result();
 }
 

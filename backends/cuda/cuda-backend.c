@@ -371,7 +371,9 @@ static void make_node(const smoe_tensor *n, int index, int cc, smoe_cuda_node *o
         break;
     case SMOE_OP_ATTENTION:
         out->f[0] = n->params.attention.scale;
-        out->i[2] = smoe_cuda_attention_chunks(n->src[0]->ne[1] * n->src[0]->ne[2], n->src[1]->ne[2]);
+        out->i[2] = smoe_cuda_attention_chunks(n->src[0]->ne[1] * n->src[0]->ne[2] /
+                                                   smoe_cuda_attention_group(n->src[0]->ne[1], n->src[1]->ne[1]),
+                                               n->src[1]->ne[2]);
         break;
     case SMOE_OP_SCALE: out->f[0] = n->params.scale.s; break;
     case SMOE_OP_MOE_ROUTE: out->i[0] = n->params.moe_route.n_used; break;

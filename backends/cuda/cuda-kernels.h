@@ -73,6 +73,13 @@ static inline int32_t smoe_cuda_attention_chunks(int64_t n_work, int64_t n_cells
     if (c > 1024) c = 1024;
     return c < 1 ? 1 : (int32_t)c;
 }
+/* The query heads one warp of the split kernel takes: the G = n_head / n_head_kv heads sharing a kv head (GQA),
+ * which then read each K and V row once, for G of 2, 4 or 8; else 1. The chunks are counted on the warps: n_work /
+ * G. */
+static inline int smoe_cuda_attention_group(int64_t n_head, int64_t n_head_kv) {
+    const int64_t g = n_head_kv > 0 && n_head % n_head_kv == 0 ? n_head / n_head_kv : 1;
+    return g == 2 || g == 4 || g == 8 ? (int)g : 1;
+}
 static inline size_t smoe_cuda_attention_scratch(int64_t n_work, int64_t head_dim, int32_t n_chunks) {
     return n_chunks > 1 ? (size_t)n_work * (size_t)n_chunks * (size_t)(head_dim + 2) * sizeof(float) : 0;
 }
