@@ -68,20 +68,26 @@ static smoe_status build(const smoe_model *m, const smoe_kv_cache *kv, smoe_fwd_
         smoe_tensor *h = NULL, *q = NULL, *k = NULL, *v = NULL;
         SMOE_TRY(smoe_rms_norm(g, x, l->attn_norm, hp->rms_eps, &h));
         smoe_tensor_format_name(h, "attn_norm-%d", il);
+        /* the three projections of h one after another: a device backend can share work between consecutive
+         * products of the same input (CUDA quantizes h once for the three); the last layer needs no q when no
+         * logits are wanted */
+        const bool need_q = !(last && n_out == 0);
         SMOE_TRY(smoe_mul_mat(g, l->wk, h, &t));
         SMOE_TRY(smoe_reshape(g, t, 3, (const int64_t[]){hd, hp->n_head_kv, n}, &k));
         SMOE_TRY(smoe_mul_mat(g, l->wv, h, &t));
         SMOE_TRY(smoe_reshape(g, t, 3, (const int64_t[]){hd, hp->n_head_kv, n}, &v));
+        if (need_q) {
+            SMOE_TRY(smoe_mul_mat(g, l->wq, h, &t));
+            SMOE_TRY(smoe_reshape(g, t, 3, (const int64_t[]){hd, hp->n_head, n}, &q));
+        }
         SMOE_TRY(smoe_rope(g, k, fg->pos, &rope, &k));
         smoe_tensor_format_name(k, "k-%d", il);
 
         smoe_tensor *kc = NULL, *vc = NULL;
         SMOE_TRY(smoe_kv_write(g, kv->k[il], k, fg->cells, &kc));
         SMOE_TRY(smoe_kv_write(g, kv->v[il], v, fg->cells, &vc));
-        if (last && n_out == 0) break; /* nothing reads the last layer's output */
+        if (!need_q) break; /* nothing reads the last layer's output */
 
-        SMOE_TRY(smoe_mul_mat(g, l->wq, h, &t));
-        SMOE_TRY(smoe_reshape(g, t, 3, (const int64_t[]){hd, hp->n_head, n}, &q));
         SMOE_TRY(smoe_rope(g, q, fg->pos, &rope, &q));
         smoe_tensor_format_name(q, "q-%d", il);
 
