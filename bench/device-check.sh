@@ -11,7 +11,8 @@
 #
 # Environment: PYTHON (default build/venv/bin/python: one with pytest, numpy, safetensors, mistral_common runs the
 # transformers end-to-end checks), BENCH_TYPES (default q4_0,q4_k_m,q8_0), NV_ARCHS (default: the local GPU's compute capability from nvidia-smi, else 90), BUILD_DIR
-# (default build-device), JOBS (default 16), SKIP_BUILD=1 to reuse an existing build.
+# (default build-device), JOBS (default 16), SKIP_BUILD=1 to reuse an existing build, NCU=0 to skip the Nsight
+# Compute profiles at the end (about 2 minutes).
 #
 # On the lent GPU machine (2026-11-27: nvcc, meson, ninja and a python3 with pytest/numpy/safetensors, but no apt and
 # no libjansson/libcmocka/pkg-config/glslc): here, `mkdir -p .dev/debs && cd .dev/debs && apt-get download
@@ -210,6 +211,18 @@ if "$smoe" info --devices 2>/dev/null | grep -q '^vulkan'; then
     "${peak_arg[@]}" || failed=1
 else
   skip bench-vulkan "no Vulkan device: libvulkan.so.1 or the NVIDIA ICD (nvidia_icd.json) is missing"
+fi
+
+# Where the time goes, kernel by kernel (duration, DRAM and compute throughput), into the log: Nsight Compute over
+# 4 layers, graphs off so every kernel is its own launch; decode (after the first 300 launches: past the prompt) and
+# prefill (512 tokens). NCU=0 skips it.
+if [ "${NCU:-1}" != 0 ] && command -v ncu >/dev/null 2>&1; then
+  SMOE_CUDA_GRAPHS=0 step ncu-decode 240 ncu --print-summary per-kernel --launch-skip 300 --launch-count 120 \
+    "$smoe" bench --synthetic mixtral-8x7b --layers 4 --type q4_0 --backend cuda0 -p 0 -n 8 -r 1 || true
+  SMOE_CUDA_GRAPHS=0 step ncu-prefill 240 ncu --print-summary per-kernel --launch-count 60 \
+    "$smoe" bench --synthetic mixtral-8x7b --layers 2 --type q4_0 --backend cuda0 -p 512 -n 0 -r 1 || true
+else
+  skip ncu "ncu not found (or NCU=0)"
 fi
 
 write_results
