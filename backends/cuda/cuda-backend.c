@@ -505,14 +505,16 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         SMOE_CUDA_TRY(c, cudaMalloc(&c->op_scratch, need));
         c->op_scratch_size = need;
     }
+    int prev_q8 = 0; /* the launch before is an int8 GEMV */
     for (int k = 0; k < n; k++) {
         smoe_cuda_node *nd = &c->launches[k];
         if (node_scratch_bytes(nd) > 0) nd->scratch = c->op_scratch;
         /* the int8 GEMV of the launch before quantized the same activations into the scratch: reuse them */
-        const int id = nd->op == SMOE_OP_MUL_MAT_ID;
-        nd->q8_ready = k > 0 && (nd->op == SMOE_OP_MUL_MAT || id) && nd[-1].op == nd->op && !nd->simple &&
-                       smoe_cuda_gemvq_scratch(nd, id) > 0 && smoe_cuda_gemvq_scratch(&nd[-1], id) > 0 &&
+        const int is_mm = nd->op == SMOE_OP_MUL_MAT || nd->op == SMOE_OP_MUL_MAT_ID;
+        const int q8 = is_mm && smoe_cuda_gemvq_scratch(nd, nd->op == SMOE_OP_MUL_MAT_ID) > 0;
+        nd->q8_ready = q8 && prev_q8 && nd[-1].op == nd->op &&
                        memcmp(&nd->src[1], &nd[-1].src[1], sizeof(nd->src[1])) == 0;
+        prev_q8 = q8;
     }
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;

@@ -134,9 +134,7 @@ static inline size_t smoe_cuda_gemvq_scratch(const smoe_cuda_node *n, int is_id)
     } else if (x->ne[1] != 1) {
         return 0;
     }
-    smoe_cuda_node plain = *n; /* the path without the pair lists' scratch: GEMV unless a reference kernel */
-    plain.scratch = NULL;
-    if (smoe_cuda_mm_path_of(&plain, is_id) != SMOE_CUDA_MM_GEMV) return 0;
+    if (smoe_cuda_mm_path_of(n, is_id) != SMOE_CUDA_MM_GEMV) return 0; /* below the pair threshold: not MMQ */
     const int64_t cols = is_id ? x->ne[1] * x->ne[2] : x->ne[2] * x->ne[3];
     return (size_t)cols * smoe_cuda_q8_column_bytes(x->ne[0]);
 }

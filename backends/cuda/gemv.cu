@@ -34,7 +34,6 @@ static __device__ __forceinline__ int32_t expert_of(const uint8_t *ids, int64_t 
     return -1;
 }
 
-
 template <int T>
 static __global__ void mul_mat_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1,
                                       int64_t x_nb2, int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2,
@@ -282,17 +281,13 @@ static __device__ __forceinline__ void q8_group(const int *qi, int64_t g, int4 *
     *hi = q[2 * g + (1 ^ sw)];
 }
 
-// sum of 8 dp4a: ints v[0..7] against the group's halves
-static __device__ __forceinline__ int dot8(const int *v, int4 lo, int4 hi) {
-    int s = __dp4a(v[0], lo.x, 0);
-    s = __dp4a(v[1], lo.y, s);
-    s = __dp4a(v[2], lo.z, s);
-    s = __dp4a(v[3], lo.w, s);
-    s = __dp4a(v[4], hi.x, s);
-    s = __dp4a(v[5], hi.y, s);
-    s = __dp4a(v[6], hi.z, s);
-    return __dp4a(v[7], hi.w, s);
+// s plus 4 dp4a: ints v[0..3] against one 16-byte half of a group
+static __device__ __forceinline__ int dot4(const int *v, int4 x, int s) {
+    return __dp4a(v[3], x.w, __dp4a(v[2], x.z, __dp4a(v[1], x.y, __dp4a(v[0], x.x, s))));
 }
+
+// ints v[0..7] against the group's halves
+static __device__ __forceinline__ int dot8(const int *v, int4 lo, int4 hi) { return dot4(v + 4, hi, dot4(v, lo, 0)); }
 
 // units per row: a block of 32 (Q4_0, Q8_0), a sub-block pair of 64 (Q4_K, Q5_K), a sub-block of 32 (Q6_K)
 template <int T> static __device__ __forceinline__ int64_t gemvq_units(int64_t k) {
@@ -339,8 +334,7 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
         }
         int4 lo, hi;
         q8_group(qi, u, &lo, &hi);
-        const int s0 = __dp4a(v[3], lo.w, __dp4a(v[2], lo.z, __dp4a(v[1], lo.y, __dp4a(v[0], lo.x, 0))));
-        const int s1 = __dp4a(v[7], hi.w, __dp4a(v[6], hi.z, __dp4a(v[5], hi.y, __dp4a(v[4], hi.x, 0))));
+        const int s0 = dot4(v, lo, 0), s1 = dot4(v + 4, hi, 0); // a scale per half
         const int sc0 = (int8_t)b[192 + 2 * sb], sc1 = (int8_t)b[193 + 2 * sb];
         return f16_at(b + 208) * ds[u].x * (float)(sc0 * s0 + sc1 * s1);
     } else { // Q4_K, Q5_K: pair p of block u / 4: 32 bytes, low nibbles sub-block 2p, high nibbles 2p + 1
