@@ -64,27 +64,24 @@ static inline void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const T *p,
         for (int c = 0; c < (int)F::cols; c++)
             f.x[r * F::cols + c] = std::is_same<L, col_major>::value ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c];
 }
+/* accumulator element i of this lane (row-major index lane + 32 i of a tile N wide) in memory at p */
+template <int N, typename T> static inline T &acc_elem(T *p, unsigned ldm, layout_t layout, int i) {
+    const int e = smoe_emu_lane() + 32 * i, r = e / N, c = e % N;
+    return layout == mem_col_major ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c];
+}
 template <int M, int N, int K, typename T>
 static inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void> &f, const T *p, unsigned ldm,
                                     layout_t layout) {
     check_ptr(p, ldm, "wmma::load_matrix_sync");
     smoe_emu_warp_sync(0xffffffffu, "wmma::load_matrix_sync");
-    const int lane = smoe_emu_lane();
-    for (int i = 0; i < M * N / 32; i++) {
-        const int e = lane + 32 * i, r = e / N, c = e % N;
-        f.x[i] = layout == mem_col_major ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c];
-    }
+    for (int i = 0; i < M * N / 32; i++) f.x[i] = acc_elem<N>(p, ldm, layout, i);
 }
 template <int M, int N, int K, typename T>
 static inline void store_matrix_sync(T *p, const fragment<accumulator, M, N, K, T, void> &f, unsigned ldm,
                                      layout_t layout) {
     check_ptr(p, ldm, "wmma::store_matrix_sync");
     smoe_emu_warp_sync(0xffffffffu, "wmma::store_matrix_sync");
-    const int lane = smoe_emu_lane();
-    for (int i = 0; i < M * N / 32; i++) {
-        const int e = lane + 32 * i, r = e / N, c = e % N;
-        (layout == mem_col_major ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c]) = f.x[i];
-    }
+    for (int i = 0; i < M * N / 32; i++) acc_elem<N>(p, ldm, layout, i) = f.x[i];
     smoe_emu_warp_sync(0xffffffffu, "wmma::store_matrix_sync");
 }
 template <int M, int N, int K, typename TA, typename LA, typename LB, typename TC>
