@@ -168,6 +168,9 @@ static void test_supports(void **state) {
     smoe_tensor *pos_big = in(g, SMOE_TYPE_I32, 1, big, 1, 1);
     assert_int_equal(smoe_rope(g, rows_big, pos_big, &rp, &out), SMOE_OK);
     assert_false(smoe_cuda_supports_node(out, cc));
+    smoe_tensor *y_big = in(g, SMOE_TYPE_F32, 3, 64, 2, big), *l_big = in(g, SMOE_TYPE_F32, 2, 8, big, 1);
+    assert_int_equal(smoe_moe_combine(g, y_big, l_big, ids_big, &out), SMOE_OK);
+    assert_false(smoe_cuda_supports_node(out, cc));
 
     assert_false(smoe_cuda_supports_node(NULL, cc));
     smoe_graph_free(g);
@@ -278,8 +281,21 @@ static void test_attention_chunks(void **state) {
     assert_int_equal(smoe_cuda_attention_group(4, 0), 1);
 }
 
-/* Which MUL_MAT / MUL_MAT_ID kernel runs: the fast ones only for quantized weights and activations that float4 loads
- * can read (16-byte aligned address and row strides), the tensor-core GEMM for many columns. */
+/* RMS_NORM's threads per row: about 4 elements each, whole warps, 32 to 1024. */
+static void test_norm_threads(void **state) {
+    (void)state;
+    assert_int_equal(smoe_cuda_norm_threads(4096), 1024); /* Mixtral's n_embd: 4 each */
+    assert_int_equal(smoe_cuda_norm_threads(512), 128);
+    assert_int_equal(smoe_cuda_norm_threads(100), 32); /* 25 rounded up to a warp */
+    assert_int_equal(smoe_cuda_norm_threads(132), 64); /* 33 */
+    assert_int_equal(smoe_cuda_norm_threads(1), 32);
+    assert_int_equal(smoe_cuda_norm_threads(0), 32);
+    assert_int_equal(smoe_cuda_norm_threads(1 << 20), 1024);
+}
+
+/* Which MUL_MAT / MUL_MAT_ID kernel runs: the fast ones for activations that float4 loads can read (16-byte aligned
+ * address and row strides) and weights read in whole sub-blocks (float ones: 16-byte aligned rows, k % 32 == 0), the
+ * tensor-core GEMM for many columns of quantized weights. */
 static void mm_node(smoe_cuda_node *n, int32_t wtype, int64_t k, int64_t cols, int64_t n2, uintptr_t x_addr,
                     int64_t x_nb1) {
     memset(n, 0, sizeof(*n));
@@ -316,10 +332,28 @@ static void test_mm_path(void **state) {
     mm_node(&n, SMOE_CUDA_Q8_0, 64, 3, 3, 0x10000, 68 * 4);
     n.src[1].nb[2] = 3 * 68 * 4 + 4; /* a matrix stride that is not */
     assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
-    const int32_t plain[] = {SMOE_CUDA_F32, SMOE_CUDA_F16, SMOE_CUDA_BF16}; /* no sub-blocks of 32 */
+    const int32_t plain[] = {SMOE_CUDA_F32, SMOE_CUDA_F16, SMOE_CUDA_BF16}; /* the GEMV, never the tensor cores */
     for (int i = 0; i < 3; i++) {
         mm_node(&n, plain[i], 256, 40, 1, 0x10000, 256 * 4);
+        n.src[0].nb[1] = 256 * 4;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_GEMV);
+        n.src[0].nb[1] = 264; /* rows not 16-byte aligned (132 F16 elements) */
         assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+        n.src[0].nb[1] = 256 * 4;
+        n.src[0].data = (void *)0x20008; /* nor the matrix */
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+        mm_node(&n, plain[i], 272, 1, 1, 0x10000, 272 * 4); /* k not a multiple of 32 */
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
+        mm_node(&n, plain[i], 256, 1, 40, 0x10000, 256 * 4); /* experts: their stride counts too */
+        n.src[0].nb[1] = 512;
+        n.src[0].nb[2] = 512 * 100 + 8;
+        n.src[2].ne[0] = 2;
+        n.src[2].ne[1] = 40;
+        n.scratch = &n;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 1), SMOE_CUDA_MM_REF);
+        n.src[0].nb[2] = 512 * 100;
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 1), SMOE_CUDA_MM_GEMV);
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_GEMV); /* a dense product ignores nb[2] */
     }
     mm_node(&n, SMOE_CUDA_Q6_K, 256, 40, 1, 0x10000, 256 * 4);
     n.simple = 1; /* SMOE_CUDA_SIMPLE=1 */
@@ -400,6 +434,7 @@ int main(void) {
 #endif
         cmocka_unit_test(test_launch_cache),
         cmocka_unit_test(test_attention_chunks),
+        cmocka_unit_test(test_norm_threads),
         cmocka_unit_test(test_mm_path),
         cmocka_unit_test(test_gemvq_scratch),
     };

@@ -49,7 +49,7 @@ typedef struct op_case {
  *   ROPE        head_dim, n_head, n_tokens, n_rot
  *   KV_WRITE    head_dim, n_head_kv, n_cells, n_tokens
  *   ATTENTION   head_dim, n_head, n_head_kv, n_cells, n_tokens, n_seq
- *   MOE_ROUTE   n_expert, n_used, n_tokens
+ *   MOE_ROUTE   n_expert, n_used, n_tokens, ties (1: whole-number logits, NaNs)
  *   MOE_COMBINE n_embd, n_expert, n_used, n_tokens
  *   SWIGLU, SCALE, CPY, VIEW   ne0, ne1
  *   ADD, MUL    ne0, ne1, broadcast (0: b same shape, 1: b one row, 2: b one column)
@@ -98,6 +98,10 @@ static const op_case cases[] = {
     {SMOE_OP_ATTENTION, SMOE_TYPE_F16, 0, {128, 8, 2, 700, 1, 1}, 0.088388f, 1e-6}, /* decode: split over cells */
     {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {8, 2, 7}, 0, 0},
     {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {8, 1, 1}, 0, 0},
+    {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {8, 8, 9, 1}, 0, 0},   /* ties and NaNs: the whole order */
+    {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {45, 6, 5, 1}, 0, 0},  /* two experts on some lanes */
+    {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {128, 3, 3, 1}, 0, 0}, /* four on every lane */
+    {SMOE_OP_MOE_ROUTE, SMOE_TYPE_F32, 0, {150, 4, 3, 1}, 0, 0}, /* past the warp kernel: one thread per token */
     {SMOE_OP_MOE_COMBINE, SMOE_TYPE_F32, 0, {37, 8, 2, 7}, 0, 0},
     {SMOE_OP_MOE_COMBINE, SMOE_TYPE_F32, 0, {1024, 8, 2, 20}, 0, 0},
     {SMOE_OP_SWIGLU, SMOE_TYPE_F32, 0, {33, 7}, 0, 0},
@@ -260,9 +264,14 @@ static smoe_tensor *build(hctx *h, const op_case *c, smoe_type type) {
         break;
     }
     case SMOE_OP_MOE_ROUTE: {
-        snprintf(h->desc, sizeof(h->desc), "%s(n_expert=%ld,n_used=%ld,n_tokens=%ld)", on, (long)p[0], (long)p[1],
-                 (long)p[2]);
+        snprintf(h->desc, sizeof(h->desc), "%s(n_expert=%ld,n_used=%ld,n_tokens=%ld%s)", on, (long)p[0], (long)p[1],
+                 (long)p[2], p[3] ? ",ties" : "");
         smoe_tensor *l = leaf(h, SMOE_TYPE_F32, 2, NE(p[0], p[2]), -3, 3, NULL);
+        if (l && p[3]) { /* ties: whole numbers (many equal logits), every 7th NaN, one token all NaN */
+            float *f = (float *)h->in[h->n_in - 1].data;
+            for (int64_t i = 0; i < p[0] * p[2]; i++)
+                f[i] = i % 7 == 3 || i / p[0] == p[2] - 1 ? NAN : (float)(int)f[i];
+        }
         if (l) st = smoe_moe_route(h->g, l, (int)p[1], &o);
         break;
     }

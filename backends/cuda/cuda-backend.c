@@ -166,7 +166,7 @@ bool smoe_cuda_supports_node(const smoe_tensor *n, int cc) {
     case SMOE_OP_MOE_ROUTE:
         return is_f32(a) && n->type == SMOE_TYPE_I32;
     case SMOE_OP_MOE_COMBINE:
-        return is_f32(a) && is_f32(b) && is_i32(c) && c->ne[1] <= INT32_MAX;
+        return is_f32(a) && is_f32(b) && is_i32(c) && c->ne[1] <= GRID_YZ_MAX; /* a token per gridDim.y */
     case SMOE_OP_SWIGLU:
     case SMOE_OP_ADD:
     case SMOE_OP_MUL:

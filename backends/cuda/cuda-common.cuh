@@ -117,14 +117,43 @@ template <int T> static SMOE_HD float deq(const uint8_t *row, int64_t i) {
     }
 }
 
-// Sub-block decoding for the GEMV hot path: the 32 elements 32*s .. 32*s+31 of a row of a quantized type T (every
+// Sub-block decoding for the GEMV hot path: the 32 elements 32*s .. 32*s+31 of a row of type T (every quantized
 // block is a whole number of sub-blocks of 32), read once, byte-wise from consecutive addresses, with the same
 // arithmetic as deq<T> (so the values are bit-identical: tests/test-cuda-deq.cu checks it).
+// F32, F16 and BF16 rows are read in 16-byte loads: their address and stride must be multiples of 16
+// (smoe_cuda_mm_path_of).
+template <int T> static SMOE_HD float half_word(uint32_t u, int hi) {
+    const unsigned short h = (unsigned short)(hi ? u >> 16 : u & 0xffffu);
+    if constexpr (T == SMOE_CUDA_F16) return __half2float(__ushort_as_half(h));
+    else return bf16_to_f32(h);
+}
 template <int T> static SMOE_HD void deq_sub(const uint8_t *row, int64_t s, float *w) {
     constexpr int QK = type_info<T>::qk;
-    static_assert(QK % 32 == 0, "deq_sub: quantized types only");
-    const uint8_t *b = row + (s / (QK / 32)) * type_info<T>::bytes;
-    const int sb = (int)(s % (QK / 32)); // sub-block within the block
+    static_assert(QK == 1 || QK % 32 == 0, "deq_sub: sub-blocks of 32");
+    if constexpr (QK == 1) {
+        const uint4 *p = (const uint4 *)(row + s * 32 * type_info<T>::bytes);
+        if constexpr (T == SMOE_CUDA_F32) {
+            for (int q = 0; q < 8; q++) {
+                const uint4 v = p[q];
+                w[4 * q] = f32_from_bits(v.x);
+                w[4 * q + 1] = f32_from_bits(v.y);
+                w[4 * q + 2] = f32_from_bits(v.z);
+                w[4 * q + 3] = f32_from_bits(v.w);
+            }
+        } else {
+            for (int q = 0; q < 4; q++) {
+                const uint4 v = p[q];
+                const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+                for (int j = 0; j < 4; j++) {
+                    w[8 * q + 2 * j] = half_word<T>(u[j], 0);
+                    w[8 * q + 2 * j + 1] = half_word<T>(u[j], 1);
+                }
+            }
+        }
+        return;
+    }
+    const uint8_t *b = row + (s / (QK / 32 > 0 ? QK / 32 : 1)) * type_info<T>::bytes;
+    const int sb = (int)(s % (QK / 32 > 0 ? QK / 32 : 1)); // sub-block within the block
     if constexpr (T == SMOE_CUDA_Q4_0) { // 18-byte blocks: 2-byte aligned, read as 16-bit words
         const unsigned short *u = (const unsigned short *)b;
         const float d = __half2float(__ushort_as_half(u[0]));

@@ -64,6 +64,13 @@ typedef struct smoe_cuda_node {
  * Q5_K, Q6_K. Host-side copy of the same list (no CUDA calls): usable without a device. */
 int smoe_cuda_type_supported(int32_t type);
 
+/* RMS_NORM's threads per row: ~4 elements each (the loads of a thread are issued together, so a row costs about
+ * one memory latency per pass), a multiple of the warp, 32 to 1024. Host-side, no CUDA calls. */
+static inline unsigned smoe_cuda_norm_threads(int64_t n) {
+    const int64_t t = ((n + 3) / 4 + 31) / 32 * 32;
+    return t < 32 ? 32u : t > 1024 ? 1024u : (unsigned)t;
+}
+
 /* ATTENTION's split over the cells (flash-decoding): chunks so that about 4096 warps run, each of at least 64 cells,
  * and the bytes of scratch memory the chunks' partial results take (0 for one chunk). Host-side, no CUDA calls. */
 static inline int32_t smoe_cuda_attention_chunks(int64_t n_work, int64_t n_cells) {
@@ -95,16 +102,23 @@ static inline size_t smoe_cuda_mul_mat_id_scratch(int64_t n_expert, int64_t n_pa
 }
 
 /* Which kernel a MUL_MAT (is_id = 0) or MUL_MAT_ID (is_id = 1) node runs; host policy, no CUDA calls (tested by
- * tests/test-cuda-host.c). The fast kernels read whole sub-blocks of 32 (quantized weights only) and the activations
- * with float4 loads, so x's address and row strides must be multiples of 16 bytes (a view at an odd offset is not);
- * anything else, and SMOE_CUDA_SIMPLE=1, takes the reference kernels. Many columns take the tensor-core GEMM:
- * MUL_MAT with one batch matrix, MUL_MAT_ID with its pair-list scratch. */
+ * tests/test-cuda-host.c). The fast kernels read whole sub-blocks of 32 and the activations with float4 loads, so
+ * x's address and row strides must be multiples of 16 bytes (a view at an odd offset is not); F32, F16 and BF16
+ * weights take them too when k is a multiple of 32 and their rows are 16-byte aligned (read in 16-byte loads: the
+ * router's 8 x 4096 F32 product took ~16 us on the reference kernel, a lane's 128 loads one after another), never
+ * the tensor-core GEMM. Anything else, and SMOE_CUDA_SIMPLE=1, takes the reference kernels. Many columns of
+ * quantized weights take the tensor-core GEMM: MUL_MAT with one batch matrix, MUL_MAT_ID with its pair-list
+ * scratch. */
 typedef enum smoe_cuda_mm_path { SMOE_CUDA_MM_REF = 0, SMOE_CUDA_MM_GEMV, SMOE_CUDA_MM_MMQ } smoe_cuda_mm_path;
 static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, int is_id) {
     const smoe_cuda_tensor *w = &n->src[0], *x = &n->src[1];
     const int quantized = w->type != SMOE_CUDA_F32 && w->type != SMOE_CUDA_F16 && w->type != SMOE_CUDA_BF16;
     const uintptr_t a = (uintptr_t)x->data | (uintptr_t)x->nb[1] | (uintptr_t)x->nb[2] | (uintptr_t)x->nb[3];
-    if (n->simple || !quantized || x->nb[0] != 4 || (a & 15) != 0) return SMOE_CUDA_MM_REF;
+    if (n->simple || x->nb[0] != 4 || (a & 15) != 0) return SMOE_CUDA_MM_REF;
+    if (!quantized) {
+        const uintptr_t wa = (uintptr_t)w->data | (uintptr_t)w->nb[1] | (uintptr_t)(is_id ? w->nb[2] : 0);
+        return w->ne[0] % 32 == 0 && (wa & 15) == 0 ? SMOE_CUDA_MM_GEMV : SMOE_CUDA_MM_REF;
+    }
     if (is_id) {
         const int64_t n_pairs = n->src[2].ne[0] * n->src[2].ne[1];
         return n->scratch && n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;

@@ -12,8 +12,9 @@
 // multiply it with up to NC = 8 activation columns (float4 loads), so a batch of <= 8 tokens reads every weight byte
 // once; larger batches take the columns 8 at a time. MUL_MAT_ID reads only the experts chosen, one (slot, token)
 // column per warp, the expert id from device memory.
-// Everything else (F32/F16/BF16 weights, activations that are not 16-byte aligned, SMOE_CUDA_SIMPLE=1 in the
-// environment) takes the reference kernels: one warp per output element, lanes striding over elements (deq).
+// F32/F16/BF16 weights (16-byte aligned rows, k a multiple of 32) take the same GEMV kernels. Everything else
+// (activations that are not 16-byte aligned, SMOE_CUDA_SIMPLE=1 in the environment) takes the reference kernels:
+// one warp per output element, lanes striding over elements (deq).
 // Many columns (prefill: SMOE_CUDA_MMQ_MIN_COLS and more) go to the tensor-core GEMM of mmq.cu instead, MUL_MAT_ID
 // with the pairs grouped per expert.
 // TODO(#7): int8 activations for 2-8 columns too; SwiGLU fused into the down projection's quantization; the norm's
@@ -555,20 +556,20 @@ struct mul_mat_op {
     cudaStream_t st;
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
-        if constexpr (type_info<T>::qk >= 32) { // the path (cuda-kernels.h) is the reference one for other types
-            const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 0);
-            if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
-            if (path == SMOE_CUDA_MM_GEMV) {
-                switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
-                case 1:
-                    if constexpr (gemvq_type(T))
-                        if (use_gemvq(n, 0)) return launch_gemvq<T>(n, st);
-                    return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
-                case 2: return launch_gemv<T, 2>(n, st);
-                case 3: return launch_gemv<T, 3>(n, st);
-                case 4: return launch_gemv<T, 4>(n, st);
-                default: return launch_gemv<T, kCols>(n, st);
-                }
+        const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 0); // cuda-kernels.h
+        if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
+        if (path == SMOE_CUDA_MM_GEMV) {
+            switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
+            case 1:
+                if constexpr (gemvq_type(T))
+                    if (use_gemvq(n, 0)) return launch_gemvq<T>(n, st);
+                // float weights are few rows here (the router's 8): a warp per row spreads them over more blocks
+                if (type_info<T>::qk == 1 && w.ne[1] < 64) return launch_gemv<T, 1>(n, st);
+                return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
+            case 2: return launch_gemv<T, 2>(n, st);
+            case 3: return launch_gemv<T, 3>(n, st);
+            case 4: return launch_gemv<T, 4>(n, st);
+            default: return launch_gemv<T, kCols>(n, st);
             }
         }
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)x.ne[1], (unsigned)(x.ne[2] * x.ne[3]));
@@ -586,7 +587,7 @@ struct mul_mat_id_op {
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-        if constexpr (type_info<T>::qk >= 32) {
+        {
             const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
             if constexpr (gemvq_type(T))

@@ -1,10 +1,13 @@
 // moe.cu - expert routing on the device: MOE_ROUTE (top-k of the router logits) and MOE_COMBINE (weighted sum of the
 // chosen experts' outputs, weights = softmax over the chosen logits).
 //
-// MOE_ROUTE: one thread per token running the reference's selection loop (n_expert and n_used are small: 8 and 2
-// for Mixtral), so ties and NaNs resolve exactly as on the CPU. MOE_COMBINE: one block per token; each thread
-// recomputes the n_used weights (cheap) and owns a strided slice of n_embd.
-// TODO(#7): fuse router softmax + top-k into the router GEMV; group tokens per expert on the device for prefill.
+// MOE_ROUTE: one warp per token (n_expert <= 128: a lane holds experts lane, lane + 32, ...); each of the n_used
+// picks is a warp-wide maximum under the reference scan's order (the larger logit; on ties the lower index; NaN
+// below every number), so ties and NaNs resolve exactly as on the CPU. More experts: one thread per token running
+// the reference's loop. MOE_COMBINE: a block per (256 elements of n_embd, token); each thread computes the n_used
+// weights (cheap) and its element. One block per token with 256 threads looping over n_embd took ~21 us on an H200
+// for a decode step (ncu), a chain of dependent loads; spread out it is a single round trip.
+// TODO(#7): fuse router softmax + top-k into the router GEMV, and the residual add into MOE_COMBINE.
 #include "cuda-common.cuh"
 
 // kernels
@@ -28,29 +31,78 @@ static __global__ void moe_route_kernel(smoe_cuda_tensor logits, smoe_cuda_tenso
     }
 }
 
+// whether expert a (logit va) comes before b (vb) in the reference scan's order; b < 0: none yet
+static __device__ __forceinline__ bool route_before(float va, int a, float vb, int b) {
+    if (a < 0) return false;
+    if (b < 0) return true;
+    const bool na = isnan(va), nb = isnan(vb);
+    if (na != nb) return nb;
+    if (!na && va != vb) return va > vb;
+    return a < b; // equal numbers, or both NaN
+}
+
+constexpr int kRoutePerLane = 4; // experts a lane holds: the warp kernel takes n_expert <= 128
+
+static __global__ void moe_route_warp_kernel(smoe_cuda_tensor logits, smoe_cuda_tensor dst, int n_used) {
+    const int64_t t = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (t >= logits.ne[1]) return; // uniform in the warp
+    const int lane = threadIdx.x % SMOE_WARP, n_expert = (int)logits.ne[0];
+    const float *l = (const float *)((const uint8_t *)logits.data + t * logits.nb[1]);
+    int32_t *ids = (int32_t *)((uint8_t *)dst.data + t * dst.nb[1]);
+    float v[kRoutePerLane];
+    int   id[kRoutePerLane]; // -1: no expert here, or taken
+#pragma unroll
+    for (int j = 0; j < kRoutePerLane; j++) {
+        const int e = lane + SMOE_WARP * j;
+        id[j] = e < n_expert ? e : -1;
+        v[j] = e < n_expert ? l[e] : 0.0f;
+    }
+    for (int s = 0; s < n_used; s++) {
+        float bv = 0.0f;
+        int   b = -1;
+#pragma unroll
+        for (int j = 0; j < kRoutePerLane; j++)
+            if (route_before(v[j], id[j], bv, b)) {
+                bv = v[j];
+                b = id[j];
+            }
+        for (int o = SMOE_WARP / 2; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int   ob = __shfl_xor_sync(0xffffffffu, b, o);
+            if (route_before(ov, ob, bv, b)) {
+                bv = ov;
+                b = ob;
+            }
+        }
+        if (lane == 0) ids[s] = b;
+#pragma unroll
+        for (int j = 0; j < kRoutePerLane; j++)
+            if (id[j] == b) id[j] = -1;
+    }
+}
+
 static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
                                           smoe_cuda_tensor dst, int *err, int node) {
-    const int64_t t = blockIdx.x, n_used = ids.ne[0], n_embd = y.ne[0];
+    const int64_t t = blockIdx.y, n_used = ids.ne[0], n_embd = y.ne[0];
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const float *l = (const float *)((const uint8_t *)logits.data + t * logits.nb[1]);
     const int32_t *id = (const int32_t *)((const uint8_t *)ids.data + t * ids.nb[1]);
     for (int64_t s = 0; s < n_used; s++)
         if (id[s] < 0 || id[s] >= logits.ne[0]) {
-            if (threadIdx.x == 0) report_error(err, node);
+            if (threadIdx.x == 0 && blockIdx.x == 0) report_error(err, node);
             return;
         }
+    if (i >= n_embd) return;
     float mx = -INFINITY;
     for (int64_t s = 0; s < n_used; s++) mx = l[id[s]] > mx ? l[id[s]] : mx;
     float sum = 0.0f;
     for (int64_t s = 0; s < n_used; s++) sum += expf(l[id[s]] - mx);
-    float *o = (float *)((uint8_t *)dst.data + t * dst.nb[1]);
-    for (int64_t i = threadIdx.x; i < n_embd; i += blockDim.x) {
-        float acc = 0.0f;
-        for (int64_t s = 0; s < n_used; s++) {
-            const float w = expf(l[id[s]] - mx) / sum;
-            acc += w * ((const float *)((const uint8_t *)y.data + s * y.nb[1] + t * y.nb[2]))[i];
-        }
-        o[i] = acc;
+    float acc = 0.0f;
+    for (int64_t s = 0; s < n_used; s++) {
+        const float w = expf(l[id[s]] - mx) / sum;
+        acc += w * ((const float *)((const uint8_t *)y.data + s * y.nb[1] + t * y.nb[2]))[i];
     }
+    ((float *)((uint8_t *)dst.data + t * dst.nb[1]))[i] = acc;
 }
 
 // launchers
@@ -58,12 +110,18 @@ static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor l
 extern "C" int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *err) {
     (void)err;
     const int64_t n_tokens = n->src[0].ne[1];
+    if (n->src[0].ne[0] <= SMOE_WARP * kRoutePerLane && !n->simple) { // 4 warps per block, one per token
+        moe_route_warp_kernel<<<ceil_div(n_tokens, 4), 4 * SMOE_WARP, 0, (cudaStream_t)stream>>>(n->src[0], n->dst,
+                                                                                                 n->i[0]);
+        return launch_result();
+    }
     moe_route_kernel<<<ceil_div(n_tokens, 64), 64, 0, (cudaStream_t)stream>>>(n->src[0], n->dst, n->i[0]);
     return launch_result();
 }
 
 extern "C" int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err) {
-    moe_combine_kernel<<<(unsigned)n->src[2].ne[1], 256, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1], n->src[2],
-                                                                                     n->dst, err, n->node_index);
+    const dim3 grid(ceil_div(n->src[0].ne[0], 256), (unsigned)n->src[2].ne[1]);
+    moe_combine_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1], n->src[2], n->dst, err,
+                                                               n->node_index);
     return launch_result();
 }

@@ -1,10 +1,12 @@
 // norm-rope-eltwise.cu - f32 row and element ops: RMS_NORM, ROPE, ADD, MUL, SWIGLU, SCALE.
 //
 // Every kernel indexes through the byte strides nb (rows contiguous, dims 1..3 any stride), as the CPU reference
-// does. RMS_NORM: one block per row, float partial sums reduced per warp then across warps. ROPE: one thread per
-// (pair, head, token), angles in double like the reference (positions up to 32k with theta 1e6 lose digits in
-// float). TODO(#7): fuse RMS_NORM with the activation quantization of the next GEMV, and ROPE with KV_WRITE; float
-// angles from a per-token table for consumer GPUs, whose double rate is low.
+// does. RMS_NORM: one block per row, float partial sums reduced per warp then across warps; up to 1024 threads, so
+// that each takes ~4 elements (a decode step's norm is one row: with 256 threads, 16 loads one after another each
+// way, ncu timed it at ~16 us on an H200, for 16 KiB). ROPE: one thread per (pair, head, token), angles in double
+// like the reference (positions up to 32k with theta 1e6 lose digits in float). TODO(#7): fuse RMS_NORM with the
+// activation quantization of the next GEMV, and ROPE with KV_WRITE; float angles from a per-token table for consumer
+// GPUs, whose double rate is low.
 #include "cuda-common.cuh"
 
 // kernels
@@ -19,17 +21,19 @@ static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, s
     const float *xr = row_ptr(x, i1, i2, i3);
     const float *wr = (const float *)w.data;
     float *y = (float *)row_ptr(dst, i1, i2, i3);
-    const int64_t n = x.ne[0];
+    const int n = (int)x.ne[0], nt = (int)blockDim.x;
     float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n; i += nt) ss += xr[i] * xr[i]; // a thread's loads issued together
     ss = warp_sum(ss);
-    const int warp = threadIdx.x / SMOE_WARP, lane = threadIdx.x % SMOE_WARP, n_warps = blockDim.x / SMOE_WARP;
+    const int warp = threadIdx.x / SMOE_WARP, lane = threadIdx.x % SMOE_WARP, n_warps = nt / SMOE_WARP;
     if (lane == 0) partial[warp] = ss;
     __syncthreads();
     ss = lane < n_warps ? partial[lane] : 0.0f;
     ss = warp_sum(ss);
     const float scale = (float)(1.0 / sqrt((double)ss / (double)n + (double)eps));
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[i] = xr[i] * scale * wr[i];
+#pragma unroll 4
+    for (int i = threadIdx.x; i < n; i += nt) y[i] = xr[i] * scale * wr[i];
 }
 
 static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_cuda_tensor dst, int n_rot,
@@ -89,8 +93,8 @@ static unsigned int grid_for(int64_t total) {
 extern "C" int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *err) {
     (void)err;
     const smoe_cuda_tensor &x = n->src[0];
-    rms_norm_kernel<<<(unsigned)(x.ne[1] * x.ne[2] * x.ne[3]), 256, 0, (cudaStream_t)stream>>>(x, n->src[1], n->dst,
-                                                                                                 n->f[0]);
+    rms_norm_kernel<<<(unsigned)(x.ne[1] * x.ne[2] * x.ne[3]), smoe_cuda_norm_threads(x.ne[0]), 0,
+                      (cudaStream_t)stream>>>(x, n->src[1], n->dst, n->f[0]);
     return launch_result();
 }
 
