@@ -426,6 +426,120 @@ static void test_gemvq_scratch(void **state) {
         }
 }
 
+/* RMS_NORM / SWIGLU rows against the int8 GEMV columns of the node that reads them (smoe_cuda_q8_rows_match) */
+static smoe_cuda_tensor f32_rows(uintptr_t addr, int64_t k, int64_t n1, int64_t n2) {
+    smoe_cuda_tensor t;
+    memset(&t, 0, sizeof(t));
+    t.data = (void *)addr;
+    t.type = SMOE_CUDA_F32;
+    const int64_t ne[4] = {k, n1, n2, 1};
+    int64_t       nb = 4;
+    for (int i = 0; i < 4; i++) {
+        t.ne[i] = ne[i];
+        t.nb[i] = nb;
+        nb *= ne[i];
+    }
+    return t;
+}
+
+static void test_q8_rows_match(void **state) {
+    (void)state;
+    smoe_cuda_node c;
+    smoe_cuda_tensor r = f32_rows(0x10000, 4096, 1, 1); /* one token's norm */
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 1, 1, 0x10000, 4096 * 4);
+    assert_true(smoe_cuda_q8_rows_match(&r, &c, 0));
+    c.src[1].data = (void *)0x20000; /* another tensor */
+    assert_false(smoe_cuda_q8_rows_match(&r, &c, 0));
+    r = f32_rows(0x10000, 4096, 3, 1); /* 3 tokens as [k, 3]; the dense GEMV reads [k, 1, 3] */
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 1, 3, 0x10000, 4096 * 4);
+    assert_true(smoe_cuda_q8_rows_match(&r, &c, 0));
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 3, 1, 0x10000, 4096 * 4); /* [k, 3]: the multi-column GEMV, no int8 */
+    assert_false(smoe_cuda_q8_rows_match(&r, &c, 0));
+    assert_true(smoe_cuda_q8_rows_match(&r, &c, 1)); /* MUL_MAT_ID's per-slot columns: slot + 3 token */
+    r = f32_rows(0x10000, 4096, 2, 3); /* SWIGLU [n_ff, 2 slots, 3 tokens] */
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 2, 3, 0x10000, 4096 * 4);
+    assert_true(smoe_cuda_q8_rows_match(&r, &c, 1));
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 1, 6, 0x10000, 4096 * 4); /* the same 6 rows read as [k, 1, 6] */
+    assert_true(smoe_cuda_q8_rows_match(&r, &c, 1));
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 1, 5, 0x10000, 4096 * 4); /* 5 of them */
+    assert_false(smoe_cuda_q8_rows_match(&r, &c, 1));
+    r = f32_rows(0x10000, 4096, 2, 3);
+    r.nb[2] += 64; /* padded rows */
+    r.nb[3] = r.nb[2] * 3;
+    mm_node(&c, SMOE_CUDA_Q4_0, 4096, 2, 3, 0x10000, 4096 * 4);
+    assert_false(smoe_cuda_q8_rows_match(&r, &c, 1));
+    r = f32_rows(0x10000, 80, 1, 1); /* groups of 32 do not divide 80 */
+    mm_node(&c, SMOE_CUDA_Q8_0, 80, 1, 1, 0x10000, 80 * 4);
+    assert_false(smoe_cuda_q8_rows_match(&r, &c, 0));
+}
+
+#if SMOE_HAVE_CUDA
+/* which launches share quantized activations (smoe_cuda_plan_q8): the GEMV after one reading the same tensor, an
+ * RMS_NORM / SWIGLU writing the columns of a GEMV up to 4 launches on, nothing across a launch that uses scratch */
+static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
+    mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
+    n->op = SMOE_OP_MUL_MAT;
+    n->src[0].data = (void *)0x800000;
+    n->src[0].nb[1] = 4096;
+    n->scratch = scratch;
+}
+
+static void test_plan_q8(void **state) {
+    (void)state;
+    int           scratch;
+    smoe_cuda_node nd[8];
+    memset(nd, 0, sizeof(nd));
+    nd[0].op = SMOE_OP_RMS_NORM;
+    nd[0].dst = f32_rows(0x10000, 4096, 1, 1);
+    plan_gemv(&nd[1], 0x10000, &scratch); /* k */
+    plan_gemv(&nd[2], 0x10000, &scratch); /* v */
+    plan_gemv(&nd[3], 0x10000, &scratch); /* q */
+    smoe_cuda_plan_q8(nd, 4, 1);
+    assert_ptr_equal(nd[0].q8_out, &scratch);
+    assert_true(nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
+    smoe_cuda_plan_q8(nd, 4, 0); /* no fusion: the first GEMV quantizes, the others reuse */
+    assert_null(nd[0].q8_out);
+    assert_true(!nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
+    /* the FFN: norm, router (no scratch), route, then the GEMV 3 launches on */
+    memset(&nd[1], 0, 3 * sizeof(nd[1]));
+    nd[1].op = SMOE_OP_MUL_MAT;
+    nd[2].op = SMOE_OP_MOE_ROUTE;
+    plan_gemv(&nd[3], 0x10000, &scratch);
+    smoe_cuda_plan_q8(nd, 4, 1);
+    assert_ptr_equal(nd[0].q8_out, &scratch);
+    assert_true(nd[3].q8_ready);
+    /* an ATTENTION using scratch between: its partial results would overwrite the columns */
+    nd[2].op = SMOE_OP_ATTENTION;
+    nd[2].i[2] = 4;
+    nd[2].src[0] = f32_rows(0x40000, 128, 32, 1);
+    smoe_cuda_plan_q8(nd, 4, 1);
+    assert_null(nd[0].q8_out);
+    assert_false(nd[3].q8_ready);
+    /* too far: 5 launches on */
+    memset(&nd[1], 0, 7 * sizeof(nd[1]));
+    for (int i = 1; i < 5; i++) nd[i].op = SMOE_OP_ADD;
+    plan_gemv(&nd[5], 0x10000, &scratch);
+    smoe_cuda_plan_q8(nd, 6, 1);
+    assert_null(nd[0].q8_out);
+    assert_false(nd[5].q8_ready);
+    /* a SWIGLU's rows; the reference kernels (simple) never fuse */
+    nd[4].op = SMOE_OP_SWIGLU;
+    nd[4].dst = f32_rows(0x10000, 4096, 1, 1);
+    smoe_cuda_plan_q8(nd, 6, 1);
+    assert_ptr_equal(nd[4].q8_out, &scratch);
+    assert_true(nd[5].q8_ready);
+    nd[4].simple = 1;
+    smoe_cuda_plan_q8(nd, 6, 1);
+    assert_null(nd[4].q8_out);
+    assert_false(nd[5].q8_ready);
+    /* a GEMV reading another tensor */
+    nd[4].simple = 0;
+    nd[5].src[1].data = (void *)0x20000;
+    smoe_cuda_plan_q8(nd, 6, 1);
+    assert_null(nd[4].q8_out);
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
@@ -437,6 +551,10 @@ int main(void) {
         cmocka_unit_test(test_norm_threads),
         cmocka_unit_test(test_mm_path),
         cmocka_unit_test(test_gemvq_scratch),
+        cmocka_unit_test(test_q8_rows_match),
+#if SMOE_HAVE_CUDA
+        cmocka_unit_test(test_plan_q8),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,9 @@
  * CUDA graphs: a split whose launches (the smoe_cuda_node array) repeat unchanged is captured into a graph on its
  * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
- * SMOE_CUDA_GRAPHS=0 launches everything directly.
+ * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
+ * (smoe_cuda_plan_q8): RMS_NORM and SWIGLU write them for the GEMV that reads their result; SMOE_CUDA_FUSE=0 leaves
+ * that to the GEMV's own quantize kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
  * Not done: registering the mmap'd file with cudaHostRegister (it would pin every page of a 26 GB file in RAM; the
@@ -52,6 +54,7 @@ typedef struct smoe_cuda_ctx {
     int          cc;
     int          simple;    /* $SMOE_CUDA_SIMPLE=1: the reference kernels only */
     int          graphs;    /* CUDA graphs on (default; $SMOE_CUDA_GRAPHS=0 turns them off) */
+    int          fuse;      /* ops write the next int8 GEMV's columns (default; $SMOE_CUDA_FUSE=0 turns it off) */
     smoe_lc      lc;
     smoe_cuda_node *launches; /* the current split's launches */
     int          cap_launches;
@@ -338,7 +341,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 7 * sizeof(smoe_cuda_tensor) + 40 + sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 7 * sizeof(smoe_cuda_tensor) + 40 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -458,6 +461,36 @@ static size_t node_scratch_bytes(const smoe_cuda_node *nd) {
     return 0;
 }
 
+/* an int8 GEMV with its scratch: it quantizes src[1] unless q8_ready */
+static int is_q8_gemv(const smoe_cuda_node *nd) {
+    const int is_id = nd->op == SMOE_OP_MUL_MAT_ID;
+    return (nd->op == SMOE_OP_MUL_MAT || is_id) && nd->scratch && smoe_cuda_gemvq_scratch(nd, is_id) > 0;
+}
+
+void smoe_cuda_plan_q8(smoe_cuda_node *nd, int n, int fuse) {
+    for (int k = 0; k < n; k++) {
+        nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
+                         memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
+        nd[k].q8_out = NULL;
+    }
+    if (!fuse) return;
+    for (int p = 0; p < n; p++) {
+        if (nd[p].simple || (nd[p].op != SMOE_OP_RMS_NORM && nd[p].op != SMOE_OP_SWIGLU)) continue;
+        /* the graph keeps a result's memory until its last reader ran, and no op between writes into an earlier
+         * result (KV_WRITE writes the cache, never an RMS_NORM's or SWIGLU's result) */
+        for (int j = p + 1; j < n && j <= p + 4; j++) {
+            smoe_cuda_node *c = &nd[j];
+            if (is_q8_gemv(c) && !c->q8_ready &&
+                smoe_cuda_q8_rows_match(&nd[p].dst, c, c->op == SMOE_OP_MUL_MAT_ID)) {
+                nd[p].q8_out = c->scratch;
+                c->q8_ready = 1;
+                break;
+            }
+            if (node_scratch_bytes(c) > 0) break; /* it would overwrite the columns before c reads them */
+        }
+    }
+}
+
 static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     smoe_cuda_ctx *c = ctx_of(b);
     SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
@@ -505,17 +538,9 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         SMOE_CUDA_TRY(c, cudaMalloc(&c->op_scratch, need));
         c->op_scratch_size = need;
     }
-    int prev_q8 = 0; /* the launch before is an int8 GEMV */
-    for (int k = 0; k < n; k++) {
-        smoe_cuda_node *nd = &c->launches[k];
-        if (node_scratch_bytes(nd) > 0) nd->scratch = c->op_scratch;
-        /* the int8 GEMV of the launch before quantized the same activations into the scratch: reuse them */
-        const int is_mm = nd->op == SMOE_OP_MUL_MAT || nd->op == SMOE_OP_MUL_MAT_ID;
-        const int q8 = is_mm && smoe_cuda_gemvq_scratch(nd, nd->op == SMOE_OP_MUL_MAT_ID) > 0;
-        nd->q8_ready = q8 && prev_q8 && nd[-1].op == nd->op &&
-                       memcmp(&nd->src[1], &nd[-1].src[1], sizeof(nd->src[1])) == 0;
-        prev_q8 = q8;
-    }
+    for (int k = 0; k < n; k++)
+        if (node_scratch_bytes(&c->launches[k]) > 0) c->launches[k].scratch = c->op_scratch;
+    smoe_cuda_plan_q8(c->launches, n, c->fuse);
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;
@@ -604,8 +629,10 @@ static smoe_status ctx_init(smoe_cuda_ctx *c, int device) {
     SMOE_CUDA_TRY(c, cudaGetDeviceProperties(&prop, device));
     c->cc = prop.major * 100 + prop.minor * 10;
     const char *simple = getenv("SMOE_CUDA_SIMPLE"), *graphs = getenv("SMOE_CUDA_GRAPHS");
+    const char *fuse = getenv("SMOE_CUDA_FUSE");
     c->simple = simple && strcmp(simple, "1") == 0;
     c->graphs = !(graphs && strcmp(graphs, "0") == 0);
+    c->fuse = !(fuse && strcmp(fuse, "0") == 0);
     snprintf(c->description, sizeof(c->description), "%.200s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     SMOE_RETURN_IF(c->cc < SMOE_CC_TURING, SMOE_ERR_UNSUPPORTED, "%s: %s: compute capability %d.%d < 7.5 (Turing)",

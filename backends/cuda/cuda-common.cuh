@@ -238,6 +238,30 @@ static __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// The int8 GEMV's activation columns (cuda-kernels.h: smoe_cuda_q8_column_bytes; gemv.cu has the reasons): per group
+// of 32 elements the int8 values q = round(x / d), d = amax / 127, the group's two 16-byte halves swapped in every
+// other run of 4 groups; after the k bytes a float2 (d at f16 precision, sum of q) per group.
+static __device__ __forceinline__ int64_t q8_byte_offset(int64_t e) {
+    const int64_t g = e >> 5;
+    const int     half = (int)((e >> 4) & 1), sw = (int)((g >> 2) & 1);
+    return 32 * g + 16 * (half ^ sw) + (e & 15);
+}
+
+// Element e of a column of k elements, value v, into col: the whole warp calls it at once, lane l holding element
+// 32 g + l of group g (the same arithmetic as gemv.cu's quantize_q8_kernel, so the bytes are the same)
+static __device__ __forceinline__ void q8_store_warp(uint8_t *col, int64_t k, int64_t e, float v) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int   q = (int)roundf(v * id);
+    int         sum = q;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    col[q8_byte_offset(e)] = (uint8_t)(q & 255);
+    if ((e & 31) == 0) ((float2 *)(col + k))[e >> 5] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
+}
+
 static __device__ __forceinline__ void report_error(int *err, int node_index) { atomicCAS(err, 0, node_index + 1); }
 
 static inline unsigned int ceil_div(int64_t a, int64_t b) { return (unsigned int)((a + b - 1) / b); }

@@ -57,7 +57,10 @@ typedef struct smoe_cuda_node {
     int32_t          simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
     int32_t          q8_ready;   /* 1: src[1]'s columns are in the scratch already, quantized for the int8 GEMV by
-                                    the launch before (the same tensor: K and V, gate and up): it skips that step */
+                                    the launch before (the same tensor: K and V, gate and up) or by the op that
+                                    computed them (q8_out): it skips that step */
+    void            *q8_out;     /* RMS_NORM, SWIGLU: also write each result row, quantized as the int8 GEMV's
+                                    column (smoe_cuda_q8_column_bytes apart), here: the consumer's scratch */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -152,6 +155,24 @@ static inline size_t smoe_cuda_gemvq_scratch(const smoe_cuda_node *n, int is_id)
     const int64_t cols = is_id ? x->ne[1] * x->ne[2] : x->ne[2] * x->ne[3];
     return (size_t)cols * smoe_cuda_q8_column_bytes(x->ne[0]);
 }
+
+/* Whether the rows of r (an f32 result: RMS_NORM's, SWIGLU's) are, in order, the activation columns the int8 GEMV
+ * of node c reads (c's src[1] is r or a reshape of it, both dense): then r's op may quantize them as it computes
+ * them (q8_out) and c skip its quantize kernel. Host-side, no CUDA calls. */
+static inline int smoe_cuda_q8_rows_match(const smoe_cuda_tensor *r, const smoe_cuda_node *c, int is_id) {
+    const smoe_cuda_tensor *x = &c->src[1];
+    const int64_t k = r->ne[0], row = k * 4, rows = r->ne[1] * r->ne[2] * r->ne[3];
+    if (r->type != SMOE_CUDA_F32 || x->data != r->data || x->ne[0] != k || k % 32 != 0 || x->nb[0] != 4) return 0;
+    if (r->nb[0] != 4 || r->nb[1] != row || r->nb[2] != row * r->ne[1] || r->nb[3] != r->nb[2] * r->ne[2]) return 0;
+    if (is_id) return x->ne[3] == 1 && x->nb[1] == row && x->nb[2] == row * x->ne[1] && x->ne[1] * x->ne[2] == rows;
+    return x->ne[1] == 1 && x->nb[2] == row && x->nb[3] == row * x->ne[2] && x->ne[2] * x->ne[3] == rows;
+}
+
+/* The int8 GEMV's quantized activations shared across the launches of a split (cuda-backend.c, tested by
+ * test-cuda-host.c): sets each node's q8_ready and q8_out, given their scratch. A GEMV whose src[1] equals the one of
+ * the int8 GEMV just before reuses its columns; with fuse, an RMS_NORM or SWIGLU whose rows are the columns of an
+ * int8 GEMV at most 4 launches later, with no launch between that uses scratch memory, writes them itself. */
+void smoe_cuda_plan_q8(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);

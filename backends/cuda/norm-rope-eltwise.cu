@@ -4,9 +4,10 @@
 // does. RMS_NORM: one block per row, float partial sums reduced per warp then across warps; up to 1024 threads, so
 // that each takes ~4 elements (a decode step's norm is one row: with 256 threads, 16 loads one after another each
 // way, ncu timed it at ~16 us on an H200, for 16 KiB). ROPE: one thread per (pair, head, token), angles in double
-// like the reference (positions up to 32k with theta 1e6 lose digits in float). TODO(#7): fuse RMS_NORM with the
-// activation quantization of the next GEMV, and ROPE with KV_WRITE; float angles from a per-token table for consumer
-// GPUs, whose double rate is low.
+// like the reference (positions up to 32k with theta 1e6 lose digits in float). RMS_NORM and SWIGLU also write their
+// rows as the int8 GEMV's quantized columns when the host asks (q8_out, smoe_cuda_plan_q8): the GEMV that reads
+// them then skips its quantize kernel. TODO(#7): fuse ROPE with KV_WRITE; float angles from a per-token table for
+// consumer GPUs, whose double rate is low.
 #include "cuda-common.cuh"
 
 // kernels
@@ -15,7 +16,9 @@ static __device__ __forceinline__ const float *row_ptr(const smoe_cuda_tensor &t
     return (const float *)((const uint8_t *)t.data + i1 * t.nb[1] + i2 * t.nb[2] + i3 * t.nb[3]);
 }
 
-static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, smoe_cuda_tensor dst, float eps) {
+// q8 (not null): each row also quantized as the int8 GEMV's column r at q8 + r * col_bytes (n % 32 == 0)
+static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, smoe_cuda_tensor dst, float eps,
+                                       uint8_t *q8, int64_t col_bytes) {
     __shared__ float partial[32];
     const int64_t r = blockIdx.x, i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
     const float *xr = row_ptr(x, i1, i2, i3);
@@ -32,8 +35,13 @@ static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, s
     ss = lane < n_warps ? partial[lane] : 0.0f;
     ss = warp_sum(ss);
     const float scale = (float)(1.0 / sqrt((double)ss / (double)n + (double)eps));
+    uint8_t *col = q8 ? q8 + r * col_bytes : nullptr;
 #pragma unroll 4
-    for (int i = threadIdx.x; i < n; i += nt) y[i] = xr[i] * scale * wr[i];
+    for (int i = threadIdx.x; i < n; i += nt) { // n % 32 == 0 with q8: whole warps, one group each
+        const float v = xr[i] * scale * wr[i];
+        y[i] = v;
+        if (col) q8_store_warp(col, n, i, v);
+    }
 }
 
 static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_cuda_tensor dst, int n_rot,
@@ -58,8 +66,10 @@ static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_
 }
 
 // op 0 = ADD, 1 = MUL (b broadcast where its ne is 1), 2 = SWIGLU (same shapes)
+// q8 (not null; SWIGLU): the result rows also quantized as the int8 GEMV's columns (dst dense, ne[0] % 32 == 0: a
+// warp's 32 elements are one group of one row)
 static __global__ void binary_kernel(smoe_cuda_tensor a, smoe_cuda_tensor b, smoe_cuda_tensor dst, int op,
-                                     int64_t total) {
+                                     int64_t total, uint8_t *q8, int64_t col_bytes) {
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i0 = idx % a.ne[0], i1 = (idx / a.ne[0]) % a.ne[1], i2 = (idx / (a.ne[0] * a.ne[1])) % a.ne[2],
@@ -71,6 +81,7 @@ static __global__ void binary_kernel(smoe_cuda_tensor a, smoe_cuda_tensor b, smo
         else if (op == 1) r = x * y;
         else r = x / (1.0f + expf(-x)) * y;
         ((float *)row_ptr(dst, i1, i2, i3))[i0] = r;
+        if (q8) q8_store_warp(q8 + (idx / a.ne[0]) * col_bytes, a.ne[0], i0, r);
     }
 }
 
@@ -94,7 +105,8 @@ extern "C" int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *er
     (void)err;
     const smoe_cuda_tensor &x = n->src[0];
     rms_norm_kernel<<<(unsigned)(x.ne[1] * x.ne[2] * x.ne[3]), smoe_cuda_norm_threads(x.ne[0]), 0,
-                      (cudaStream_t)stream>>>(x, n->src[1], n->dst, n->f[0]);
+                      (cudaStream_t)stream>>>(x, n->src[1], n->dst, n->f[0], (uint8_t *)n->q8_out,
+                                              (int64_t)smoe_cuda_q8_column_bytes(x.ne[0]));
     return launch_result();
 }
 
@@ -111,7 +123,8 @@ extern "C" int smoe_cuda_binary(const smoe_cuda_node *n, void *stream, int *err)
     (void)err;
     const smoe_cuda_tensor &a = n->src[0];
     const int64_t total = a.ne[0] * a.ne[1] * a.ne[2] * a.ne[3];
-    binary_kernel<<<grid_for(total), 256, 0, (cudaStream_t)stream>>>(a, n->src[1], n->dst, n->i[1], total);
+    binary_kernel<<<grid_for(total), 256, 0, (cudaStream_t)stream>>>(a, n->src[1], n->dst, n->i[1], total,
+        (uint8_t *)n->q8_out, (int64_t)smoe_cuda_q8_column_bytes(a.ne[0]));
     return launch_result();
 }
 

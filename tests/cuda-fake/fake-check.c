@@ -35,6 +35,9 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
+static int g_q8_out;
+int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
+
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
     const int n_src = smoe_op_n_src((smoe_op)n->op);
@@ -51,6 +54,16 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (n->op == SMOE_OP_MUL_MAT || n->op == SMOE_OP_MUL_MAT_ID) { /* 0 for the reference kernels */
         const size_t q8 = smoe_cuda_gemvq_scratch(n, n->op == SMOE_OP_MUL_MAT_ID);
         scratch = q8 > scratch ? q8 : scratch;
+    }
+    if (n->q8_out) { /* an RMS_NORM or SWIGLU writing its rows as int8 GEMV columns */
+        const size_t q8 = (size_t)(n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3]) * smoe_cuda_q8_column_bytes(n->dst.ne[0]);
+        if ((n->op != SMOE_OP_RMS_NORM && n->op != SMOE_OP_SWIGLU) || n->dst.ne[0] % 32 != 0 ||
+            !fake_cuda_is_device(n->q8_out, q8)) {
+            fprintf(stderr, "fake cuda: %s (node %d): q8_out of %zu bytes not device memory, or not such an op\n",
+                    smoe_op_name((smoe_op)n->op), n->node_index, q8);
+            return 0;
+        }
+        g_q8_out++;
     }
     if (scratch && !fake_cuda_is_device(n->scratch, scratch)) {
         fprintf(stderr, "fake cuda: %s (node %d): scratch of %zu bytes missing or too small\n",

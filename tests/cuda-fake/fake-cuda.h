@@ -34,5 +34,7 @@ int fake_cuda_is_device(const void *p, size_t size);
 int fake_cuda_launches_run(void);
 /* cudaGraphLaunch calls so far */
 int fake_cuda_graph_launches(void);
+/* launches checked so far that wrote int8 GEMV columns for a later launch (smoe_cuda_node.q8_out) */
+int fake_cuda_q8_out_launches(void);
 
 #endif
