@@ -21,8 +21,9 @@
  * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
- * (smoe_cuda_plan_q8): RMS_NORM and SWIGLU write them for the GEMV that reads their result; SMOE_CUDA_FUSE=0 leaves
- * that to the GEMV's own quantize kernel.
+ * (smoe_cuda_plan_q8): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
+ * of those columns run as one launch (K, V, Q; gate, up); SMOE_CUDA_FUSE=0 launches each GEMV on its own and leaves
+ * the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
  * Not done: registering the mmap'd file with cudaHostRegister (it would pin every page of a 26 GB file in RAM; the
@@ -341,7 +342,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 7 * sizeof(smoe_cuda_tensor) + 40 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 11 * sizeof(smoe_cuda_tensor) + 48 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -416,10 +417,16 @@ static void destroy_exec(void *exec, void *user_data) {
 
 /* Launches the n nodes of c->launches on the stream. */
 static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) {
-    for (int k = 0, i = 0; i < split->n_nodes && k < n; i++) {
+    for (int k = 0, i = 0, skip = 0; i < split->n_nodes && k < n; i++) {
         const smoe_tensor *t = split->nodes[i];
         if (t->op == SMOE_OP_NONE || t->op == SMOE_OP_VIEW) continue;
-        const int e = launcher_for(t->op)(&c->launches[k++], c->stream, c->d_err);
+        const smoe_cuda_node *nd = &c->launches[k++];
+        if (skip > 0) { /* done by an earlier launch (n_more) */
+            skip--;
+            continue;
+        }
+        skip = nd->n_more;
+        const int e = launcher_for(t->op)(nd, c->stream, c->d_err);
         if (e != 0) {
             char what[160];
             snprintf(what, sizeof(what), "%s (%s)", smoe_op_name(t->op), t->name);
@@ -472,6 +479,9 @@ void smoe_cuda_plan_q8(smoe_cuda_node *nd, int n, int fuse) {
         nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
                          memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
         nd[k].q8_out = NULL;
+        nd[k].n_more = 0;
+        memset(nd[k].more_w, 0, sizeof(nd[k].more_w));
+        memset(nd[k].more_dst, 0, sizeof(nd[k].more_dst));
     }
     if (!fuse) return;
     for (int p = 0; p < n; p++) {
@@ -488,6 +498,22 @@ void smoe_cuda_plan_q8(smoe_cuda_node *nd, int n, int fuse) {
             }
             if (node_scratch_bytes(c) > 0) break; /* it would overwrite the columns before c reads them */
         }
+    }
+    /* one launch for up to 3 int8 GEMVs of the same columns: the later ones reuse the first's (q8_ready) */
+    for (int k = 0; k < n; k++) {
+        if (!is_q8_gemv(&nd[k])) continue;
+        int j = k + 1;
+        for (; j < n && j - k <= 2; j++) {
+            const smoe_cuda_node *f = &nd[j];
+            if (!f->q8_ready || !is_q8_gemv(f) || f->op != nd[k].op || f->src[0].type != nd[k].src[0].type ||
+                f->src[0].ne[0] != nd[k].src[0].ne[0] || memcmp(&f->src[1], &nd[k].src[1], sizeof(f->src[1])) != 0 ||
+                (f->op == SMOE_OP_MUL_MAT_ID && memcmp(&f->src[2], &nd[k].src[2], sizeof(f->src[2])) != 0))
+                break;
+            nd[k].more_w[j - k - 1] = f->src[0];
+            nd[k].more_dst[j - k - 1] = f->dst;
+        }
+        nd[k].n_more = j - k - 1;
+        k = j - 1;
     }
 }
 

@@ -61,6 +61,11 @@ typedef struct smoe_cuda_node {
                                     computed them (q8_out): it skips that step */
     void            *q8_out;     /* RMS_NORM, SWIGLU: also write each result row, quantized as the int8 GEMV's
                                     column (smoe_cuda_q8_column_bytes apart), here: the consumer's scratch */
+    int32_t          n_more;     /* MUL_MAT, MUL_MAT_ID on the int8 GEMV: the 0-2 launches right after this one
+                                    whose products it also does in its kernel (smoe_cuda_plan_q8); they are skipped */
+    int32_t          zero1;      /* 0 */
+    smoe_cuda_tensor more_w[2];  /* those launches' weights (src[0]) */
+    smoe_cuda_tensor more_dst[2]; /* and results; src[1] (and MUL_MAT_ID's src[2]) are this node's */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -169,9 +174,11 @@ static inline int smoe_cuda_q8_rows_match(const smoe_cuda_tensor *r, const smoe_
 }
 
 /* The int8 GEMV's quantized activations shared across the launches of a split (cuda-backend.c, tested by
- * test-cuda-host.c): sets each node's q8_ready and q8_out, given their scratch. A GEMV whose src[1] equals the one of
- * the int8 GEMV just before reuses its columns; with fuse, an RMS_NORM or SWIGLU whose rows are the columns of an
- * int8 GEMV at most 4 launches later, with no launch between that uses scratch memory, writes them itself. */
+ * test-cuda-host.c): sets each node's q8_ready, q8_out and n_more, given their scratch. A GEMV whose src[1] equals
+ * the one of the int8 GEMV just before reuses its columns; with fuse, an RMS_NORM or SWIGLU whose rows are the
+ * columns of an int8 GEMV at most 4 launches later, with no launch between that uses scratch memory, writes them
+ * itself, and up to 3 consecutive int8 GEMVs of one op, weight type and k over the same activations (and expert
+ * ids) run as one launch (the first's n_more, more_w, more_dst): K, V and Q; expert gate and up. */
 void smoe_cuda_plan_q8(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */

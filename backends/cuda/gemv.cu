@@ -22,6 +22,7 @@
 #include "cuda-common.cuh"
 
 #include <stdlib.h>
+#include <string.h>
 
 // kernels
 
@@ -377,9 +378,9 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
 // the warp's kRowsQ rows times the staged column, the rows interleaved
 template <int T>
 static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_nb1, const int *qi, const float2 *ds,
-                                                  int64_t k, int64_t m, float *dst0) {
+                                                  int64_t k, int64_t m, float *dst0, int64_t bx) {
     const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
-    const int64_t i0 = ((int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + wi) * kRowsQ;
+    const int64_t i0 = (bx * (blockDim.x / SMOE_WARP) + wi) * kRowsQ;
     if (i0 >= m) return; // uniform in the warp
     const int     nr = m - i0 < kRowsQ ? (int)(m - i0) : kRowsQ;
     const int64_t n_units = gemvq_units<T>(k);
@@ -400,29 +401,61 @@ static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_n
     }
 }
 
+// One launch, up to 3 products of the same activation columns (K, V and Q; expert gate and up: smoe_cuda_node.n_more):
+// part p takes blocks [first, first + blocks) of gridDim.x; one product alone is part 0.
+struct gemvq_part {
+    const uint8_t *w;
+    int64_t        w_nb1, w_nb2, m; // row and expert strides, rows
+    float         *dst;
+    int64_t        d_nb1, d_nb2, d_nb3;
+    int64_t        blocks;
+};
+struct gemvq_parts {
+    gemvq_part p[3];
+    int32_t    n, zero;
+};
+
+// the part blockIdx.x falls in, and the block's index within it
+static __device__ __forceinline__ const gemvq_part &gemvq_part_of(const gemvq_parts &P, int64_t *bx) {
+    int64_t b = blockIdx.x;
+    if (P.n > 1 && b >= P.p[0].blocks) {
+        b -= P.p[0].blocks;
+        if (P.n > 2 && b >= P.p[1].blocks) {
+            *bx = b - P.p[1].blocks;
+            return P.p[2];
+        }
+        *bx = b;
+        return P.p[1];
+    }
+    *bx = b;
+    return P.p[0];
+}
+
 template <int T>
-static __global__ void gemvq_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *q8, int64_t col_bytes,
-                                    float *dst, int64_t d_nb2, int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t col_bytes, int64_t k, int64_t n2) {
     extern __shared__ int4 qsm[];
     const int64_t c = blockIdx.z, i2 = c % n2, i3 = c / n2;
+    int64_t bx;
+    const gemvq_part &pt = gemvq_part_of(P, &bx);
     stage_q8(qsm, q8 + c * col_bytes, col_bytes);
-    gemvq_rows<T>(w, w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, m,
-                  (float *)((uint8_t *)dst + i2 * d_nb2 + i3 * d_nb3));
+    gemvq_rows<T>(pt.w, pt.w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, pt.m,
+                  (float *)((uint8_t *)pt.dst + i2 * pt.d_nb2 + i3 * pt.d_nb3), bx);
 }
 
 // the quantized columns are (slot, token) in order, one per slot of x (x_ne1 of them: 1 when the slots share it)
 template <int T>
-static __global__ void gemvq_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w_nb2, int64_t n_expert,
-                                       const uint8_t *q8, int64_t col_bytes, int64_t x_ne1, const uint8_t *ids,
-                                       int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1, int64_t d_nb2,
-                                       int64_t k, int64_t m, int *err, int node) {
+static __global__ void gemvq_id_kernel(gemvq_parts P, int64_t n_expert, const uint8_t *q8, int64_t col_bytes,
+                                       int64_t x_ne1, const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, int64_t k,
+                                       int *err, int node) {
     extern __shared__ int4 qsm[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
+    int64_t bx;
+    const gemvq_part &pt = gemvq_part_of(P, &bx);
     const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
     if (e < 0) return; // the same id for the whole block: before any barrier
     stage_q8(qsm, q8 + ((x_ne1 == 1 ? 0 : sl) + t * x_ne1) * col_bytes, col_bytes);
-    gemvq_rows<T>(w + e * w_nb2, w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, m,
-                  (float *)((uint8_t *)dst + sl * d_nb1 + t * d_nb2));
+    gemvq_rows<T>(pt.w + e * pt.w_nb2, pt.w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k,
+                  pt.m, (float *)((uint8_t *)pt.dst + sl * pt.d_nb1 + t * pt.d_nb2), bx);
 }
 
 template <int T>
@@ -532,15 +565,51 @@ static int quantize_columns(const smoe_cuda_node *n, int is_id, cudaStream_t st)
     return launch_result();
 }
 
+// the node's product and those of the launches it also does (n_more), kWarps1 * kRowsQ rows per block
+static gemvq_parts gemvq_parts_of(const smoe_cuda_node *n) {
+    gemvq_parts P;
+    memset(&P, 0, sizeof(P));
+    P.n = 1 + (n->n_more > 0 ? (n->n_more < 2 ? n->n_more : 2) : 0);
+    for (int i = 0; i < P.n; i++) {
+        const smoe_cuda_tensor &w = i == 0 ? n->src[0] : n->more_w[i - 1], &d = i == 0 ? n->dst : n->more_dst[i - 1];
+        P.p[i] = gemvq_part{(const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[1], (float *)d.data, d.nb[1], d.nb[2],
+                            d.nb[3], (int64_t)ceil_div(w.ne[1], kWarps1 * kRowsQ)};
+    }
+    return P;
+}
+
+static unsigned gemvq_blocks(const gemvq_parts &P) {
+    int64_t b = 0;
+    for (int i = 0; i < P.n; i++) b += P.p[i].blocks;
+    return (unsigned)b;
+}
+
 template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t st) {
-    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
+    const smoe_cuda_tensor &w = n->src[0], &x = n->src[1];
     const int e = n->q8_ready ? 0 : quantize_columns(n, 0, st);
     if (e != 0) return e;
-    const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
-    const dim3   grid(ceil_div(w.ne[1], kWarps1 * kRowsQ), 1, (unsigned)(x.ne[2] * x.ne[3]));
-    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, cb, st>>>((const uint8_t *)w.data, w.nb[1],
-        (const uint8_t *)n->scratch, (int64_t)cb, (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
+    const size_t      cb = smoe_cuda_q8_column_bytes(w.ne[0]);
+    const gemvq_parts P = gemvq_parts_of(n);
+    const dim3        grid(gemvq_blocks(P), 1, (unsigned)(x.ne[2] * x.ne[3]));
+    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, cb, st>>>(P, (const uint8_t *)n->scratch, (int64_t)cb, w.ne[0],
+                                                           x.ne[2]);
     return launch_result();
+}
+
+// a node doing more launches' products (n_more) whose kernel is not the int8 GEMV: those as launches of their own
+template <typename Op> static int launch_more(const smoe_cuda_node *n, Op &op) {
+    for (int i = 0; i < n->n_more && i < 2; i++) {
+        smoe_cuda_node m = *n;
+        m.src[0] = n->more_w[i];
+        m.dst = n->more_dst[i];
+        m.n_more = 0;
+        m.q8_ready = 0;
+        Op o = op;
+        o.n = &m;
+        const int e = dispatch_type(m.src[0].type, o);
+        if (e != 0) return e;
+    }
+    return 0;
 }
 
 template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
@@ -555,14 +624,22 @@ struct mul_mat_op {
     const smoe_cuda_node *n;
     cudaStream_t st;
     template <int T> int run() {
+        if constexpr (gemvq_type(T))
+            if (n->src[1].ne[1] == 1 && smoe_cuda_mm_path_of(n, 0) == SMOE_CUDA_MM_GEMV && use_gemvq(n, 0))
+                return launch_gemvq<T>(n, st); // with the products of n_more
+        if (n->n_more > 0) { // another kernel: one launch per product
+            smoe_cuda_node one = *n;
+            one.n_more = 0;
+            mul_mat_op o{&one, st};
+            const int e = dispatch_type(one.src[0].type, o);
+            return e != 0 ? e : launch_more(n, o);
+        }
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
         const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 0); // cuda-kernels.h
         if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq(n, st, nullptr);
         if (path == SMOE_CUDA_MM_GEMV) {
             switch (x.ne[1]) { // the batch's columns: exactly, up to 4; else 8 per warp
-            case 1:
-                if constexpr (gemvq_type(T))
-                    if (use_gemvq(n, 0)) return launch_gemvq<T>(n, st);
+            case 1: // (the int8 GEMV is taken above)
                 // float weights are few rows here (the router's 8): a warp per row spreads them over more blocks
                 if (type_info<T>::qk == 1 && w.ne[1] < 64) return launch_gemv<T, 1>(n, st);
                 return w.ne[0] <= SMOE_GEMV1_MAX_K ? launch_gemv1<T>(n, st) : launch_gemv<T, 1>(n, st);
@@ -587,21 +664,28 @@ struct mul_mat_id_op {
     template <int T> int run() {
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &ids = n->src[2], &d = n->dst;
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+        const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
+        if constexpr (gemvq_type(T))
+            if (path == SMOE_CUDA_MM_GEMV && use_gemvq(n, 1)) { // with the products of n_more
+                const int qe = n->q8_ready ? 0 : quantize_columns(n, 1, st);
+                if (qe != 0) return qe;
+                const size_t      cb = smoe_cuda_q8_column_bytes(w.ne[0]);
+                const gemvq_parts P = gemvq_parts_of(n);
+                const dim3        grid1(gemvq_blocks(P), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+                gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, cb, st>>>(P, w.ne[2], (const uint8_t *)n->scratch,
+                    (int64_t)cb, x.ne[1], (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], w.ne[0], err,
+                    n->node_index);
+                return launch_result();
+            }
+        if (n->n_more > 0) { // another kernel: one launch per product
+            smoe_cuda_node one = *n;
+            one.n_more = 0;
+            mul_mat_id_op o{&one, st, err};
+            const int e = dispatch_type(one.src[0].type, o);
+            return e != 0 ? e : launch_more(n, o);
+        }
         {
-            const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
             if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
-            if constexpr (gemvq_type(T))
-                if (path == SMOE_CUDA_MM_GEMV && use_gemvq(n, 1)) {
-                    const int qe = n->q8_ready ? 0 : quantize_columns(n, 1, st);
-                    if (qe != 0) return qe;
-                    const size_t cb = smoe_cuda_q8_column_bytes(w.ne[0]);
-                    const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsQ), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-                    gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, cb, st>>>((const uint8_t *)w.data, w.nb[1],
-                        w.nb[2], w.ne[2], (const uint8_t *)n->scratch, (int64_t)cb, x.ne[1],
-                        (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0],
-                        w.ne[1], err, n->node_index);
-                    return launch_result();
-                }
             if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {
                 size_t smem = 0;
                 const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);

@@ -35,8 +35,9 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out;
+static int g_q8_out, g_grouped;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
+int        fake_cuda_grouped_launches(void) { return g_grouped; }
 
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
@@ -54,6 +55,21 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (n->op == SMOE_OP_MUL_MAT || n->op == SMOE_OP_MUL_MAT_ID) { /* 0 for the reference kernels */
         const size_t q8 = smoe_cuda_gemvq_scratch(n, n->op == SMOE_OP_MUL_MAT_ID);
         scratch = q8 > scratch ? q8 : scratch;
+    }
+    if (n->n_more) { /* an int8 GEMV doing the products of the launches after it: same k, type, columns */
+        if ((n->op != SMOE_OP_MUL_MAT && n->op != SMOE_OP_MUL_MAT_ID) || n->n_more < 0 || n->n_more > 2) {
+            fprintf(stderr, "fake cuda: %s (node %d): n_more %d\n", smoe_op_name((smoe_op)n->op), n->node_index,
+                    n->n_more);
+            return 0;
+        }
+        for (int i = 0; i < n->n_more; i++)
+            if (!on_device(&n->more_w[i], "more_w", n) || !on_device(&n->more_dst[i], "more_dst", n) ||
+                n->more_w[i].type != n->src[0].type || n->more_w[i].ne[0] != n->src[0].ne[0]) {
+                fprintf(stderr, "fake cuda: %s (node %d): product %d of the group does not fit\n",
+                        smoe_op_name((smoe_op)n->op), n->node_index, i + 1);
+                return 0;
+            }
+        g_grouped++;
     }
     if (n->q8_out) { /* an RMS_NORM or SWIGLU writing its rows as int8 GEMV columns */
         const size_t q8 = (size_t)(n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3]) * smoe_cuda_q8_column_bytes(n->dst.ne[0]);

@@ -36,5 +36,7 @@ int fake_cuda_launches_run(void);
 int fake_cuda_graph_launches(void);
 /* launches checked so far that wrote int8 GEMV columns for a later launch (smoe_cuda_node.q8_out) */
 int fake_cuda_q8_out_launches(void);
+/* launches checked so far that also did the products of the launches after them (smoe_cuda_node.n_more) */
+int fake_cuda_grouped_launches(void);
 
 #endif

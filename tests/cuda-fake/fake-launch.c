@@ -62,7 +62,15 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         return 0;
     }
     if (st != SMOE_OK) fprintf(stderr, "fake cuda: %s: %s\n", smoe_op_name(dst.op), smoe_last_error());
-    return st == SMOE_OK ? 0 : 1;
+    if (st != SMOE_OK) return 1;
+    for (int i = 0; i < n->n_more && i < 2; i++) { /* the products of the launches this one does too */
+        fake_cuda_launch more = *l;
+        more.node.src[0] = n->more_w[i];
+        more.node.dst = n->more_dst[i];
+        more.node.n_more = 0;
+        if (fake_cuda_run_launch(&more) != 0) return 1;
+    }
+    return 0;
 }
 
 static int launch(const smoe_cuda_node *n, void *stream, int *err) {
