@@ -231,7 +231,7 @@ static void test_q8_reuse(void **state) {
     for (int i = 0; i < 5; i++) free(data[i]);
 }
 
-/* RMS_NORM and SWIGLU writing the int8 columns of the GEMV after them (smoe_cuda_plan_q8), at k = 512 (16 groups:
+/* RMS_NORM and SWIGLU writing the int8 columns of the GEMV after them (smoe_cuda_plan_fusion), at k = 512 (16 groups:
  * both halves of the layout's swizzle): a norm into a dense product, a norm of [k, 1, 3] into two MUL_MAT_IDs'
  * broadcast input (one launch for both), a SWIGLU into MUL_MAT_ID's per-slot input. On the emulator the kernels' bytes must be the
  * quantize kernel's: with fusion, without, and the CPU agree. */
@@ -374,7 +374,7 @@ static void test_model_decode(void **state) {
         check_identical("cuda0 with graphs against without", &graphs, &got);
         assert_int_equal(got.graph_launches, 0);
         /* per layer and step, the attention's and the FFN's RMS_NORM and the SWIGLU write their GEMV's columns
-         * (smoe_cuda_plan_q8); without that the GEMVs quantize them: the same bytes, so the same results */
+         * (smoe_cuda_plan_fusion); without that the GEMVs quantize them: the same bytes, so the same results */
         if (got.grouped_launches < 2 * (N_GEN + 1)) /* K, V, Q and gate, up: one launch each, per layer and step */
             fail_msg("%d grouped GEMV launches in %d steps", got.grouped_launches, N_GEN + 1);
         const int fused = got.q8_out_launches;

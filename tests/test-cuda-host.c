@@ -474,8 +474,9 @@ static void test_q8_rows_match(void **state) {
 }
 
 #if SMOE_HAVE_CUDA
-/* which launches share quantized activations (smoe_cuda_plan_q8): the GEMV after one reading the same tensor, an
- * RMS_NORM / SWIGLU writing the columns of a GEMV up to 4 launches on, nothing across a launch that uses scratch */
+/* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
+ * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
+ * consecutive GEMVs of the same columns are one launch (not where their results overlap) */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -484,7 +485,7 @@ static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     n->scratch = scratch;
 }
 
-static void test_plan_q8(void **state) {
+static void test_plan_fusion(void **state) {
     (void)state;
     int           scratch;
     smoe_cuda_node nd[8];
@@ -494,49 +495,81 @@ static void test_plan_q8(void **state) {
     plan_gemv(&nd[1], 0x10000, &scratch); /* k */
     plan_gemv(&nd[2], 0x10000, &scratch); /* v */
     plan_gemv(&nd[3], 0x10000, &scratch); /* q */
-    smoe_cuda_plan_q8(nd, 4, 1);
+    nd[1].dst = f32_rows(0x100000, 1024, 1, 1);
+    nd[2].dst = f32_rows(0x200000, 1024, 1, 1);
+    nd[3].dst = f32_rows(0x300000, 4096, 1, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1);
     assert_ptr_equal(nd[0].q8_out, &scratch);
     assert_true(nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
-    smoe_cuda_plan_q8(nd, 4, 0); /* no fusion: the first GEMV quantizes, the others reuse */
+    assert_int_equal(nd[1].n_more, 2); /* k does v and q */
+    assert_ptr_equal(nd[1].more_w[1].data, nd[3].src[0].data);
+    assert_ptr_equal(nd[1].more_dst[0].data, nd[2].dst.data);
+    assert_int_equal(nd[2].n_more + nd[3].n_more, 0);
+    nd[3].src[0].type = SMOE_CUDA_Q8_0; /* q of another type: k and v only */
+    smoe_cuda_plan_fusion(nd, 4, 1);
+    assert_int_equal(nd[1].n_more, 1);
+    assert_int_equal(nd[3].n_more, 0);
+    nd[3].src[0].type = SMOE_CUDA_Q4_0;
+    nd[2].dst = f32_rows(0x100000 + 512, 1024, 1, 1); /* v's result over k's (k's dead): not one launch */
+    smoe_cuda_plan_fusion(nd, 4, 1);
+    assert_int_equal(nd[1].n_more, 0);
+    assert_int_equal(nd[2].n_more, 1); /* v and q still */
+    smoe_cuda_plan_fusion(nd, 4, 0); /* no fusion: the first GEMV quantizes, the others reuse */
     assert_null(nd[0].q8_out);
     assert_true(!nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
+    assert_int_equal(nd[1].n_more + nd[2].n_more, 0);
     /* the FFN: norm, router (no scratch), route, then the GEMV 3 launches on */
     memset(&nd[1], 0, 3 * sizeof(nd[1]));
     nd[1].op = SMOE_OP_MUL_MAT;
     nd[2].op = SMOE_OP_MOE_ROUTE;
     plan_gemv(&nd[3], 0x10000, &scratch);
-    smoe_cuda_plan_q8(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1);
     assert_ptr_equal(nd[0].q8_out, &scratch);
     assert_true(nd[3].q8_ready);
     /* an ATTENTION using scratch between: its partial results would overwrite the columns */
     nd[2].op = SMOE_OP_ATTENTION;
     nd[2].i[2] = 4;
     nd[2].src[0] = f32_rows(0x40000, 128, 32, 1);
-    smoe_cuda_plan_q8(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1);
     assert_null(nd[0].q8_out);
     assert_false(nd[3].q8_ready);
     /* too far: 5 launches on */
     memset(&nd[1], 0, 7 * sizeof(nd[1]));
     for (int i = 1; i < 5; i++) nd[i].op = SMOE_OP_ADD;
     plan_gemv(&nd[5], 0x10000, &scratch);
-    smoe_cuda_plan_q8(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1);
     assert_null(nd[0].q8_out);
     assert_false(nd[5].q8_ready);
     /* a SWIGLU's rows; the reference kernels (simple) never fuse */
     nd[4].op = SMOE_OP_SWIGLU;
     nd[4].dst = f32_rows(0x10000, 4096, 1, 1);
-    smoe_cuda_plan_q8(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1);
     assert_ptr_equal(nd[4].q8_out, &scratch);
     assert_true(nd[5].q8_ready);
     nd[4].simple = 1;
-    smoe_cuda_plan_q8(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1);
     assert_null(nd[4].q8_out);
     assert_false(nd[5].q8_ready);
     /* a GEMV reading another tensor */
     nd[4].simple = 0;
     nd[5].src[1].data = (void *)0x20000;
-    smoe_cuda_plan_q8(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1);
     assert_null(nd[4].q8_out);
+
+}
+
+/* byte overlap of f32 tensors */
+static void test_overlap(void **state) {
+    (void)state;
+    smoe_cuda_tensor a = f32_rows(0x1000, 64, 3, 1), b = f32_rows(0x1000 + 64 * 3 * 4, 64, 1, 1);
+    assert_false(smoe_cuda_overlap4(&a, &b));
+    b.data = (void *)(0x1000 + 64 * 3 * 4 - 4);
+    assert_true(smoe_cuda_overlap4(&a, &b));
+    assert_true(smoe_cuda_overlap4(&b, &a));
+    b.data = (void *)0xf00;
+    assert_false(smoe_cuda_overlap4(&a, &b)); /* [0xf00, 0x1000) */
+    b.ne[0] = 65;
+    assert_true(smoe_cuda_overlap4(&a, &b));
 }
 #endif
 
@@ -552,8 +585,9 @@ int main(void) {
         cmocka_unit_test(test_mm_path),
         cmocka_unit_test(test_gemvq_scratch),
         cmocka_unit_test(test_q8_rows_match),
+        cmocka_unit_test(test_overlap),
 #if SMOE_HAVE_CUDA
-        cmocka_unit_test(test_plan_q8),
+        cmocka_unit_test(test_plan_fusion),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@
  * second run and replayed from then on; any change to the array invalidates it (launch-cache.h has the policy, which
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
- * (smoe_cuda_plan_q8): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
+ * (smoe_cuda_plan_fusion): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
  * of those columns run as one launch (K, V, Q; gate, up); SMOE_CUDA_FUSE=0 launches each GEMV on its own and leaves
  * the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
@@ -474,7 +474,7 @@ static int is_q8_gemv(const smoe_cuda_node *nd) {
     return (nd->op == SMOE_OP_MUL_MAT || is_id) && nd->scratch && smoe_cuda_gemvq_scratch(nd, is_id) > 0;
 }
 
-void smoe_cuda_plan_q8(smoe_cuda_node *nd, int n, int fuse) {
+void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
     for (int k = 0; k < n; k++) {
         nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
                          memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
@@ -509,6 +509,9 @@ void smoe_cuda_plan_q8(smoe_cuda_node *nd, int n, int fuse) {
                 f->src[0].ne[0] != nd[k].src[0].ne[0] || memcmp(&f->src[1], &nd[k].src[1], sizeof(f->src[1])) != 0 ||
                 (f->op == SMOE_OP_MUL_MAT_ID && memcmp(&f->src[2], &nd[k].src[2], sizeof(f->src[2])) != 0))
                 break;
+            bool apart = true; /* its result where no earlier product's result is (a dead one's memory reused) */
+            for (int i = k; i < j; i++) apart = apart && !smoe_cuda_overlap4(&f->dst, &nd[i].dst);
+            if (!apart) break;
             nd[k].more_w[j - k - 1] = f->src[0];
             nd[k].more_dst[j - k - 1] = f->dst;
         }
@@ -566,7 +569,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     }
     for (int k = 0; k < n; k++)
         if (node_scratch_bytes(&c->launches[k]) > 0) c->launches[k].scratch = c->op_scratch;
-    smoe_cuda_plan_q8(c->launches, n, c->fuse);
+    smoe_cuda_plan_fusion(c->launches, n, c->fuse);
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;

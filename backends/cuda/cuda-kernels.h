@@ -62,10 +62,11 @@ typedef struct smoe_cuda_node {
     void            *q8_out;     /* RMS_NORM, SWIGLU: also write each result row, quantized as the int8 GEMV's
                                     column (smoe_cuda_q8_column_bytes apart), here: the consumer's scratch */
     int32_t          n_more;     /* MUL_MAT, MUL_MAT_ID on the int8 GEMV: the 0-2 launches right after this one
-                                    whose products it also does in its kernel (smoe_cuda_plan_q8); they are skipped */
+                                    whose products of src[1] (and MUL_MAT_ID's src[2]) its kernel also does
+                                    (smoe_cuda_plan_fusion); they are skipped */
     int32_t          zero1;      /* 0 */
-    smoe_cuda_tensor more_w[2];  /* those launches' weights (src[0]) */
-    smoe_cuda_tensor more_dst[2]; /* and results; src[1] (and MUL_MAT_ID's src[2]) are this node's */
+    smoe_cuda_tensor more_w[2];  /* those products' weights */
+    smoe_cuda_tensor more_dst[2]; /* and results */
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -173,13 +174,24 @@ static inline int smoe_cuda_q8_rows_match(const smoe_cuda_tensor *r, const smoe_
     return x->ne[1] == 1 && x->nb[2] == row && x->nb[3] == row * x->ne[2] && x->ne[2] * x->ne[3] == rows;
 }
 
-/* The int8 GEMV's quantized activations shared across the launches of a split (cuda-backend.c, tested by
- * test-cuda-host.c): sets each node's q8_ready, q8_out and n_more, given their scratch. A GEMV whose src[1] equals
- * the one of the int8 GEMV just before reuses its columns; with fuse, an RMS_NORM or SWIGLU whose rows are the
- * columns of an int8 GEMV at most 4 launches later, with no launch between that uses scratch memory, writes them
- * itself, and up to 3 consecutive int8 GEMVs of one op, weight type and k over the same activations (and expert
- * ids) run as one launch (the first's n_more, more_w, more_dst): K, V and Q; expert gate and up. */
-void smoe_cuda_plan_q8(smoe_cuda_node *nodes, int n, int fuse);
+/* Whether two f32 / i32 tensors share a byte. The graph reuses a result's memory once its last reader ran, so a
+ * kernel doing two launches' work must not write where the other launch's inputs were. Host-side, no CUDA calls. */
+static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_tensor *b) {
+    uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b->data, a1 = a0 + 3, b1 = b0 + 3;
+    for (int i = 0; i < 4; i++) {
+        a1 += (uintptr_t)((a->ne[i] > 0 ? a->ne[i] - 1 : 0) * a->nb[i]);
+        b1 += (uintptr_t)((b->ne[i] > 0 ? b->ne[i] - 1 : 0) * b->nb[i]);
+    }
+    return a0 <= b1 && b0 <= a1;
+}
+
+/* What the launches of a split share (cuda-backend.c, tested by test-cuda-host.c): sets each node's q8_ready,
+ * q8_out, n_more, more_w and more_dst, given their scratch. A GEMV whose src[1] equals the one of the int8 GEMV just
+ * before reuses its quantized columns. With fuse: an RMS_NORM or SWIGLU whose rows are the columns of an int8 GEMV at
+ * most 4 launches later, with no launch between that uses scratch memory, writes them itself; up to 3 consecutive
+ * int8 GEMVs of one op, weight type and k over the same activations (and expert ids) run as one launch: K, V and Q;
+ * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4). */
+void smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);

@@ -5,7 +5,7 @@
 // that each takes ~4 elements (a decode step's norm is one row: with 256 threads, 16 loads one after another each
 // way, ncu timed it at ~16 us on an H200, for 16 KiB). ROPE: one thread per (pair, head, token), angles in double
 // like the reference (positions up to 32k with theta 1e6 lose digits in float). RMS_NORM and SWIGLU also write their
-// rows as the int8 GEMV's quantized columns when the host asks (q8_out, smoe_cuda_plan_q8): the GEMV that reads
+// rows as the int8 GEMV's quantized columns when the host asks (q8_out, smoe_cuda_plan_fusion): the GEMV that reads
 // them then skips its quantize kernel. TODO(#7): fuse ROPE with KV_WRITE; float angles from a per-token table for
 // consumer GPUs, whose double rate is low.
 #include "cuda-common.cuh"
