@@ -316,9 +316,15 @@ static void mm_node(smoe_cuda_node *n, int32_t wtype, int64_t k, int64_t cols, i
 static void test_mm_path(void **state) {
     (void)state;
     smoe_cuda_node n;
+    int scratch = 0;
     for (int64_t cols = 1; cols <= 40; cols++) { /* decode batches on the GEMV, 32 columns and more on tensor cores */
         mm_node(&n, SMOE_CUDA_Q4_K, 256, cols, 1, 0x10000, 256 * 4);
         const smoe_cuda_mm_path want = cols >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+        assert_int_equal(smoe_cuda_mm_path_want(&n, 0), want);
+        assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_GEMV); /* without its scratch */
+        /* the scratch: the activations as f16, no lists */
+        assert_int_equal(smoe_cuda_mmq_scratch(&n, 0), want == SMOE_CUDA_MM_MMQ ? (size_t)(256 * cols * 2) : 0);
+        n.scratch = &scratch;
         assert_int_equal(smoe_cuda_mm_path_of(&n, 0), want);
     }
     mm_node(&n, SMOE_CUDA_Q4_0, 256, 40, 2, 0x10000, 256 * 4); /* several batch matrices: the GEMV */
@@ -360,7 +366,6 @@ static void test_mm_path(void **state) {
     assert_int_equal(smoe_cuda_mm_path_of(&n, 0), SMOE_CUDA_MM_REF);
 
     /* MUL_MAT_ID: x [k, 1, n_tokens], ids [2, n_tokens]; the GEMM needs 32 pairs and the pair-list scratch */
-    int scratch = 0;
     for (int64_t t = 1; t <= 20; t++) {
         mm_node(&n, SMOE_CUDA_Q4_0, 256, 1, t, 0x10000, 256 * 4);
         n.src[2].type = SMOE_CUDA_I32;
@@ -370,7 +375,9 @@ static void test_mm_path(void **state) {
         n.scratch = &scratch;
         const smoe_cuda_mm_path want = 2 * t >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
         assert_int_equal(smoe_cuda_mm_path_of(&n, 1), want);
-        assert_true((smoe_cuda_mul_mat_id_scratch(8, 2 * t) > 0) == (2 * t >= SMOE_CUDA_MMQ_MIN_COLS));
+        n.src[0].ne[2] = 8; /* experts: 8 counts and 8 lists of 2 t pairs, then t columns of f16 */
+        const size_t lists = ((size_t)8 * (size_t)(2 * t + 1) * 4 + 255) / 256 * 256;
+        assert_int_equal(smoe_cuda_mmq_scratch(&n, 1), want == SMOE_CUDA_MM_MMQ ? lists + (size_t)(256 * t * 2) : 0);
         n.src[1].data = (void *)0x10008;
         assert_int_equal(smoe_cuda_mm_path_of(&n, 1), SMOE_CUDA_MM_REF);
     }

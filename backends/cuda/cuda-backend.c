@@ -453,17 +453,16 @@ static cudaGraphExec_t capture(smoe_cuda_ctx *c, const smoe_split *split, int n)
     return exec;
 }
 
-/* Device scratch bytes a launch needs: split attention's partial results, the per-expert pair lists of the
- * tensor-core MUL_MAT_ID, the int8 GEMV's quantized activations; none for the reference kernels. */
+/* Device scratch bytes a launch needs: split attention's partial results, the tensor-core path's pair lists and f16
+ * activations, the int8 GEMV's quantized activations; none for the reference kernels. */
 static size_t node_scratch_bytes(const smoe_cuda_node *nd) {
     if (nd->simple) return 0;
     if (nd->op == SMOE_OP_ATTENTION)
         return smoe_cuda_attention_scratch(nd->src[0].ne[1] * nd->src[0].ne[2], nd->src[0].ne[0], nd->i[2]);
-    if (nd->op == SMOE_OP_MUL_MAT) return smoe_cuda_gemvq_scratch(nd, 0);
-    if (nd->op == SMOE_OP_MUL_MAT_ID) {
-        const size_t lists = smoe_cuda_mul_mat_id_scratch(nd->src[0].ne[2], nd->src[2].ne[0] * nd->src[2].ne[1]);
-        const size_t q8 = smoe_cuda_gemvq_scratch(nd, 1);
-        return lists > q8 ? lists : q8;
+    if (nd->op == SMOE_OP_MUL_MAT || nd->op == SMOE_OP_MUL_MAT_ID) {
+        const int    is_id = nd->op == SMOE_OP_MUL_MAT_ID;
+        const size_t mmq = smoe_cuda_mmq_scratch(nd, is_id), q8 = smoe_cuda_gemvq_scratch(nd, is_id);
+        return mmq > q8 ? mmq : q8;
     }
     return 0;
 }

@@ -53,7 +53,8 @@ typedef struct smoe_cuda_node {
     int32_t          cc;         /* compute capability of the device (SMOE_CC_*) */
     int32_t          zero0;      /* 0 (no padding: see smoe_cuda_tensor.zero) */
     void            *scratch;    /* device memory: ATTENTION with i[2] > 1 (smoe_cuda_attention_scratch bytes),
-                                    MUL_MAT_ID with enough pairs (smoe_cuda_mul_mat_id_scratch bytes) */
+                                    MUL_MAT / MUL_MAT_ID on tensor cores (smoe_cuda_mmq_scratch bytes), the int8 GEMV
+                                    (smoe_cuda_gemvq_scratch bytes) */
     int32_t          simple;     /* 1: the reference kernels only (SMOE_CUDA_SIMPLE=1 in the environment), to tell
                                     a fast kernel's error from the rest */
     int32_t          q8_ready;   /* 1: src[1]'s columns are in the scratch already, quantized for the int8 GEMV by
@@ -104,11 +105,8 @@ static inline size_t smoe_cuda_attention_scratch(int64_t n_work, int64_t head_di
  * SMOE_CUDA_MMQ_MIN_COLS activation columns (and one batch matrix), or a MUL_MAT_ID at least that many
  * (slot, token) pairs; below that the GEMV reads the weights fewer times than tiles would help. MUL_MAT_ID first
  * lists, per expert, the pairs that chose it (on the device), then runs one tiled GEMM per expert over its pairs:
- * each expert's weights are read once per 64 pairs. Scratch: n_expert counts + n_expert lists of n_pairs ints. */
+ * each expert's weights are read once per 128 pairs. */
 #define SMOE_CUDA_MMQ_MIN_COLS 32
-static inline size_t smoe_cuda_mul_mat_id_scratch(int64_t n_expert, int64_t n_pairs) {
-    return n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? (size_t)n_expert * (size_t)(n_pairs + 1) * sizeof(int32_t) : 0;
-}
 
 /* Which kernel a MUL_MAT (is_id = 0) or MUL_MAT_ID (is_id = 1) node runs; host policy, no CUDA calls (tested by
  * tests/test-cuda-host.c). The fast kernels read whole sub-blocks of 32 and the activations with float4 loads, so
@@ -116,10 +114,10 @@ static inline size_t smoe_cuda_mul_mat_id_scratch(int64_t n_expert, int64_t n_pa
  * weights take them too when k is a multiple of 32 and their rows are 16-byte aligned (read in 16-byte loads: the
  * router's 8 x 4096 F32 product took ~16 us on the reference kernel, a lane's 128 loads one after another), never
  * the tensor-core GEMM. Anything else, and SMOE_CUDA_SIMPLE=1, takes the reference kernels. Many columns of
- * quantized weights take the tensor-core GEMM: MUL_MAT with one batch matrix, MUL_MAT_ID with its pair-list
- * scratch. */
+ * quantized weights take the tensor-core GEMM (MUL_MAT with one batch matrix) when the node has its scratch
+ * (smoe_cuda_mmq_scratch); smoe_cuda_mm_path_want is the choice before the scratch is known. */
 typedef enum smoe_cuda_mm_path { SMOE_CUDA_MM_REF = 0, SMOE_CUDA_MM_GEMV, SMOE_CUDA_MM_MMQ } smoe_cuda_mm_path;
-static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, int is_id) {
+static inline smoe_cuda_mm_path smoe_cuda_mm_path_want(const smoe_cuda_node *n, int is_id) {
     const smoe_cuda_tensor *w = &n->src[0], *x = &n->src[1];
     const int quantized = w->type != SMOE_CUDA_F32 && w->type != SMOE_CUDA_F16 && w->type != SMOE_CUDA_BF16;
     const uintptr_t a = (uintptr_t)x->data | (uintptr_t)x->nb[1] | (uintptr_t)x->nb[2] | (uintptr_t)x->nb[3];
@@ -128,11 +126,28 @@ static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, in
         const uintptr_t wa = (uintptr_t)w->data | (uintptr_t)w->nb[1] | (uintptr_t)(is_id ? w->nb[2] : 0);
         return w->ne[0] % 32 == 0 && (wa & 15) == 0 ? SMOE_CUDA_MM_GEMV : SMOE_CUDA_MM_REF;
     }
-    if (is_id) {
-        const int64_t n_pairs = n->src[2].ne[0] * n->src[2].ne[1];
-        return n->scratch && n_pairs >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
-    }
+    if (is_id)
+        return n->src[2].ne[0] * n->src[2].ne[1] >= SMOE_CUDA_MMQ_MIN_COLS ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
     return x->ne[1] >= SMOE_CUDA_MMQ_MIN_COLS && x->ne[2] * x->ne[3] == 1 ? SMOE_CUDA_MM_MMQ : SMOE_CUDA_MM_GEMV;
+}
+static inline smoe_cuda_mm_path smoe_cuda_mm_path_of(const smoe_cuda_node *n, int is_id) {
+    const smoe_cuda_mm_path p = smoe_cuda_mm_path_want(n, is_id);
+    return p == SMOE_CUDA_MM_MMQ && !n->scratch ? SMOE_CUDA_MM_GEMV : p;
+}
+
+/* The tensor-core path's scratch: MUL_MAT_ID's pair lists (n_expert counts, then n_expert lists of n_pairs ints),
+ * 256-byte aligned (smoe_cuda_mmq_lists_bytes), then the activations as f16 ([k, ne1, ne2, ne3] dense: converted
+ * once, not in every tile). 0 when the node takes another kernel. */
+static inline size_t smoe_cuda_mmq_lists_bytes(const smoe_cuda_node *n, int is_id) {
+    if (!is_id) return 0;
+    const size_t ints = (size_t)n->src[0].ne[2] * (size_t)(n->src[2].ne[0] * n->src[2].ne[1] + 1);
+    return (ints * sizeof(int32_t) + 255) & ~(size_t)255;
+}
+static inline size_t smoe_cuda_mmq_scratch(const smoe_cuda_node *n, int is_id) {
+    if (smoe_cuda_mm_path_want(n, is_id) != SMOE_CUDA_MM_MMQ) return 0;
+    const smoe_cuda_tensor *x = &n->src[1];
+    const size_t xh = (size_t)(x->ne[0] * x->ne[1] * x->ne[2] * x->ne[3]) * 2;
+    return smoe_cuda_mmq_lists_bytes(n, is_id) + ((xh + 15) & ~(size_t)15);
 }
 
 /* The int8 decode GEMV (gemv.cu): weights of these types (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K), k <= SMOE_CUDA_GEMVQ_MAX_K,
@@ -157,7 +172,7 @@ static inline size_t smoe_cuda_gemvq_scratch(const smoe_cuda_node *n, int is_id)
     } else if (x->ne[1] != 1) {
         return 0;
     }
-    if (smoe_cuda_mm_path_of(n, is_id) != SMOE_CUDA_MM_GEMV) return 0; /* below the pair threshold: not MMQ */
+    if (smoe_cuda_mm_path_want(n, is_id) != SMOE_CUDA_MM_GEMV) return 0;
     const int64_t cols = is_id ? x->ne[1] * x->ne[2] : x->ne[2] * x->ne[3];
     return (size_t)cols * smoe_cuda_q8_column_bytes(x->ne[0]);
 }

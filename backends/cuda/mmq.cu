@@ -1,16 +1,18 @@
 // mmq.cu - prefill matmuls on tensor cores: MUL_MAT and MUL_MAT_ID with quantized weights and many activation
 // columns (see SMOE_CUDA_MMQ_MIN_COLS in cuda-kernels.h).
 //
-// One block of 4 warps computes a 64 x 64 tile of the output (64 weight rows x 64 columns), k in steps of 128. Per
-// step the 128 threads decode the 64 x 128 weight tile (two sub-blocks of 32 each, deq_sub, the GEMV's decoder; four
-// threads read a row's four consecutive sub-blocks) into f16 in shared memory with 16-byte stores, and convert the
-// 64 columns' 128 activations to f16 (a warp reads 512 consecutive bytes of a column per load); each warp then
-// multiplies its 32 x 32 part with WMMA 16 x 16 x 16 f16 fragments (f32 accumulators, 32 mma per step between two
-// barriers; the first version stepped by 32: 8 mma per two barriers, with 64 threads decoding alone), available from
+// The activations are first converted to f16 into the node's scratch (convert_f16_kernel, once per node: the first
+// version converted them from f32 in every tile, 64 conversions per thread and step, as much ALU work as decoding the
+// weights). One block of 4 warps then computes a 64 x 128 tile of the output (64 weight rows x 128 columns; a MoE
+// expert's pairs in a 512-token prefill are ~128, so its weights are decoded about once), k in steps of 64. Per step
+// each of the 128 threads decodes one sub-block of 32 weights (deq_sub, the GEMV's decoder; two threads per row)
+// into f16 in shared memory with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte loads
+// (8 threads read a column's 128 consecutive bytes); each warp then multiplies its 32 x 64 part with WMMA 16 x 16 x 16
+// f16 fragments (f32 accumulators, 32 mma per step between two barriers, 6 fragment loads per 8 mma), available from
 // sm_70, so Turing runs it too. The tile goes through shared memory (column-major, in the bytes of the step's tiles)
 // to be written column by column (coalesced along the rows of dst).
-// TODO(#7): int8 mma (dp4a / mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles
-// on Hopper (wgmma).
+// TODO(#7): int8 mma (mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles on
+// Hopper (wgmma).
 #include "cuda-common.cuh"
 
 #include <mma.h>
@@ -18,13 +20,13 @@
 namespace {
 
 // tile rows, columns, k per step; tile strides (elements) padded so rows start in other banks, 32-byte aligned for WMMA
-constexpr int TM = 64, TN = 64, KS = 128, LDS = KS + 16, LDC = TM + 4;
+constexpr int TM = 64, TN = 128, KS = 64, LDS = KS + 16, LDC = TM + 4;
 
 struct mmq_args {
     const uint8_t *w;
     int64_t        w_nb1, w_nb2, n_expert;
-    const uint8_t *x;
-    int64_t        x_ne1, x_nb1, x_nb2;
+    const __half  *x;          // the activations in f16, dense: column (s, t) at (s + t x_ne1) k
+    int64_t        x_ne1;
     float         *dst;
     int64_t        d_nb1, d_nb2;
     int64_t        k, m, n;    // n: columns (dense) or pairs (id)
@@ -34,16 +36,17 @@ struct mmq_args {
 };
 
 // the activation column and output column of column c of expert e's tile; false past the end
-static __device__ __forceinline__ bool column(const mmq_args &a, int64_t e, int64_t c, const float **xc, float **dc) {
+static __device__ __forceinline__ bool column(const mmq_args &a, int64_t e, int64_t c, const __half **xc,
+                                              float **dc) {
     if (!a.counts) {
         if (c >= a.n) return false;
-        *xc = (const float *)(a.x + c * a.x_nb1);
+        *xc = a.x + c * a.k;
         *dc = (float *)((uint8_t *)a.dst + c * a.d_nb1);
         return true;
     }
     if (c >= a.counts[e]) return false;
     const int64_t p = a.lists[e * a.n + c], s = p % a.n_slots, t = p / a.n_slots;
-    *xc = (const float *)(a.x + (a.x_ne1 == 1 ? 0 : s) * a.x_nb1 + t * a.x_nb2);
+    *xc = a.x + ((a.x_ne1 == 1 ? 0 : s) + t * a.x_ne1) * a.k;
     *dc = (float *)((uint8_t *)a.dst + s * a.d_nb1 + t * a.d_nb2);
     return true;
 }
@@ -53,53 +56,56 @@ static __device__ __forceinline__ unsigned pack_h2(float a, float b) {
     return (unsigned)__half_as_ushort(__float2half_rn(a)) | (unsigned)__half_as_ushort(__float2half_rn(b)) << 16;
 }
 
+// x [k, ne1, ne2] (f32, rows at strides nb1, nb2, 16-byte aligned) into xh, dense f16; a thread per 4 elements,
+// grid (k / 4 / 256 rounded up, ne1, ne2)
+static __global__ void convert_f16_kernel(const uint8_t *x, int64_t nb1, int64_t nb2, int64_t k, __half *xh) {
+    const int64_t f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, i1 = blockIdx.y, i2 = blockIdx.z;
+    if (f >= k / 4) return;
+    const float4 v = ((const float4 *)(x + i1 * nb1 + i2 * nb2))[f];
+    ((uint2 *)(xh + (i1 + i2 * (int64_t)gridDim.y) * k))[f] = make_uint2(pack_h2(v.x, v.y), pack_h2(v.z, v.w));
+}
+
 template <int T> static __global__ void mmq_kernel(mmq_args a) {
     using namespace nvcuda;
     // the step's weight and activation tiles (f16, row-major along k), and after the last step the output tile
     // (column-major: cs[column][row]) in the same bytes
     constexpr int WS = TM * LDS * 2, XS = TN * LDS * 2, CS = TN * LDC * 4;
     __shared__ __align__(32) unsigned char smem[WS + XS > CS ? WS + XS : CS];
-    __shared__ const float *xptr[TN]; // the tile's activation columns (nullptr past the end)
-    __shared__ float       *dptr[TN]; // and output columns
+    __shared__ const __half *xptr[TN]; // the tile's activation columns (nullptr past the end)
+    __shared__ float        *dptr[TN]; // and output columns
     __half(*ws)[LDS] = (__half(*)[LDS])smem;
     __half(*xs)[LDS] = (__half(*)[LDS])(smem + WS);
     float(*cs)[LDC] = (float(*)[LDC])smem;
-    const int     tid = threadIdx.x, lane = tid % SMOE_WARP, wid = tid / SMOE_WARP;
+    const int     tid = threadIdx.x, wid = tid / SMOE_WARP;
     const int64_t e = blockIdx.z, row0 = (int64_t)blockIdx.x * TM, col0 = (int64_t)blockIdx.y * TN;
     if (a.counts && col0 >= a.counts[e]) return; // the whole block: no pair of this expert here
-    if (tid < TN) {
-        const float *xc;
-        float       *dc;
-        const bool   in = column(a, e, col0 + tid, &xc, &dc);
-        xptr[tid] = in ? xc : nullptr;
-        dptr[tid] = in ? dc : nullptr;
+    for (int c = tid; c < TN; c += blockDim.x) {
+        const __half *xc;
+        float        *dc;
+        const bool    in = column(a, e, col0 + c, &xc, &dc);
+        xptr[c] = in ? xc : nullptr;
+        dptr[c] = in ? dc : nullptr;
     }
-    // this thread's weight units: u = tid + 128 j is sub-block u % 4 of the step in row u / 4 (4 threads read a
-    // row's 4 consecutive sub-blocks)
-    const uint8_t *wrow[2];
-#pragma unroll
-    for (int j = 0; j < 2; j++) {
-        const int64_t r = row0 + (tid + 128 * j) / 4;
-        wrow[j] = r < a.m ? a.w + e * a.w_nb2 + r * a.w_nb1 : nullptr;
-    }
+    // this thread's weight unit: sub-block tid % 2 of the step in row tid / 2
+    const int64_t  wr = row0 + tid / 2;
+    const uint8_t *wrow = wr < a.m ? a.w + e * a.w_nb2 + wr * a.w_nb1 : nullptr;
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
-    const int     wr0 = 32 * (wid / 2), wc0 = 32 * (wid % 2);
+        for (int j = 0; j < 4; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    const int     wr0 = 32 * (wid / 2), wc0 = 64 * (wid % 2);
     const int64_t n_sub = a.k / 32, n_steps = (n_sub + KS / 32 - 1) / (KS / 32);
     for (int64_t st = 0; st < n_steps; st++) {
         __syncthreads(); // the previous step's fragments are loaded (the column pointers written, at the first)
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int     u = tid + 128 * j, sb = u % 4;
-            const int64_t s = st * 4 + sb;
-            const bool    ok = wrow[j] && s < n_sub;
+        {
+            const int     sb = tid % 2;
+            const int64_t s = st * (KS / 32) + sb;
+            const bool    ok = wrow && s < n_sub;
             float         wv[32];
-            if (ok) deq_sub<T>(wrow[j], s, wv);
-            uint4 *d = (uint4 *)&ws[u / 4][32 * sb];
+            if (ok) deq_sub<T>(wrow, s, wv);
+            uint4 *d = (uint4 *)&ws[tid / 2][32 * sb];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
                 const float *v = wv + 8 * q;
@@ -108,35 +114,34 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
                           : make_uint4(0u, 0u, 0u, 0u);
             }
         }
-        // activations: warp w reads columns w, w + 4, ...: 128 consecutive floats of a column per warp-wide load
-        const int64_t kq = st * KS + 4 * lane;
-#pragma unroll 4
-        for (int j = 0; j < TN / 4; j++) {
-            const int    c = wid + 4 * j;
-            const float *xc = xptr[c];
-            const float4 v = xc && kq < a.k ? *(const float4 *)(xc + kq) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            *(uint2 *)&xs[c][4 * lane] = make_uint2(pack_h2(v.x, v.y), pack_h2(v.z, v.w));
+        // activations: 8 threads per column, each 8 halves (16 bytes) of the step's 64
+#pragma unroll
+        for (int j = 0; j < TN * KS / 8 / 128; j++) {
+            const int     q = tid + 128 * j, c = q / (KS / 8), piece = q % (KS / 8);
+            const __half *xc = xptr[c];
+            const int64_t kq = st * KS + 8 * piece;
+            *(uint4 *)&xs[c][8 * piece] = xc && kq < a.k ? *(const uint4 *)(xc + kq) : make_uint4(0u, 0u, 0u, 0u);
         }
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < KS; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[4];
 #pragma unroll
             for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], &ws[wr0 + 16 * i][kk], LDS);
 #pragma unroll
-            for (int j = 0; j < 2; j++) wmma::load_matrix_sync(fb[j], &xs[wc0 + 16 * j][kk], LDS);
+            for (int j = 0; j < 4; j++) wmma::load_matrix_sync(fb[j], &xs[wc0 + 16 * j][kk], LDS);
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+                for (int j = 0; j < 4; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
     }
     __syncthreads(); // every warp is done with the tiles: the output tile takes their bytes
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 2; j++)
+        for (int j = 0; j < 4; j++)
             wmma::store_matrix_sync(&cs[wc0 + 16 * j][wr0 + 16 * i], acc[i][j], LDC, wmma::mem_col_major);
     __syncthreads();
     // write column by column: consecutive threads, consecutive rows of one output column
@@ -179,18 +184,16 @@ struct mmq_op {
     }
 };
 
-// the arguments shared by both entry points (dense: n columns, one expert)
-static mmq_args args_of(const smoe_cuda_node *n) {
+// the arguments shared by both entry points (dense: n columns, one expert); the activations' f16 copy at xh
+static mmq_args args_of(const smoe_cuda_node *n, const __half *xh) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     mmq_args a{};
     a.w = (const uint8_t *)w.data;
     a.w_nb1 = w.nb[1];
     a.w_nb2 = w.nb[2];
     a.n_expert = 1;
-    a.x = (const uint8_t *)x.data;
+    a.x = xh;
     a.x_ne1 = x.ne[1];
-    a.x_nb1 = x.nb[1];
-    a.x_nb2 = x.nb[2];
     a.dst = (float *)d.data;
     a.d_nb1 = d.nb[1];
     a.d_nb2 = d.nb[2];
@@ -200,11 +203,25 @@ static mmq_args args_of(const smoe_cuda_node *n) {
     return a;
 }
 
+// the node's activations into f16 at scratch + off (cuda-kernels.h: smoe_cuda_mmq_scratch)
+static int convert_activations(const smoe_cuda_node *n, size_t off, cudaStream_t st, __half **xh) {
+    const smoe_cuda_tensor &x = n->src[1];
+    *xh = (__half *)((uint8_t *)n->scratch + off);
+    const dim3 grid(ceil_div(x.ne[0] / 4, 256), (unsigned)x.ne[1], (unsigned)x.ne[2]);
+    convert_f16_kernel<<<grid, 256, 0, st>>>((const uint8_t *)x.data, x.nb[1], x.nb[2], x.ne[0], *xh);
+    return launch_result();
+}
+
 } // namespace
 
 extern "C" int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err) {
     (void)err;
-    mmq_op f{args_of(n), ceil_div(n->src[1].ne[1], TN), 1, (cudaStream_t)stream};
+    if (!n->scratch) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    __half      *xh = nullptr;
+    const int    ce = convert_activations(n, 0, st, &xh);
+    if (ce != 0) return ce;
+    mmq_op f{args_of(n, xh), ceil_div(n->src[1].ne[1], TN), 1, st};
     return dispatch_type(n->src[0].type, f);
 }
 
@@ -220,7 +237,10 @@ extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err)
                                                          n_pairs, n_expert, counts, lists, err, n->node_index);
     const int le = launch_result();
     if (le != 0) return le;
-    mmq_args a = args_of(n);
+    __half   *xh = nullptr;
+    const int ce = convert_activations(n, smoe_cuda_mmq_lists_bytes(n, 1), st, &xh);
+    if (ce != 0) return ce;
+    mmq_args a = args_of(n, xh);
     a.n_expert = n_expert;
     a.n = n_pairs;
     a.n_slots = n_slots;

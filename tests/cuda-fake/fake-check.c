@@ -50,10 +50,10 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
     size_t scratch = 0;
     if (!n->simple && n->op == SMOE_OP_ATTENTION)
         scratch = smoe_cuda_attention_scratch(n->src[0].ne[1] * n->src[0].ne[2], n->src[0].ne[0], n->i[2]);
-    if (n->op == SMOE_OP_MUL_MAT_ID && smoe_cuda_mm_path_of(n, 1) == SMOE_CUDA_MM_MMQ)
-        scratch = smoe_cuda_mul_mat_id_scratch(n->src[0].ne[2], n->src[2].ne[0] * n->src[2].ne[1]);
     if (n->op == SMOE_OP_MUL_MAT || n->op == SMOE_OP_MUL_MAT_ID) { /* 0 for the reference kernels */
-        const size_t q8 = smoe_cuda_gemvq_scratch(n, n->op == SMOE_OP_MUL_MAT_ID);
+        const int is_id = n->op == SMOE_OP_MUL_MAT_ID;
+        if (smoe_cuda_mm_path_of(n, is_id) == SMOE_CUDA_MM_MMQ) scratch = smoe_cuda_mmq_scratch(n, is_id);
+        const size_t q8 = smoe_cuda_gemvq_scratch(n, is_id);
         scratch = q8 > scratch ? q8 : scratch;
     }
     if (n->n_more) { /* an int8 GEMV doing the products of the launches after it: same k, type, columns */
