@@ -232,8 +232,9 @@ static void test_q8_reuse(void **state) {
 }
 
 /* RMS_NORM and SWIGLU writing the int8 columns of the GEMV after them (smoe_cuda_plan_fusion), at k = 512 (16 groups:
- * both halves of the layout's swizzle): a norm into a dense product, a norm of [k, 1, 3] into two MUL_MAT_IDs'
- * broadcast input (one launch for both), a SWIGLU into MUL_MAT_ID's per-slot input. On the emulator the kernels' bytes must be the
+ * both halves of the layout's swizzle): a norm into a dense product (which adds a residual in its launch), a norm
+ * of [k, 1, 3] into two MUL_MAT_IDs' broadcast input (one launch for both), a SWIGLU into MUL_MAT_ID's per-slot
+ * input. On the emulator the kernels' bytes must be the
  * quantize kernel's: with fusion, without, and the CPU agree. */
 static void test_q8_fused(void **state) {
     (void)state;
@@ -241,14 +242,14 @@ static void test_q8_fused(void **state) {
     gt_rng        rng = {.s = 91};
     smoe_graph   *g = NULL;
     assert_int_equal(smoe_graph_init(&g), SMOE_OK);
-    const smoe_type types[9] = {SMOE_TYPE_F32, SMOE_TYPE_F32, SMOE_TYPE_F32,  SMOE_TYPE_F32, SMOE_TYPE_F32,
-                                SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_0, SMOE_TYPE_I32, SMOE_TYPE_Q4_0};
-    const int64_t   shapes[9][3] = {{k, 1, 1},  {k, 1, nt}, {k, 1, 1},     {k, 2, nt}, {k, 2, nt},
-                                    {k, m, 1},  {k, m, n_exp}, {2, nt, 1}, {k, m, n_exp}};
-    smoe_tensor *t[9];
-    gt_input     in[9];
-    void        *data[9];
-    for (int i = 0; i < 9; i++) {
+    const smoe_type types[10] = {SMOE_TYPE_F32,  SMOE_TYPE_F32,  SMOE_TYPE_F32, SMOE_TYPE_F32,  SMOE_TYPE_F32,
+                                 SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_0, SMOE_TYPE_I32, SMOE_TYPE_Q4_0, SMOE_TYPE_F32};
+    const int64_t   shapes[10][3] = {{k, 1, 1}, {k, 1, nt},    {k, 1, 1},  {k, 2, nt},    {k, 2, nt},
+                                     {k, m, 1}, {k, m, n_exp}, {2, nt, 1}, {k, m, n_exp}, {m, 1, 1}};
+    smoe_tensor *t[10];
+    gt_input     in[10];
+    void        *data[10];
+    for (int i = 0; i < 10; i++) {
         assert_int_equal(smoe_graph_new_tensor(g, types[i], 3, shapes[i], &t[i]), SMOE_OK);
         const int64_t n = smoe_tensor_nelements(t[i]);
         if (types[i] == SMOE_TYPE_I32) {
@@ -263,9 +264,10 @@ static void test_q8_fused(void **state) {
         }
         in[i] = (gt_input){t[i], data[i]};
     }
-    smoe_tensor *n1, *n2, *sw, *y1, *y2, *y2b, *y3, *s1, *s2, *out;
+    smoe_tensor *n1, *n2, *sw, *y1, *r1, *y2, *y2b, *y3, *s1, *s2, *out;
     assert_int_equal(smoe_rms_norm(g, t[0], t[2], 1e-5f, &n1), SMOE_OK);
     assert_int_equal(smoe_mul_mat(g, t[5], n1, &y1), SMOE_OK);            /* [m, 1, 1] */
+    assert_int_equal(smoe_add(g, t[9], y1, &r1), SMOE_OK);                 /* in the GEMV's launch (add) */
     assert_int_equal(smoe_rms_norm(g, t[1], t[2], 1e-5f, &n2), SMOE_OK);
     assert_int_equal(smoe_mul_mat_id(g, t[6], n2, t[7], &y2), SMOE_OK);   /* [m, 2, nt] */
     assert_int_equal(smoe_mul_mat_id(g, t[8], n2, t[7], &y2b), SMOE_OK);  /* one launch with y2's (n_more) */
@@ -273,22 +275,23 @@ static void test_q8_fused(void **state) {
     assert_int_equal(smoe_mul_mat_id(g, t[6], sw, t[7], &y3), SMOE_OK);   /* [m, 2, nt] */
     assert_int_equal(smoe_add(g, y2, y3, &s1), SMOE_OK);
     assert_int_equal(smoe_add(g, s1, y2b, &s2), SMOE_OK);
-    assert_int_equal(smoe_add(g, s2, y1, &out), SMOE_OK);                  /* y1 broadcast */
+    assert_int_equal(smoe_add(g, s2, r1, &out), SMOE_OK);                  /* r1 broadcast */
     const int64_t n_out = m * 2 * nt;
     float want[240], got[240], unfused[240];
     smoe_backend *cpu = NULL, *cuda = cuda_open();
     assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
-    assert_int_equal(gt_run(&cpu, 1, g, in, 9, &(gt_output){out, want}, 1, 1, NULL), SMOE_OK);
-    const int q0 = fake_cuda_q8_out_launches(), g0 = fake_cuda_grouped_launches();
-    assert_int_equal(gt_run(&cuda, 1, g, in, 9, &(gt_output){out, got}, 1, 1, NULL), SMOE_OK);
+    assert_int_equal(gt_run(&cpu, 1, g, in, 10, &(gt_output){out, want}, 1, 1, NULL), SMOE_OK);
+    const int q0 = fake_cuda_q8_out_launches(), g0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
+    assert_int_equal(gt_run(&cuda, 1, g, in, 10, &(gt_output){out, got}, 1, 1, NULL), SMOE_OK);
     assert_int_equal(fake_cuda_q8_out_launches() - q0, 3);
     assert_int_equal(fake_cuda_grouped_launches() - g0, 1);
+    assert_int_equal(fake_cuda_added_launches() - a0, 1);
     smoe_backend_free(cuda);
     setenv("SMOE_CUDA_FUSE", "0", 1);
     cuda = cuda_open();
     unsetenv("SMOE_CUDA_FUSE");
     const int q1 = fake_cuda_q8_out_launches(), g1 = fake_cuda_grouped_launches();
-    assert_int_equal(gt_run(&cuda, 1, g, in, 9, &(gt_output){out, unfused}, 1, 1, NULL), SMOE_OK);
+    assert_int_equal(gt_run(&cuda, 1, g, in, 10, &(gt_output){out, unfused}, 1, 1, NULL), SMOE_OK);
     assert_int_equal(fake_cuda_q8_out_launches() - q1, 0);
     assert_int_equal(fake_cuda_grouped_launches() - g1, 0);
     double num = 0, den = 0;
@@ -301,7 +304,7 @@ static void test_q8_fused(void **state) {
     smoe_backend_free(cpu);
     smoe_backend_free(cuda);
     smoe_graph_free(g);
-    for (int i = 0; i < 9; i++) free(data[i]);
+    for (int i = 0; i < 10; i++) free(data[i]);
 }
 
 /* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
@@ -314,6 +317,7 @@ typedef struct gen_result {
     int    graph_launches;
     int    q8_out_launches;  /* launches (not replayed in a graph) writing a later GEMV's int8 columns */
     int    grouped_launches; /* int8 GEMV launches (not replayed) doing the products of the next ones too */
+    int    added_launches;   /* int8 GEMV launches (not replayed) doing the residual ADD after them */
 } gen_result;
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
@@ -321,11 +325,12 @@ typedef struct gen_result {
 static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, gen_result *r) {
     free(r->run.logits);
     const int         g0 = fake_cuda_graph_launches(), q0 = fake_cuda_q8_out_launches();
-    const int         u0 = fake_cuda_grouped_launches();
+    const int         u0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
     const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
     r->q8_out_launches = fake_cuda_q8_out_launches() - q0;
     r->grouped_launches = fake_cuda_grouped_launches() - u0;
+    r->added_launches = fake_cuda_added_launches() - a0;
     return st;
 }
 
@@ -377,6 +382,8 @@ static void test_model_decode(void **state) {
          * (smoe_cuda_plan_fusion); without that the GEMVs quantize them: the same bytes, so the same results */
         if (got.grouped_launches < 2 * (N_GEN + 1)) /* K, V, Q and gate, up: one launch each, per layer and step */
             fail_msg("%d grouped GEMV launches in %d steps", got.grouped_launches, N_GEN + 1);
+        if (got.added_launches < N_GEN + 1) /* the attention's output projection and its residual */
+            fail_msg("%d GEMV launches with the residual ADD in %d steps", got.added_launches, N_GEN + 1);
         const int fused = got.q8_out_launches;
         if (fused < 3 * 2 * (N_GEN + 1)) fail_msg("%d launches wrote int8 columns in %d steps", fused, N_GEN + 1);
         setenv("SMOE_CUDA_FUSE", "0", 1);
@@ -384,6 +391,7 @@ static void test_model_decode(void **state) {
         unsetenv("SMOE_CUDA_FUSE");
         assert_int_equal(got.q8_out_launches, 0);
         assert_int_equal(got.grouped_launches, 0);
+        assert_int_equal(got.added_launches, 0);
         check_identical("cuda0 without fusion against with", &graphs, &got);
         /* the reference kernels' launches (no scratch memory) */
         setenv("SMOE_CUDA_SIMPLE", "1", 1);

@@ -483,7 +483,8 @@ static void test_q8_rows_match(void **state) {
 #if SMOE_HAVE_CUDA
 /* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
- * consecutive GEMVs of the same columns are one launch (not where their results overlap) */
+ * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
+ * residual ADD after it */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -563,6 +564,42 @@ static void test_plan_fusion(void **state) {
     smoe_cuda_plan_fusion(nd, 6, 1);
     assert_null(nd[4].q8_out);
 
+    /* a projection y = W a [4096, 1], then x + y: one launch; y + x too; in place over x too */
+    memset(nd, 0, sizeof(nd));
+    plan_gemv(&nd[0], 0x10000, &scratch);
+    nd[0].dst = f32_rows(0x100000, 100, 1, 1);
+    nd[1].op = SMOE_OP_ADD;
+    nd[1].src[0] = f32_rows(0x200000, 100, 1, 1);
+    nd[1].src[1] = nd[0].dst;
+    nd[1].dst = f32_rows(0x300000, 100, 1, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 1);
+    assert_ptr_equal(nd[0].add_r.data, (void *)0x200000);
+    assert_ptr_equal(nd[0].add_out.data, (void *)0x300000);
+    nd[1].src[1] = nd[1].src[0];
+    nd[1].src[0] = nd[0].dst;
+    nd[1].dst = nd[1].src[1];
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 1);
+    nd[1].dst = f32_rows(0x200000 + 8, 100, 1, 1); /* over x, shifted: rows would read sums */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 0);
+    nd[1].dst = f32_rows(0x300000, 100, 1, 1);
+    nd[1].src[1] = f32_rows(0x200000, 1, 1, 1); /* x broadcast: not this kernel's */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 0);
+    nd[1].src[1] = f32_rows(0x200000, 100, 1, 1);
+    nd[1].src[0] = f32_rows(0x100000 + 4, 99, 1, 1); /* not the product */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 0);
+    nd[1].src[0] = nd[0].dst;
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 1);
+    smoe_cuda_plan_fusion(nd, 2, 0);
+    assert_int_equal(nd[0].add, 0);
+    nd[0].scratch = NULL; /* not the int8 GEMV */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].add, 0);
 }
 
 /* byte overlap of f32 tensors */

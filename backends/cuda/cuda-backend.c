@@ -22,8 +22,8 @@
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
  * (smoe_cuda_plan_fusion): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
- * of those columns run as one launch (K, V, Q; gate, up); SMOE_CUDA_FUSE=0 launches each GEMV on its own and leaves
- * the quantization to the GEMV's own kernel.
+ * of those columns run as one launch (K, V, Q; gate, up), and a projection's GEMV adds the residual after it;
+ * SMOE_CUDA_FUSE=0 launches each op on its own and leaves the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
  * Not done: registering the mmap'd file with cudaHostRegister (it would pin every page of a 26 GB file in RAM; the
@@ -342,7 +342,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 11 * sizeof(smoe_cuda_tensor) + 48 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 13 * sizeof(smoe_cuda_tensor) + 56 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -425,7 +425,7 @@ static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) 
             skip--;
             continue;
         }
-        skip = nd->n_more;
+        skip = nd->n_more + nd->add;
         const int e = launcher_for(t->op)(nd, c->stream, c->d_err);
         if (e != 0) {
             char what[160];
@@ -481,6 +481,9 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         nd[k].n_more = 0;
         memset(nd[k].more_w, 0, sizeof(nd[k].more_w));
         memset(nd[k].more_dst, 0, sizeof(nd[k].more_dst));
+        nd[k].add = 0;
+        memset(&nd[k].add_r, 0, sizeof(nd[k].add_r));
+        memset(&nd[k].add_out, 0, sizeof(nd[k].add_out));
     }
     if (!fuse) return;
     for (int p = 0; p < n; p++) {
@@ -516,6 +519,26 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         }
         nd[k].n_more = j - k - 1;
         k = j - 1;
+    }
+    /* a lone int8 MUL_MAT, then ADD(r, its result) or ADD(its result, r) of the same shape: one launch. The GEMV
+     * kernel reads the weights, the quantized columns in scratch and r; the sum may take any memory but r's (in
+     * place is fine: each element is read, then written, by one thread) */
+    for (int k = 0; k + 1 < n; k++) {
+        smoe_cuda_node *g = &nd[k], *a = &nd[k + 1];
+        if (g->op != SMOE_OP_MUL_MAT || !is_q8_gemv(g) || g->n_more || a->op != SMOE_OP_ADD) continue;
+        const int at = memcmp(&a->src[0], &g->dst, sizeof(g->dst)) == 0   ? 0
+                       : memcmp(&a->src[1], &g->dst, sizeof(g->dst)) == 0 ? 1
+                                                                            : -1;
+        if (at < 0) continue;
+        const smoe_cuda_tensor *r = &a->src[1 - at], *o = &a->dst;
+        bool ok = r->type == SMOE_CUDA_F32 && o->type == SMOE_CUDA_F32 && r->nb[0] == 4 && o->nb[0] == 4;
+        for (int i = 0; i < 4 && ok; i++) ok = r->ne[i] == g->dst.ne[i] && o->ne[i] == g->dst.ne[i];
+        ok = ok && (memcmp(o, r, sizeof(*o)) == 0 || !smoe_cuda_overlap4(o, r)) && !smoe_cuda_overlap4(o, &g->dst);
+        if (!ok) continue;
+        g->add = 1;
+        g->add_r = *r;
+        g->add_out = *o;
+        k++;
     }
 }
 

@@ -68,6 +68,10 @@ typedef struct smoe_cuda_node {
     int32_t          zero1;      /* 0 */
     smoe_cuda_tensor more_w[2];  /* those products' weights */
     smoe_cuda_tensor more_dst[2]; /* and results */
+    int32_t          add;        /* MUL_MAT on the int8 GEMV: 1 = it also does the ADD right after it (skipped),
+                                    add_out = add_r + dst (the residual connection after a projection) */
+    int32_t          zero2;      /* 0 */
+    smoe_cuda_tensor add_r, add_out;
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -205,7 +209,9 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
  * before reuses its quantized columns. With fuse: an RMS_NORM or SWIGLU whose rows are the columns of an int8 GEMV at
  * most 4 launches later, with no launch between that uses scratch memory, writes them itself; up to 3 consecutive
  * int8 GEMVs of one op, weight type and k over the same activations (and expert ids) run as one launch: K, V and Q;
- * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4). */
+ * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4); a lone int8
+ * MUL_MAT does the ADD of its result and a residual of the same shape right after it (add), unless the sum lies
+ * over the residual's bytes other than exactly in place. */
 void smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */

@@ -377,8 +377,10 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
 
 // the warp's kRowsQ rows times the staged column, the rows interleaved
 template <int T>
+// out0 (not null): out0[i] = r0[i] + dst0[i] too (the residual ADD)
 static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_nb1, const int *qi, const float2 *ds,
-                                                  int64_t k, int64_t m, float *dst0, int64_t bx) {
+                                                  int64_t k, int64_t m, float *dst0, int64_t bx,
+                                                  const float *r0 = nullptr, float *out0 = nullptr) {
     const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t i0 = (bx * (blockDim.x / SMOE_WARP) + wi) * kRowsQ;
     if (i0 >= m) return; // uniform in the warp
@@ -397,7 +399,10 @@ static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_n
     if (lane == 0) {
 #pragma unroll
         for (int r = 0; r < kRowsQ; r++)
-            if (r < nr) dst0[i0 + r] = acc[r];
+            if (r < nr) {
+                dst0[i0 + r] = acc[r];
+                if (out0) out0[i0 + r] = r0[i0 + r] + acc[r];
+            }
     }
 }
 
@@ -409,6 +414,9 @@ struct gemvq_part {
     float         *dst;
     int64_t        d_nb1, d_nb2, d_nb3;
     int64_t        blocks;
+    const float   *r;   // the residual ADD (dense, part 0 alone): out = r + dst; null: none
+    float         *out;
+    int64_t        r_nb2, r_nb3, o_nb2, o_nb3;
 };
 struct gemvq_parts {
     gemvq_part p[3];
@@ -438,8 +446,10 @@ static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t co
     int64_t bx;
     const gemvq_part &pt = gemvq_part_of(P, &bx);
     stage_q8(qsm, q8 + c * col_bytes, col_bytes);
+    const float *r = pt.r ? (const float *)((const uint8_t *)pt.r + i2 * pt.r_nb2 + i3 * pt.r_nb3) : nullptr;
+    float       *out = pt.out ? (float *)((uint8_t *)pt.out + i2 * pt.o_nb2 + i3 * pt.o_nb3) : nullptr;
     gemvq_rows<T>(pt.w, pt.w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k, pt.m,
-                  (float *)((uint8_t *)pt.dst + i2 * pt.d_nb2 + i3 * pt.d_nb3), bx);
+                  (float *)((uint8_t *)pt.dst + i2 * pt.d_nb2 + i3 * pt.d_nb3), bx, r, out);
 }
 
 // the quantized columns are (slot, token) in order, one per slot of x (x_ne1 of them: 1 when the slots share it)
@@ -573,7 +583,16 @@ static gemvq_parts gemvq_parts_of(const smoe_cuda_node *n) {
     for (int i = 0; i < P.n; i++) {
         const smoe_cuda_tensor &w = i == 0 ? n->src[0] : n->more_w[i - 1], &d = i == 0 ? n->dst : n->more_dst[i - 1];
         P.p[i] = gemvq_part{(const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[1], (float *)d.data, d.nb[1], d.nb[2],
-                            d.nb[3], (int64_t)ceil_div(w.ne[1], kWarps1 * kRowsQ)};
+                            d.nb[3], (int64_t)ceil_div(w.ne[1], kWarps1 * kRowsQ), nullptr, nullptr, 0, 0, 0, 0};
+    }
+    if (n->add && P.n == 1) {
+        gemvq_part &p = P.p[0];
+        p.r = (const float *)n->add_r.data;
+        p.out = (float *)n->add_out.data;
+        p.r_nb2 = n->add_r.nb[2];
+        p.r_nb3 = n->add_r.nb[3];
+        p.o_nb2 = n->add_out.nb[2];
+        p.o_nb3 = n->add_out.nb[3];
     }
     return P;
 }
@@ -594,6 +613,19 @@ template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t s
     gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, cb, st>>>(P, (const uint8_t *)n->scratch, (int64_t)cb, w.ne[0],
                                                            x.ne[2]);
     return launch_result();
+}
+
+// the ADD a node also does (add) as a launch of its own: add_out = add_r + dst
+static int launch_residual_add(const smoe_cuda_node *n, cudaStream_t st) {
+    smoe_cuda_node a;
+    memset(&a, 0, sizeof(a));
+    a.op = n->op;
+    a.node_index = n->node_index;
+    a.src[0] = n->add_r;
+    a.src[1] = n->dst;
+    a.dst = n->add_out;
+    a.i[1] = 0; // ADD
+    return smoe_cuda_binary(&a, st, nullptr);
 }
 
 // a node doing more launches' products (n_more) whose kernel is not the int8 GEMV: those as launches of their own
@@ -627,12 +659,15 @@ struct mul_mat_op {
         if constexpr (gemvq_type(T))
             if (n->src[1].ne[1] == 1 && smoe_cuda_mm_path_of(n, 0) == SMOE_CUDA_MM_GEMV && use_gemvq(n, 0))
                 return launch_gemvq<T>(n, st); // with the products of n_more
-        if (n->n_more > 0) { // another kernel: one launch per product
+        if (n->n_more > 0 || n->add) { // another kernel: one launch per product, then the ADD's
             smoe_cuda_node one = *n;
             one.n_more = 0;
+            one.add = 0;
             mul_mat_op o{&one, st};
-            const int e = dispatch_type(one.src[0].type, o);
-            return e != 0 ? e : launch_more(n, o);
+            int e = dispatch_type(one.src[0].type, o);
+            if (e == 0) e = launch_more(n, o);
+            if (e == 0 && n->add) e = launch_residual_add(n, st);
+            return e;
         }
         const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
         const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 0); // cuda-kernels.h

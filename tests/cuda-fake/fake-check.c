@@ -35,9 +35,10 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out, g_grouped;
+static int g_q8_out, g_grouped, g_added;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
 int        fake_cuda_grouped_launches(void) { return g_grouped; }
+int        fake_cuda_added_launches(void) { return g_added; }
 
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
@@ -70,6 +71,16 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
                 return 0;
             }
         g_grouped++;
+    }
+    if (n->add) { /* a MUL_MAT doing the residual ADD after it: same shapes, the sum not over the residual */
+        if (n->op != SMOE_OP_MUL_MAT || !on_device(&n->add_r, "the residual", n) ||
+            !on_device(&n->add_out, "the sum", n) || memcmp(n->add_r.ne, n->dst.ne, sizeof(n->dst.ne)) != 0 ||
+            memcmp(n->add_out.ne, n->dst.ne, sizeof(n->dst.ne)) != 0 ||
+            (n->add_out.data != n->add_r.data && smoe_cuda_overlap4(&n->add_out, &n->add_r))) {
+            fprintf(stderr, "fake cuda: MUL_MAT (node %d): the fused ADD does not fit\n", n->node_index);
+            return 0;
+        }
+        g_added++;
     }
     if (n->q8_out) { /* an RMS_NORM or SWIGLU writing its rows as int8 GEMV columns */
         const size_t q8 = (size_t)(n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3]) * smoe_cuda_q8_column_bytes(n->dst.ne[0]);

@@ -38,5 +38,7 @@ int fake_cuda_graph_launches(void);
 int fake_cuda_q8_out_launches(void);
 /* launches checked so far that also did the products of the launches after them (smoe_cuda_node.n_more) */
 int fake_cuda_grouped_launches(void);
+/* launches checked so far that also did the residual ADD after them (smoe_cuda_node.add) */
+int fake_cuda_added_launches(void);
 
 #endif

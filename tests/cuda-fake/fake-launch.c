@@ -70,6 +70,17 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         more.node.n_more = 0;
         if (fake_cuda_run_launch(&more) != 0) return 1;
     }
+    if (n->add) { /* the residual ADD after it: add_r + the product */
+        fake_cuda_launch sum = *l;
+        sum.op = sum.node.op = SMOE_OP_ADD;
+        sum.node.src[0] = n->add_r;
+        sum.node.src[1] = n->dst;
+        sum.node.dst = n->add_out;
+        sum.node.add = 0;
+        sum.node.n_more = 0;
+        sum.node.scratch = NULL;
+        if (fake_cuda_run_launch(&sum) != 0) return 1;
+    }
     return 0;
 }
 
