@@ -202,6 +202,10 @@ bench bench-cuda 300 --synthetic mixtral-8x7b --type "${BENCH_TYPES:-q4_0,q4_k_m
 # the decode GEMV on float activations (before the int8/dp4a kernels), side by side in this run: the log has it
 SMOE_CUDA_GEMVQ=0 step bench-cuda-float-gemv 150 "$smoe" bench --synthetic mixtral-8x7b --type q4_0,q4_k_m \
   --backend cuda0 -p 0 -n 32 -d 512 -r 3 "${peak_arg[@]}" || failed=1
+# without the launch fusions (norm/SwiGLU writing the int8 columns, K/V/Q and gate/up as one launch, the projection
+# adding its residual), side by side in this run: the log has it
+SMOE_CUDA_FUSE=0 step bench-cuda-unfused 120 "$smoe" bench --synthetic mixtral-8x7b --type q4_0 \
+  --backend cuda0 -p 512 -n 32 -d 512 -r 3 "${peak_arg[@]}" || failed=1
 # a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
 bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \
   -r 2 "${peak_arg[@]}" || failed=1
