@@ -259,7 +259,7 @@ static void test_q8_fused(void **state) {
         } else {
             float *f = malloc((size_t)n * sizeof(float));
             gt_fill(&rng, f, n, i == 2 ? 0.5 : -2, 2); /* the norm weight positive */
-            data[i] = gt_encode(t[i]->type, f, k, n / k);
+            data[i] = gt_encode(t[i]->type, f, t[i]->ne[0], n / t[i]->ne[0]);
             free(f);
         }
         in[i] = (gt_input){t[i], data[i]};
