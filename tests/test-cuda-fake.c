@@ -307,6 +307,82 @@ static void test_q8_fused(void **state) {
     for (int i = 0; i < 10; i++) free(data[i]);
 }
 
+/* ROPE of k, KV_WRITE of it and of v at the same cells: one launch (smoe_cuda_plan_fusion: kv_write), for an F16
+ * and a Q8_0 cache, a partial rotation (n_rot 48 of 64) and a cell written twice (the later token wins; the earlier
+ * one's RoPE result is still written). The caches' bytes and the RoPE result must equal the unfused launches' on the
+ * emulator, and the CPU's within float rounding. */
+static void test_rope_kv_fused(void **state) {
+    (void)state;
+    const int64_t   hd = 64, nkv = 2, nt = 3, nc = 6;
+    const smoe_type cache_types[2] = {SMOE_TYPE_F16, SMOE_TYPE_Q8_0};
+    for (int ct = 0; ct < 2; ct++) {
+        gt_rng      rng = {.s = 5 + (uint64_t)ct};
+        smoe_graph *g = NULL;
+        assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+        smoe_tensor *k = NULL, *v = NULL, *pos = NULL, *cells = NULL, *ck = NULL, *cv = NULL;
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(hd, nkv, nt), &k), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(hd, nkv, nt), &v), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(nt), &pos), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(nt), &cells), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, cache_types[ct], 3, NE(hd, nkv, nc), &ck), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, cache_types[ct], 3, NE(hd, nkv, nc), &cv), SMOE_OK);
+        float kf[384], vf[384], zero[768] = {0};
+        gt_fill(&rng, kf, hd * nkv * nt, -2, 2);
+        gt_fill(&rng, vf, hd * nkv * nt, -2, 2);
+        const int32_t posd[3] = {7, 300, 31000}, celld[3] = {1, 4, 1};
+        void         *cz = gt_encode(cache_types[ct], zero, hd, nkv * nc);
+        const gt_input in[6] = {{k, kf}, {v, vf}, {pos, posd}, {cells, celld}, {ck, cz}, {cv, cz}};
+        const smoe_op_rope_params rp = {.n_rot = 48, .theta_base = 1e6f, .freq_scale = 1.0f};
+        smoe_tensor *rk = NULL, *kc = NULL, *vc = NULL;
+        assert_int_equal(smoe_rope(g, k, pos, &rp, &rk), SMOE_OK);
+        assert_int_equal(smoe_kv_write(g, ck, rk, cells, &kc), SMOE_OK);
+        assert_int_equal(smoe_kv_write(g, cv, v, cells, &vc), SMOE_OK);
+        smoe_graph_set_output(rk);
+        smoe_graph_set_output(kc);
+        smoe_graph_set_output(vc);
+        const size_t  cb = smoe_tensor_nbytes(ck);
+        uint8_t       want_k[2][8192], want_v[2][8192], got_k[8192], got_v[8192];
+        float         want_r[2][384], got_r[384];
+        smoe_backend *cpu = NULL, *cuda = NULL;
+        assert_true(cb <= sizeof(got_k));
+        assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
+        const gt_output cpu_out[3] = {{rk, want_r[0]}, {kc, want_k[0]}, {vc, want_v[0]}};
+        assert_int_equal(gt_run(&cpu, 1, g, in, 6, cpu_out, 3, 1, NULL), SMOE_OK);
+        setenv("SMOE_CUDA_FUSE", "0", 1);
+        cuda = cuda_open();
+        unsetenv("SMOE_CUDA_FUSE");
+        const gt_output unf_out[3] = {{rk, want_r[1]}, {kc, want_k[1]}, {vc, want_v[1]}};
+        assert_int_equal(gt_run(&cuda, 1, g, in, 6, unf_out, 3, 1, NULL), SMOE_OK);
+        smoe_backend_free(cuda);
+        cuda = cuda_open();
+        const int       kv0 = fake_cuda_kv_launches();
+        const gt_output out[3] = {{rk, got_r}, {kc, got_k}, {vc, got_v}};
+        assert_int_equal(gt_run(&cuda, 1, g, in, 6, out, 3, 1, NULL), SMOE_OK);
+        assert_int_equal(fake_cuda_kv_launches() - kv0, 1);
+        assert_memory_equal(got_r, want_r[1], sizeof(got_r));
+        assert_memory_equal(got_k, want_k[1], cb);
+        assert_memory_equal(got_v, want_v[1], cb);
+        /* against the CPU: the caches decoded, and the RoPE result */
+        float a[768], b[768];
+        gt_decode(cache_types[ct], got_k, a, hd, nkv * nc);
+        gt_decode(cache_types[ct], want_k[0], b, hd, nkv * nc);
+        for (int i = 0; i < hd * nkv * nc; i++)
+            if (fabsf(a[i] - b[i]) > 1e-2f * (1.0f + fabsf(b[i])))
+                fail_msg("K cache element %d: %g, CPU %g", i, (double)a[i], (double)b[i]);
+        gt_decode(cache_types[ct], got_v, a, hd, nkv * nc);
+        gt_decode(cache_types[ct], want_v[0], b, hd, nkv * nc);
+        for (int i = 0; i < hd * nkv * nc; i++)
+            if (a[i] != b[i]) fail_msg("V cache element %d: %g, CPU %g", i, (double)a[i], (double)b[i]);
+        for (int i = 0; i < hd * nkv * nt; i++)
+            if (fabsf(got_r[i] - want_r[0][i]) > 1e-5f * (1.0f + fabsf(want_r[0][i])))
+                fail_msg("RoPE element %d: %g, CPU %g", i, (double)got_r[i], (double)want_r[0][i]);
+        smoe_backend_free(cpu);
+        smoe_backend_free(cuda);
+        smoe_graph_free(g);
+        free(cz);
+    }
+}
+
 /* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
 
 #define N_PROMPT 6
@@ -318,6 +394,7 @@ typedef struct gen_result {
     int    q8_out_launches;  /* launches (not replayed in a graph) writing a later GEMV's int8 columns */
     int    grouped_launches; /* int8 GEMV launches (not replayed) doing the products of the next ones too */
     int    added_launches;   /* int8 GEMV launches (not replayed) doing the residual ADD after them */
+    int    kv_launches;      /* ROPE launches (not replayed) doing the KV_WRITEs after them */
 } gen_result;
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
@@ -326,11 +403,13 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     free(r->run.logits);
     const int         g0 = fake_cuda_graph_launches(), q0 = fake_cuda_q8_out_launches();
     const int         u0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
+    const int         k0 = fake_cuda_kv_launches();
     const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
     r->q8_out_launches = fake_cuda_q8_out_launches() - q0;
     r->grouped_launches = fake_cuda_grouped_launches() - u0;
     r->added_launches = fake_cuda_added_launches() - a0;
+    r->kv_launches = fake_cuda_kv_launches() - k0;
     return st;
 }
 
@@ -384,6 +463,8 @@ static void test_model_decode(void **state) {
             fail_msg("%d grouped GEMV launches in %d steps", got.grouped_launches, N_GEN + 1);
         if (got.added_launches < N_GEN + 1) /* the attention's output projection and its residual */
             fail_msg("%d GEMV launches with the residual ADD in %d steps", got.added_launches, N_GEN + 1);
+        if (got.kv_launches < N_GEN + 1) /* K's RoPE with the K and V cache writes */
+            fail_msg("%d ROPE launches with the KV_WRITEs in %d steps", got.kv_launches, N_GEN + 1);
         const int fused = got.q8_out_launches;
         if (fused < 3 * 2 * (N_GEN + 1)) fail_msg("%d launches wrote int8 columns in %d steps", fused, N_GEN + 1);
         setenv("SMOE_CUDA_FUSE", "0", 1);
@@ -392,6 +473,7 @@ static void test_model_decode(void **state) {
         assert_int_equal(got.q8_out_launches, 0);
         assert_int_equal(got.grouped_launches, 0);
         assert_int_equal(got.added_launches, 0);
+        assert_int_equal(got.kv_launches, 0);
         check_identical("cuda0 without fusion against with", &graphs, &got);
         /* the reference kernels' launches (no scratch memory) */
         setenv("SMOE_CUDA_SIMPLE", "1", 1);
@@ -447,7 +529,7 @@ int main(void) {
         cmocka_unit_test(test_fake_ordering), cmocka_unit_test(test_device),
         cmocka_unit_test(test_transfers),     cmocka_unit_test(test_index_errors),
         cmocka_unit_test(test_model_decode),  cmocka_unit_test(test_model_split),
-        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused),
+        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused), cmocka_unit_test(test_rope_kv_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -484,7 +484,7 @@ static void test_q8_rows_match(void **state) {
 /* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
  * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
- * residual ADD after it */
+ * residual ADD after it, K's RoPE the KV_WRITEs of K and V */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -600,6 +600,44 @@ static void test_plan_fusion(void **state) {
     nd[0].scratch = NULL; /* not the int8 GEMV */
     smoe_cuda_plan_fusion(nd, 2, 1);
     assert_int_equal(nd[0].add, 0);
+
+    /* ROPE of k [128, 8, 1], KV_WRITE of its result, KV_WRITE of v at the same cells: one launch */
+    memset(nd, 0, sizeof(nd));
+    nd[0].op = SMOE_OP_ROPE;
+    nd[0].src[0] = f32_rows(0x10000, 128, 8, 1);
+    nd[0].dst = f32_rows(0x20000, 128, 8, 1);
+    nd[1].op = SMOE_OP_KV_WRITE;
+    nd[1].src[0] = f32_rows(0x100000, 128, 8, 64); /* the caches */
+    nd[1].src[1] = nd[0].dst;
+    nd[1].src[2] = f32_rows(0x30000, 1, 1, 1);
+    nd[2] = nd[1];
+    nd[2].src[0] = f32_rows(0x200000, 128, 8, 64);
+    nd[2].src[1] = f32_rows(0x40000, 128, 8, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1);
+    assert_int_equal(nd[0].kv_write, 2);
+    assert_ptr_equal(nd[0].kv_cache.data, (void *)0x100000);
+    assert_ptr_equal(nd[0].kv2_cache.data, (void *)0x200000);
+    assert_ptr_equal(nd[0].kv2_rows.data, (void *)0x40000);
+    nd[2].src[2].data = (void *)0x30100; /* v at other cells: K alone */
+    smoe_cuda_plan_fusion(nd, 3, 1);
+    assert_int_equal(nd[0].kv_write, 1);
+    nd[2].src[2] = nd[1].src[2];
+    nd[2].src[1].data = (void *)(0x20000 + 64); /* v's rows under the RoPE result: K alone */
+    smoe_cuda_plan_fusion(nd, 3, 1);
+    assert_int_equal(nd[0].kv_write, 1);
+    nd[2].src[1].data = (void *)0x40000;
+    nd[1].src[1].data = (void *)0x50000; /* K's rows not the RoPE's result */
+    smoe_cuda_plan_fusion(nd, 3, 1);
+    assert_int_equal(nd[0].kv_write, 0);
+    nd[1].src[1] = nd[0].dst;
+    nd[0].simple = 1;
+    smoe_cuda_plan_fusion(nd, 3, 1);
+    assert_int_equal(nd[0].kv_write, 0);
+    nd[0].simple = 0;
+    smoe_cuda_plan_fusion(nd, 3, 0);
+    assert_int_equal(nd[0].kv_write, 0);
+    smoe_cuda_plan_fusion(nd, 2, 1); /* the split ends after K's write */
+    assert_int_equal(nd[0].kv_write, 1);
 }
 
 /* byte overlap of f32 tensors */

@@ -15,9 +15,13 @@
 // The reference kernel (attention_kernel, SMOE_CUDA_SIMPLE=1): one warp per (token, head), cell by cell, the same
 // order and rescaling rule as the CPU.
 // KV_WRITE: one block per (kv head, token); a token whose cell a later token of the batch also writes skips, so the
-// last row wins as on the CPU.
-// TODO(#7): K/V tiles in shared memory for prefill (many query tokens), mma, ROPE fused into KV_WRITE.
+// last row wins as on the CPU. When the host fuses a ROPE and the KV_WRITEs after it (smoe_cuda_plan_fusion), the
+// same kernel applies the RoPE to K's rows (writing the ROPE's result too) and writes V's rows at the same cells
+// (blockIdx.z = 1): one launch for three.
+// TODO(#7): K/V tiles in shared memory for prefill (many query tokens), mma.
 #include "cuda-common.cuh"
+
+#include <string.h>
 
 #define SMOE_ATTN_MAX_PER_LANE 8 // head_dim <= 256
 
@@ -255,26 +259,72 @@ static __global__ void combine_kernel(const float *partial, int64_t n_chunks, sm
     store_out(dst, h, t, lane, acc, S > 0.0f ? 1.0f / S : 0.0f);
 }
 
+// The RoPE a KV_WRITE applies to its rows when a ROPE is fused in (rope_kv_write): the ROPE's input and result
+// (dst.data null: none), positions and parameters
+struct kv_rope {
+    smoe_cuda_tensor src, dst;
+    const int32_t   *pos;
+    int32_t          n_rot;
+    float            theta_base, freq_scale;
+};
+
+// elements e0 .. e0 + cnt - 1 (e0 and cnt even) of row x, with RoPE at position pt when rp.dst.data
+static __device__ __forceinline__ void kv_values(const float *x, int64_t e0, int cnt, int64_t n, const kv_rope &rp,
+                                                 double pt, float *out) {
+    for (int j = 0; j < cnt; j += 2) {
+        const int64_t e = e0 + j, i = e / 2;
+        const float   x0 = e < n ? x[e] : 0.0f, x1 = e + 1 < n ? x[e + 1] : 0.0f;
+        if (rp.dst.data && i < rp.n_rot / 2) {
+            rope_pair(x0, x1, i, pt, rp.n_rot, rp.theta_base, &out[j], &out[j + 1]);
+        } else {
+            out[j] = x0;
+            out[j + 1] = x1;
+        }
+    }
+}
+
+// blockIdx.z 0: rows (with rp's RoPE of rp.src) into cache; 1: rows2 into cache2 (V after K), at the same cells
 static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,
-                                       int *err, int node) {
-    const int64_t h = blockIdx.x, t = blockIdx.y, n_tokens = rows.ne[2];
-    const int32_t c = cells[t];
-    if (c < 0 || c >= cache.ne[2]) {
-        if (threadIdx.x == 0) report_error(err, node);
+                                       int *err, int node, kv_rope rp, smoe_cuda_tensor cache2,
+                                       smoe_cuda_tensor rows2) {
+    const bool              second = blockIdx.z == 1, rope = !second && rp.dst.data;
+    const smoe_cuda_tensor &C = second ? cache2 : cache, &R = second ? rows2 : rows;
+    const int64_t           h = blockIdx.x, t = blockIdx.y, n_tokens = R.ne[2], n = R.ne[0];
+    const int32_t           c = cells[t];
+    bool                    write = true;
+    if (c < 0 || c >= C.ne[2]) {
+        if (threadIdx.x == 0 && !second) report_error(err, node);
+        write = false;
+    }
+    for (int64_t u = t + 1; u < n_tokens && write; u++)
+        if (cells[u] == c) write = false; // a later token writes this cell
+    if (!write && !rope) return;
+    const smoe_cuda_tensor &X = rope ? rp.src : R;
+    const float   *src = (const float *)((const uint8_t *)X.data + h * X.nb[1] + t * X.nb[2]);
+    float         *rd = rope ? (float *)((uint8_t *)rp.dst.data + h * rp.dst.nb[1] + t * rp.dst.nb[2]) : nullptr;
+    uint8_t       *d = (uint8_t *)C.data + h * C.nb[1] + (int64_t)c * C.nb[2];
+    const double   pt = rope ? (double)rp.pos[t] * (double)rp.freq_scale : 0.0;
+    if (C.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
+        for (int64_t b = threadIdx.x; b < n / 32; b += blockDim.x) {
+            float v[32];
+            kv_values(src, 32 * b, 32, n, rp, pt, v);
+            if (rd)
+                for (int j = 0; j < 32; j++) rd[32 * b + j] = v[j];
+            if (write) quant_q8_0_block(v, d + 34 * b);
+        }
         return;
     }
-    for (int64_t u = t + 1; u < n_tokens; u++)
-        if (cells[u] == c) return; // a later token writes this cell
-    const float *src = (const float *)((const uint8_t *)rows.data + h * rows.nb[1] + t * rows.nb[2]);
-    uint8_t *d = (uint8_t *)cache.data + h * cache.nb[1] + (int64_t)c * cache.nb[2];
-    if (cache.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
-        for (int64_t b = threadIdx.x; b < rows.ne[0] / 32; b += blockDim.x) quant_q8_0_block(src + 32 * b, d + 34 * b);
-        return;
-    }
-    for (int64_t e = threadIdx.x; e < rows.ne[0]; e += blockDim.x) {
-        if (cache.type == SMOE_CUDA_F32) ((float *)d)[e] = src[e];
-        else if (cache.type == SMOE_CUDA_F16) ((__half *)d)[e] = __float2half_rn(src[e]);
-        else ((unsigned short *)d)[e] = f32_to_bf16(src[e]);
+    for (int64_t i = threadIdx.x; 2 * i < n; i += blockDim.x) { // a pair of elements per step
+        float v[2];
+        kv_values(src, 2 * i, 2, n, rp, pt, v);
+        for (int j = 0; j < 2 && 2 * i + j < n; j++) {
+            const int64_t e = 2 * i + j;
+            if (rd) rd[e] = v[j];
+            if (!write) continue;
+            if (C.type == SMOE_CUDA_F32) ((float *)d)[e] = v[j];
+            else if (C.type == SMOE_CUDA_F16) ((__half *)d)[e] = __float2half_rn(v[j]);
+            else ((unsigned short *)d)[e] = f32_to_bf16(v[j]);
+        }
     }
 }
 
@@ -326,8 +376,22 @@ extern "C" int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *e
 
 extern "C" int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *err) {
     const smoe_cuda_tensor &rows = n->src[1];
-    const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2]);
+    const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], 1);
+    kv_rope rp;
+    memset(&rp, 0, sizeof(rp));
     kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->src[0], rows, (const int32_t *)n->src[2].data, err,
-                                                            n->node_index);
+                                                            n->node_index, rp, n->src[0], rows);
+    return launch_result();
+}
+
+// a ROPE node with kv_write: its RoPE of src[0] (result dst) into kv_cache at kv_cells, and with kv_write == 2 the
+// rows kv2_rows into kv2_cache at the same cells (cuda-kernels.h)
+extern "C" int smoe_cuda_rope_kv_write(const smoe_cuda_node *n, void *stream, int *err) {
+    const smoe_cuda_tensor &rows = n->dst;
+    const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], n->kv_write > 1 ? 2 : 1);
+    const kv_rope rp{n->src[0], n->dst, (const int32_t *)n->src[1].data, n->i[0], n->f[0], n->f[1]};
+    // a cell out of range is the KV_WRITE's error: the launch after this one (node indices count launches)
+    kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->kv_cache, rows, (const int32_t *)n->kv_cells.data,
+                                                            err, n->node_index + 1, rp, n->kv2_cache, n->kv2_rows);
     return launch_result();
 }

@@ -22,7 +22,8 @@
  * is tested without a GPU). A decode step repeats exactly: its data-dependent values live in device memory.
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
  * (smoe_cuda_plan_fusion): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
- * of those columns run as one launch (K, V, Q; gate, up), and a projection's GEMV adds the residual after it;
+ * of those columns run as one launch (K, V, Q; gate, up), a projection's GEMV adds the residual after it, and the
+ * RoPE of k writes the KV cache (with v's rows);
  * SMOE_CUDA_FUSE=0 launches each op on its own and leaves the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
@@ -342,7 +343,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 13 * sizeof(smoe_cuda_tensor) + 56 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 17 * sizeof(smoe_cuda_tensor) + 56 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -425,7 +426,7 @@ static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) 
             skip--;
             continue;
         }
-        skip = nd->n_more + nd->add;
+        skip = nd->n_more + nd->add + nd->kv_write;
         const int e = launcher_for(t->op)(nd, c->stream, c->d_err);
         if (e != 0) {
             char what[160];
@@ -484,6 +485,8 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         nd[k].add = 0;
         memset(&nd[k].add_r, 0, sizeof(nd[k].add_r));
         memset(&nd[k].add_out, 0, sizeof(nd[k].add_out));
+        nd[k].kv_write = 0;
+        memset(&nd[k].kv_cache, 0, 4 * sizeof(nd[k].kv_cache));
     }
     if (!fuse) return;
     for (int p = 0; p < n; p++) {
@@ -539,6 +542,27 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         g->add_r = *r;
         g->add_out = *o;
         k++;
+    }
+    /* ROPE of k, KV_WRITE of its result, KV_WRITE of v at the same cells: one launch. Blocks (head, token) read
+     * their row of the ROPE's input (or of v) and write the ROPE's result and the caches; the ROPE's result must not
+     * lie over v, which other blocks read */
+    for (int k = 0; k + 1 < n; k++) {
+        smoe_cuda_node *r = &nd[k], *w = &nd[k + 1];
+        if (r->op != SMOE_OP_ROPE || r->simple || w->op != SMOE_OP_KV_WRITE ||
+            memcmp(&w->src[1], &r->dst, sizeof(r->dst)) != 0 || r->dst.ne[3] != 1)
+            continue;
+        r->kv_write = 1;
+        r->kv_cache = w->src[0];
+        r->kv_cells = w->src[2];
+        const smoe_cuda_node *v = k + 2 < n ? &nd[k + 2] : NULL;
+        if (v && v->op == SMOE_OP_KV_WRITE && memcmp(&v->src[2], &w->src[2], sizeof(v->src[2])) == 0 &&
+            v->src[1].ne[1] == r->dst.ne[1] && v->src[1].ne[2] == r->dst.ne[2] &&
+            !smoe_cuda_overlap4(&r->dst, &v->src[1])) {
+            r->kv_write = 2;
+            r->kv2_cache = v->src[0];
+            r->kv2_rows = v->src[1];
+        }
+        k += r->kv_write;
     }
 }
 

@@ -262,6 +262,16 @@ static __device__ __forceinline__ void q8_store_warp(uint8_t *col, int64_t k, in
     if ((e & 31) == 0) ((float2 *)(col + k))[e >> 5] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
 }
 
+// RoPE of the pair (x0, x1) at index i < n_rot / 2 of a row at position pt (= pos * freq_scale), angles in double as
+// the CPU reference (positions up to 32k with theta 1e6 lose digits in float): ROPE's kernel and KV_WRITE's with it
+static __device__ __forceinline__ void rope_pair(float x0, float x1, int64_t i, double pt, int n_rot, float theta_base,
+                                                 float *y0, float *y1) {
+    const double ang = pt * pow((double)theta_base, -2.0 * (double)i / (double)n_rot);
+    const float  c = (float)cos(ang), s = (float)sin(ang);
+    *y0 = x0 * c - x1 * s;
+    *y1 = x0 * s + x1 * c;
+}
+
 static __device__ __forceinline__ void report_error(int *err, int node_index) { atomicCAS(err, 0, node_index + 1); }
 
 static inline unsigned int ceil_div(int64_t a, int64_t b) { return (unsigned int)((a + b - 1) / b); }

@@ -6,8 +6,8 @@
 // way, ncu timed it at ~16 us on an H200, for 16 KiB). ROPE: one thread per (pair, head, token), angles in double
 // like the reference (positions up to 32k with theta 1e6 lose digits in float). RMS_NORM and SWIGLU also write their
 // rows as the int8 GEMV's quantized columns when the host asks (q8_out, smoe_cuda_plan_fusion): the GEMV that reads
-// them then skips its quantize kernel. TODO(#7): fuse ROPE with KV_WRITE; float angles from a per-token table for
-// consumer GPUs, whose double rate is low.
+// them then skips its quantize kernel. A ROPE followed by the KV_WRITE of its result runs as attention.cu's KV_WRITE
+// kernel (kv_write). TODO(#7): float angles from a per-token table for consumer GPUs, whose double rate is low.
 #include "cuda-common.cuh"
 
 // kernels
@@ -53,11 +53,7 @@ static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_
     const double pt = (double)pos[t] * (double)freq_scale;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < head_dim / 2 + 1; i += (int64_t)gridDim.x * blockDim.x) {
         if (i < half) {
-            const double ang = pt * pow((double)theta_base, -2.0 * (double)i / (double)n_rot);
-            const float c = (float)cos(ang), s = (float)sin(ang);
-            const float x0 = src[2 * i], x1 = src[2 * i + 1];
-            d[2 * i] = x0 * c - x1 * s;
-            d[2 * i + 1] = x0 * s + x1 * c;
+            rope_pair(src[2 * i], src[2 * i + 1], i, pt, n_rot, theta_base, &d[2 * i], &d[2 * i + 1]);
         } else {
             for (int64_t e = 2 * i; e < 2 * i + 2 && e < head_dim; e++)
                 if (e >= 2 * half) d[e] = src[e];
@@ -111,7 +107,7 @@ extern "C" int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *er
 }
 
 extern "C" int smoe_cuda_rope(const smoe_cuda_node *n, void *stream, int *err) {
-    (void)err;
+    if (n->kv_write) return smoe_cuda_rope_kv_write(n, stream, err); // with the KV_WRITEs after it
     const smoe_cuda_tensor &x = n->src[0];
     const dim3 grid(ceil_div(x.ne[0] / 2 + 1, 64), (unsigned)x.ne[1], (unsigned)x.ne[2]);
     rope_kernel<<<grid, 64, 0, (cudaStream_t)stream>>>(x, (const int32_t *)n->src[1].data, n->dst, n->i[0], n->f[0],

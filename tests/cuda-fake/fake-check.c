@@ -35,10 +35,11 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out, g_grouped, g_added;
+static int g_q8_out, g_grouped, g_added, g_kv;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
 int        fake_cuda_grouped_launches(void) { return g_grouped; }
 int        fake_cuda_added_launches(void) { return g_added; }
+int        fake_cuda_kv_launches(void) { return g_kv; }
 
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
@@ -81,6 +82,19 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
             return 0;
         }
         g_added++;
+    }
+    if (n->kv_write) { /* a ROPE doing the KV_WRITE of its result (and of v's rows) */
+        int ok = n->op == SMOE_OP_ROPE && n->kv_write <= 2 && on_device(&n->kv_cache, "the K cache", n) &&
+                 on_device(&n->kv_cells, "the cells", n);
+        if (ok && n->kv_write == 2)
+            ok = on_device(&n->kv2_cache, "the V cache", n) && on_device(&n->kv2_rows, "V's rows", n) &&
+                 n->kv2_rows.ne[1] == n->dst.ne[1] && n->kv2_rows.ne[2] == n->dst.ne[2];
+        if (!ok) {
+            fprintf(stderr, "fake cuda: %s (node %d): the fused KV_WRITE does not fit\n",
+                    smoe_op_name((smoe_op)n->op), n->node_index);
+            return 0;
+        }
+        g_kv++;
     }
     if (n->q8_out) { /* an RMS_NORM or SWIGLU writing its rows as int8 GEMV columns */
         const size_t q8 = (size_t)(n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3]) * smoe_cuda_q8_column_bytes(n->dst.ne[0]);

@@ -40,5 +40,7 @@ int fake_cuda_q8_out_launches(void);
 int fake_cuda_grouped_launches(void);
 /* launches checked so far that also did the residual ADD after them (smoe_cuda_node.add) */
 int fake_cuda_added_launches(void);
+/* launches checked so far of a ROPE that also did the KV_WRITEs after it (smoe_cuda_node.kv_write) */
+int fake_cuda_kv_launches(void);
 
 #endif

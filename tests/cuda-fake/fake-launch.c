@@ -70,6 +70,17 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         more.node.n_more = 0;
         if (fake_cuda_run_launch(&more) != 0) return 1;
     }
+    for (int i = 0; i < n->kv_write && i < 2; i++) { /* the KV_WRITEs after a ROPE: its result, then v's rows */
+        fake_cuda_launch kv = *l;
+        kv.op = kv.node.op = SMOE_OP_KV_WRITE;
+        kv.node.node_index = n->node_index + 1 + i;
+        kv.node.kv_write = 0;
+        kv.node.src[0] = i == 0 ? n->kv_cache : n->kv2_cache;
+        kv.node.src[1] = i == 0 ? n->dst : n->kv2_rows;
+        kv.node.src[2] = n->kv_cells;
+        kv.node.dst = kv.node.src[0]; /* the CPU's KV_WRITE writes the cache (src[0]) */
+        if (fake_cuda_run_launch(&kv) != 0) return 1;
+    }
     if (n->add) { /* the residual ADD after it: add_r + the product */
         fake_cuda_launch sum = *l;
         sum.op = sum.node.op = SMOE_OP_ADD;
