@@ -395,6 +395,7 @@ typedef struct gen_result {
     int    grouped_launches; /* int8 GEMV launches (not replayed) doing the products of the next ones too */
     int    added_launches;   /* int8 GEMV launches (not replayed) doing the residual ADD after them */
     int    kv_launches;      /* ROPE launches (not replayed) doing the KV_WRITEs after them */
+    int    route_launches;   /* router launches (not replayed) doing the MOE_ROUTE after them */
 } gen_result;
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
@@ -403,13 +404,14 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     free(r->run.logits);
     const int         g0 = fake_cuda_graph_launches(), q0 = fake_cuda_q8_out_launches();
     const int         u0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
-    const int         k0 = fake_cuda_kv_launches();
+    const int         k0 = fake_cuda_kv_launches(), r0 = fake_cuda_route_launches();
     const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
     r->q8_out_launches = fake_cuda_q8_out_launches() - q0;
     r->grouped_launches = fake_cuda_grouped_launches() - u0;
     r->added_launches = fake_cuda_added_launches() - a0;
     r->kv_launches = fake_cuda_kv_launches() - k0;
+    r->route_launches = fake_cuda_route_launches() - r0;
     return st;
 }
 
@@ -465,6 +467,8 @@ static void test_model_decode(void **state) {
             fail_msg("%d GEMV launches with the residual ADD in %d steps", got.added_launches, N_GEN + 1);
         if (got.kv_launches < N_GEN + 1) /* K's RoPE with the K and V cache writes */
             fail_msg("%d ROPE launches with the KV_WRITEs in %d steps", got.kv_launches, N_GEN + 1);
+        if (got.route_launches < N_GEN + 1) /* the router with the expert choice */
+            fail_msg("%d router launches with the MOE_ROUTE in %d steps", got.route_launches, N_GEN + 1);
         const int fused = got.q8_out_launches;
         if (fused < 3 * 2 * (N_GEN + 1)) fail_msg("%d launches wrote int8 columns in %d steps", fused, N_GEN + 1);
         setenv("SMOE_CUDA_FUSE", "0", 1);
@@ -474,6 +478,7 @@ static void test_model_decode(void **state) {
         assert_int_equal(got.grouped_launches, 0);
         assert_int_equal(got.added_launches, 0);
         assert_int_equal(got.kv_launches, 0);
+        assert_int_equal(got.route_launches, 0);
         check_identical("cuda0 without fusion against with", &graphs, &got);
         /* the reference kernels' launches (no scratch memory) */
         setenv("SMOE_CUDA_SIMPLE", "1", 1);

@@ -484,7 +484,7 @@ static void test_q8_rows_match(void **state) {
 /* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
  * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
- * residual ADD after it, K's RoPE the KV_WRITEs of K and V */
+ * residual ADD after it, K's RoPE the KV_WRITEs of K and V, the router the MOE_ROUTE */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -638,6 +638,43 @@ static void test_plan_fusion(void **state) {
     assert_int_equal(nd[0].kv_write, 0);
     smoe_cuda_plan_fusion(nd, 2, 1); /* the split ends after K's write */
     assert_int_equal(nd[0].kv_write, 1);
+
+    /* the router (F32 [4096, 8]) on one token, then MOE_ROUTE of its logits: one launch */
+    memset(nd, 0, sizeof(nd));
+    mm_node(&nd[0], SMOE_CUDA_F32, 4096, 1, 1, 0x10000, 4096 * 4);
+    nd[0].op = SMOE_OP_MUL_MAT;
+    nd[0].src[0].ne[1] = 8;
+    nd[0].src[0].data = (void *)0x800000;
+    nd[0].src[0].nb[1] = 4096 * 4;
+    nd[0].dst = f32_rows(0x20000, 8, 1, 1);
+    nd[1].op = SMOE_OP_MOE_ROUTE;
+    nd[1].src[0] = nd[0].dst;
+    nd[1].dst = f32_rows(0x30000, 2, 1, 1);
+    nd[1].dst.type = SMOE_CUDA_I32;
+    nd[1].i[0] = 2;
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 2);
+    assert_ptr_equal(nd[0].route_ids.data, (void *)0x30000);
+    nd[1].dst.data = (void *)0x20004; /* the ids over the logits */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 0);
+    nd[1].dst.data = (void *)0x30000;
+    nd[0].src[0].ne[1] = 129; /* more experts than the route warp holds */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 0);
+    nd[0].src[0].ne[1] = 8;
+    nd[0].src[0].type = SMOE_CUDA_Q8_0; /* a quantized router: the int8 GEMV's arithmetic, not fused */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 0);
+    nd[0].src[0].type = SMOE_CUDA_F16;
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 2);
+    nd[1].simple = 1;
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_int_equal(nd[0].route_n_used, 0);
+    nd[1].simple = 0;
+    smoe_cuda_plan_fusion(nd, 2, 0);
+    assert_int_equal(nd[0].route_n_used, 0);
 }
 
 /* byte overlap of f32 tensors */

@@ -23,7 +23,7 @@
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
  * (smoe_cuda_plan_fusion): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
  * of those columns run as one launch (K, V, Q; gate, up), a projection's GEMV adds the residual after it, and the
- * RoPE of k writes the KV cache (with v's rows);
+ * RoPE of k writes the KV cache (with v's rows), the router's product picks the experts;
  * SMOE_CUDA_FUSE=0 launches each op on its own and leaves the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
@@ -343,7 +343,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 17 * sizeof(smoe_cuda_tensor) + 56 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 18 * sizeof(smoe_cuda_tensor) + 64 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -426,7 +426,7 @@ static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) 
             skip--;
             continue;
         }
-        skip = nd->n_more + nd->add + nd->kv_write;
+        skip = nd->n_more + nd->add + nd->kv_write + (nd->route_n_used > 0);
         const int e = launcher_for(t->op)(nd, c->stream, c->d_err);
         if (e != 0) {
             char what[160];
@@ -487,6 +487,8 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         memset(&nd[k].add_out, 0, sizeof(nd[k].add_out));
         nd[k].kv_write = 0;
         memset(&nd[k].kv_cache, 0, 4 * sizeof(nd[k].kv_cache));
+        nd[k].route_n_used = 0;
+        memset(&nd[k].route_ids, 0, sizeof(nd[k].route_ids));
     }
     if (!fuse) return;
     for (int p = 0; p < n; p++) {
@@ -563,6 +565,21 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
             r->kv2_rows = v->src[1];
         }
         k += r->kv_write;
+    }
+    /* the router (float weights, one block per token: its rows fit the route kernel's warp) and MOE_ROUTE of its
+     * result: one launch. The ids may lie anywhere but under the logits, which the same block reads back */
+    for (int k = 0; k + 1 < n; k++) {
+        smoe_cuda_node *g = &nd[k], *r = &nd[k + 1];
+        const int32_t   wt = g->src[0].type;
+        if (g->op != SMOE_OP_MUL_MAT || r->op != SMOE_OP_MOE_ROUTE || r->simple || g->n_more || g->add ||
+            (wt != SMOE_CUDA_F32 && wt != SMOE_CUDA_F16 && wt != SMOE_CUDA_BF16) ||
+            smoe_cuda_mm_path_of(g, 0) != SMOE_CUDA_MM_GEMV || g->src[0].ne[1] > 128 ||
+            g->src[1].ne[2] * g->src[1].ne[3] != 1 || memcmp(&r->src[0], &g->dst, sizeof(g->dst)) != 0 ||
+            smoe_cuda_overlap4(&r->dst, &g->dst) || r->i[0] < 1)
+            continue;
+        g->route_n_used = r->i[0];
+        g->route_ids = r->dst;
+        k++;
     }
 }
 

@@ -73,8 +73,13 @@ typedef struct smoe_cuda_node {
     int32_t          kv_write;   /* ROPE: 1 = it also does the KV_WRITE of its result into kv_cache at kv_cells right
                                     after it, 2 = and the KV_WRITE after that one, of kv2_rows into kv2_cache at the
                                     same cells (K with RoPE, then V); they are skipped */
+    int32_t          route_n_used; /* MUL_MAT (the router: F32/F16/BF16 weights, <= 128 rows, one batch matrix):
+                                    > 0 = it also does the MOE_ROUTE of its result right after it (skipped),
+                                    picking route_n_used experts into route_ids */
+    int32_t          zero3;      /* 0 */
     smoe_cuda_tensor add_r, add_out;
     smoe_cuda_tensor kv_cache, kv_cells, kv2_cache, kv2_rows;
+    smoe_cuda_tensor route_ids;
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -215,7 +220,8 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
  * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4); a lone int8
  * MUL_MAT does the ADD of its result and a residual of the same shape right after it (add), unless the sum lies
  * over the residual's bytes other than exactly in place; a ROPE does the KV_WRITE of its result right after it and
- * the KV_WRITE after that one at the same cells (kv_write). */
+ * the KV_WRITE after that one at the same cells (kv_write); the router's product (float weights on the GEMV, at most
+ * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used). */
 void smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
@@ -234,6 +240,8 @@ int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *err);
 int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *err);
+/* a MUL_MAT with route_n_used (moe.cu; the MUL_MAT launcher calls it) */
+int smoe_cuda_router_route(const smoe_cuda_node *n, void *stream, int *err);
 /* a ROPE with kv_write (attention.cu; the ROPE launcher calls it) */
 int smoe_cuda_rope_kv_write(const smoe_cuda_node *n, void *stream, int *err);
 

@@ -656,6 +656,7 @@ struct mul_mat_op {
     const smoe_cuda_node *n;
     cudaStream_t st;
     template <int T> int run() {
+        if (n->route_n_used > 0) return smoe_cuda_router_route(n, st, nullptr); // with the MOE_ROUTE after it
         if constexpr (gemvq_type(T))
             if (n->src[1].ne[1] == 1 && smoe_cuda_mm_path_of(n, 0) == SMOE_CUDA_MM_GEMV && use_gemvq(n, 0))
                 return launch_gemvq<T>(n, st); // with the products of n_more

@@ -43,14 +43,11 @@ static __device__ __forceinline__ bool route_before(float va, int a, float vb, i
 
 constexpr int kRoutePerLane = 4; // experts a lane holds: the warp kernel takes n_expert <= 128
 
-static __global__ void moe_route_warp_kernel(smoe_cuda_tensor logits, smoe_cuda_tensor dst, int n_used) {
-    const int64_t t = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
-    if (t >= logits.ne[1]) return; // uniform in the warp
-    const int lane = threadIdx.x % SMOE_WARP, n_expert = (int)logits.ne[0];
-    const float *l = (const float *)((const uint8_t *)logits.data + t * logits.nb[1]);
-    int32_t *ids = (int32_t *)((uint8_t *)dst.data + t * dst.nb[1]);
-    float v[kRoutePerLane];
-    int   id[kRoutePerLane]; // -1: no expert here, or taken
+// the n_used picks of one token's logits l (global or shared memory, n_expert <= 128) into ids, by the whole warp
+static __device__ __forceinline__ void route_warp(const float *l, int n_expert, int n_used, int32_t *ids) {
+    const int lane = threadIdx.x % SMOE_WARP;
+    float     v[kRoutePerLane];
+    int       id[kRoutePerLane]; // -1: no expert here, or taken
 #pragma unroll
     for (int j = 0; j < kRoutePerLane; j++) {
         const int e = lane + SMOE_WARP * j;
@@ -79,6 +76,48 @@ static __global__ void moe_route_warp_kernel(smoe_cuda_tensor logits, smoe_cuda_
         for (int j = 0; j < kRoutePerLane; j++)
             if (id[j] == b) id[j] = -1;
     }
+}
+
+static __global__ void moe_route_warp_kernel(smoe_cuda_tensor logits, smoe_cuda_tensor dst, int n_used) {
+    const int64_t t = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
+    if (t >= logits.ne[1]) return; // uniform in the warp
+    route_warp((const float *)((const uint8_t *)logits.data + t * logits.nb[1]), (int)logits.ne[0], n_used,
+               (int32_t *)((uint8_t *)dst.data + t * dst.nb[1]));
+}
+
+// The router's product and MOE_ROUTE in one launch (smoe_cuda_node.route_n_used): a block per token, a warp per
+// router row (float weights T, 16-byte aligned, k % 32 == 0: the GEMV's sub-blocks, in gemv_kernel<T, 1>'s order of
+// additions, so the logits are the unfused launch's), the logits to dst and shared memory, then warp 0 picks.
+template <int T>
+static __global__ void router_route_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1, int64_t k,
+                                           int m, float *logits, int64_t l_nb1, int32_t *ids, int64_t id_nb1,
+                                           int n_used) {
+    __shared__ float ls[SMOE_WARP * kRoutePerLane];
+    const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP, nw = blockDim.x / SMOE_WARP;
+    const int64_t t = blockIdx.x, n_sub = k / 32;
+    const float4 *xv = (const float4 *)(x + t * x_nb1);
+    for (int i = wi; i < m; i += nw) {
+        const uint8_t *wr = w + i * w_nb1;
+        float          acc = 0.0f;
+        for (int64_t s = lane; s < n_sub; s += SMOE_WARP) {
+            float wv[32];
+            deq_sub<T>(wr, s, wv);
+            float a = 0.0f;
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 v = xv[8 * s + q];
+                a += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z + wv[4 * q + 3] * v.w;
+            }
+            acc += a;
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            ls[i] = acc;
+            *(float *)((uint8_t *)logits + t * l_nb1 + 4 * i) = acc;
+        }
+    }
+    __syncthreads();
+    if (wi == 0) route_warp(ls, m, n_used, (int32_t *)((uint8_t *)ids + t * id_nb1));
 }
 
 static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
@@ -117,6 +156,32 @@ extern "C" int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *e
     }
     moe_route_kernel<<<ceil_div(n_tokens, 64), 64, 0, (cudaStream_t)stream>>>(n->src[0], n->dst, n->i[0]);
     return launch_result();
+}
+
+namespace {
+struct router_route_op {
+    const smoe_cuda_node *n;
+    cudaStream_t          st;
+    template <int T> int run() {
+        if constexpr (type_info<T>::qk == 1) {
+            const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst, &ids = n->route_ids;
+            const int               m = (int)w.ne[1], warps = m < 16 ? m : 16;
+            router_route_kernel<T><<<(unsigned)x.ne[1], warps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1],
+                (const uint8_t *)x.data, x.nb[1], w.ne[0], m, (float *)d.data, d.nb[1], (int32_t *)ids.data,
+                ids.nb[1], n->route_n_used);
+            return launch_result();
+        } else {
+            return (int)cudaErrorInvalidValue; // the host fuses float weights only
+        }
+    }
+};
+} // namespace
+
+// a MUL_MAT (the router) with route_n_used: its product and the MOE_ROUTE after it (cuda-kernels.h)
+extern "C" int smoe_cuda_router_route(const smoe_cuda_node *n, void *stream, int *err) {
+    (void)err;
+    router_route_op f{n, (cudaStream_t)stream};
+    return dispatch_type(n->src[0].type, f);
 }
 
 extern "C" int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err) {

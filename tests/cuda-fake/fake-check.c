@@ -35,11 +35,12 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out, g_grouped, g_added, g_kv;
+static int g_q8_out, g_grouped, g_added, g_kv, g_route;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
 int        fake_cuda_grouped_launches(void) { return g_grouped; }
 int        fake_cuda_added_launches(void) { return g_added; }
 int        fake_cuda_kv_launches(void) { return g_kv; }
+int        fake_cuda_route_launches(void) { return g_route; }
 
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
@@ -82,6 +83,16 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
             return 0;
         }
         g_added++;
+    }
+    if (n->route_n_used > 0) { /* the router doing the MOE_ROUTE of its logits */
+        const int32_t wt = n->src[0].type;
+        if (n->op != SMOE_OP_MUL_MAT || (wt != SMOE_CUDA_F32 && wt != SMOE_CUDA_F16 && wt != SMOE_CUDA_BF16) ||
+            n->src[0].ne[1] > 128 || n->route_n_used > n->src[0].ne[1] || !on_device(&n->route_ids, "the ids", n) ||
+            n->route_ids.ne[1] != n->dst.ne[1]) {
+            fprintf(stderr, "fake cuda: MUL_MAT (node %d): the fused MOE_ROUTE does not fit\n", n->node_index);
+            return 0;
+        }
+        g_route++;
     }
     if (n->kv_write) { /* a ROPE doing the KV_WRITE of its result (and of v's rows) */
         int ok = n->op == SMOE_OP_ROPE && n->kv_write <= 2 && on_device(&n->kv_cache, "the K cache", n) &&

@@ -42,5 +42,7 @@ int fake_cuda_grouped_launches(void);
 int fake_cuda_added_launches(void);
 /* launches checked so far of a ROPE that also did the KV_WRITEs after it (smoe_cuda_node.kv_write) */
 int fake_cuda_kv_launches(void);
+/* launches checked so far of a router MUL_MAT that also did the MOE_ROUTE after it (smoe_cuda_node.route_n_used) */
+int fake_cuda_route_launches(void);
 
 #endif

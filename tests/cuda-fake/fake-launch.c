@@ -81,6 +81,17 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         kv.node.dst = kv.node.src[0]; /* the CPU's KV_WRITE writes the cache (src[0]) */
         if (fake_cuda_run_launch(&kv) != 0) return 1;
     }
+    if (n->route_n_used > 0) { /* the MOE_ROUTE after the router */
+        fake_cuda_launch r = *l;
+        r.op = r.node.op = SMOE_OP_MOE_ROUTE;
+        r.node.node_index = n->node_index + 1;
+        r.node.route_n_used = 0;
+        r.node.src[0] = n->dst;
+        r.node.dst = n->route_ids;
+        r.node.i[0] = n->route_n_used;
+        r.node.scratch = NULL;
+        if (fake_cuda_run_launch(&r) != 0) return 1;
+    }
     if (n->add) { /* the residual ADD after it: add_r + the product */
         fake_cuda_launch sum = *l;
         sum.op = sum.node.op = SMOE_OP_ADD;
