@@ -383,6 +383,72 @@ static void test_rope_kv_fused(void **state) {
     }
 }
 
+/* ATTENTION writing the int8 columns of the output projection after it (q8_out: a token's heads as one row, after
+ * the attention's own scratch when its cells are split into chunks), at head_dim 64 with 4 heads over 2 kv heads: a
+ * 32-cell cache (one chunk: the split kernel writes the output) and a 512-cell one (chunks, then the combine). On the
+ * emulator the result must equal the unfused launches' and the CPU's within the int8 rounding. */
+static void test_attention_q8_fused(void **state) {
+    (void)state;
+    const int64_t hd = 64, nh = 4, nkv = 2, m = 24;
+    const int64_t n_cells[2] = {32, 512};
+    for (int ci = 0; ci < 2; ci++) {
+        const int64_t nc = n_cells[ci];
+        gt_rng        rng = {.s = 17 + (uint64_t)ci};
+        smoe_graph   *g = NULL;
+        assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+        smoe_tensor *q = NULL, *kc = NULL, *vc = NULL, *qi = NULL, *cinf = NULL, *ns = NULL, *w = NULL;
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(hd, nh, 1), &q), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F16, 3, NE(hd, nkv, nc), &kc), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F16, 3, NE(hd, nkv, nc), &vc), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, NE(2, 1), &qi), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, NE(2, nc), &cinf), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(1), &ns), SMOE_OK);
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_Q8_0, 2, NE(hd * nh, m), &w), SMOE_OK);
+        float   qf[256], kf[64 * 2 * 512], vf[64 * 2 * 512], wf[256 * 24];
+        int32_t qinfo[2] = {(int32_t)nc - 1, 0}, cinfo[2 * 512], n_scan = (int32_t)nc;
+        for (int64_t j = 0; j < nc; j++) cinfo[2 * j] = (int32_t)j, cinfo[2 * j + 1] = 0;
+        gt_fill(&rng, qf, hd * nh, -1, 1);
+        gt_fill(&rng, kf, hd * nkv * nc, -1, 1);
+        gt_fill(&rng, vf, hd * nkv * nc, -1, 1);
+        gt_fill(&rng, wf, hd * nh * m, -1, 1);
+        void *kd = gt_encode(SMOE_TYPE_F16, kf, hd, nkv * nc), *vd = gt_encode(SMOE_TYPE_F16, vf, hd, nkv * nc);
+        void *wd = gt_encode(SMOE_TYPE_Q8_0, wf, hd * nh, m);
+        const gt_input in[7] = {{q, qf}, {kc, kd}, {vc, vd}, {qi, qinfo}, {cinf, cinfo}, {ns, &n_scan}, {w, wd}};
+        smoe_tensor *a = NULL, *a2 = NULL, *y = NULL;
+        assert_int_equal(smoe_attention(g, q, kc, vc, qi, cinf, ns, 0.125f, &a), SMOE_OK);
+        assert_int_equal(smoe_reshape(g, a, 2, NE(hd * nh, 1), &a2), SMOE_OK);
+        assert_int_equal(smoe_mul_mat(g, w, a2, &y), SMOE_OK);
+        smoe_graph_set_output(y);
+        float         want[24], unfused[24], got[24];
+        smoe_backend *cpu = NULL, *cuda = NULL;
+        assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
+        assert_int_equal(gt_run(&cpu, 1, g, in, 7, &(gt_output){y, want}, 1, 1, NULL), SMOE_OK);
+        setenv("SMOE_CUDA_FUSE", "0", 1);
+        cuda = cuda_open();
+        unsetenv("SMOE_CUDA_FUSE");
+        assert_int_equal(gt_run(&cuda, 1, g, in, 7, &(gt_output){y, unfused}, 1, 1, NULL), SMOE_OK);
+        smoe_backend_free(cuda);
+        cuda = cuda_open();
+        const int q0 = fake_cuda_q8_out_launches();
+        assert_int_equal(gt_run(&cuda, 1, g, in, 7, &(gt_output){y, got}, 1, 1, NULL), SMOE_OK);
+        assert_int_equal(fake_cuda_q8_out_launches() - q0, 1);
+        double num = 0, den = 0;
+        for (int i = 0; i < m; i++) {
+            if (got[i] != unfused[i]) fail_msg("cells %d, output %d: %.9g with fusion, %.9g without", (int)nc, i,
+                                               (double)got[i], (double)unfused[i]);
+            num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+            den += (double)want[i] * want[i];
+        }
+        if (!(num <= 1e-4 * den)) fail_msg("cells %d: the output differs from the CPU's: NMSE %.3g", (int)nc, num / den);
+        smoe_backend_free(cpu);
+        smoe_backend_free(cuda);
+        smoe_graph_free(g);
+        free(kd);
+        free(vd);
+        free(wd);
+    }
+}
+
 /* ---- whole models: the CUDA backend's results equal the CPU backend's ---- */
 
 #define N_PROMPT 6
@@ -534,7 +600,7 @@ int main(void) {
         cmocka_unit_test(test_fake_ordering), cmocka_unit_test(test_device),
         cmocka_unit_test(test_transfers),     cmocka_unit_test(test_index_errors),
         cmocka_unit_test(test_model_decode),  cmocka_unit_test(test_model_split),
-        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused), cmocka_unit_test(test_rope_kv_fused),
+        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused), cmocka_unit_test(test_rope_kv_fused), cmocka_unit_test(test_attention_q8_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

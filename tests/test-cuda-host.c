@@ -484,7 +484,8 @@ static void test_q8_rows_match(void **state) {
 /* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
  * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
- * residual ADD after it, K's RoPE the KV_WRITEs of K and V, the router the MOE_ROUTE */
+ * residual ADD after it, K's RoPE the KV_WRITEs of K and V, the router the MOE_ROUTE; ATTENTION writes the output
+ * projection's columns after its own scratch */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -675,6 +676,36 @@ static void test_plan_fusion(void **state) {
     nd[1].simple = 0;
     smoe_cuda_plan_fusion(nd, 2, 0);
     assert_int_equal(nd[0].route_n_used, 0);
+
+    /* ATTENTION [128, 32, 1] in 16 chunks, then the output projection W [4096, 4096] of its rows: the columns go
+     * after the attention's partial results in the scratch, and the plan asks for both */
+    static uint8_t buf[1 << 20];
+    memset(nd, 0, sizeof(nd));
+    nd[0].op = SMOE_OP_ATTENTION;
+    nd[0].src[0] = f32_rows(0x10000, 128, 32, 1);
+    nd[0].dst = f32_rows(0x40000, 128, 32, 1);
+    nd[0].i[2] = 16;
+    nd[0].scratch = buf;
+    plan_gemv(&nd[1], 0x40000, buf);
+    nd[1].dst = f32_rows(0x80000, 4096, 1, 1);
+    const size_t partials = smoe_cuda_attention_scratch(32, 128, 16), col = smoe_cuda_q8_column_bytes(4096);
+    const size_t off = (partials + 255) / 256 * 256;
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), off + col);
+    assert_ptr_equal(nd[0].q8_out, buf + off);
+    assert_ptr_equal(nd[1].scratch, buf + off);
+    assert_true(nd[1].q8_ready);
+    nd[1].scratch = buf;
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 0), partials); /* without fusion: the larger of the two */
+    assert_null(nd[0].q8_out);
+    nd[0].i[2] = 1; /* one chunk: no partial results, the columns at the start */
+    nd[0].scratch = NULL;
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), col);
+    assert_ptr_equal(nd[0].q8_out, buf);
+    nd[1].scratch = buf;
+    nd[0].dst = f32_rows(0x40000, 16, 32, 1); /* head_dim 16: a warp's 32 elements span two heads */
+    nd[1].src[1].ne[0] = 512;
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), smoe_cuda_gemvq_scratch(&nd[1], 0));
+    assert_null(nd[0].q8_out);
 }
 
 /* byte overlap of f32 tensors */

@@ -17,7 +17,8 @@
 // KV_WRITE: one block per (kv head, token); a token whose cell a later token of the batch also writes skips, so the
 // last row wins as on the CPU. When the host fuses a ROPE and the KV_WRITEs after it (smoe_cuda_plan_fusion), the
 // same kernel applies the RoPE to K's rows (writing the ROPE's result too) and writes V's rows at the same cells
-// (blockIdx.z = 1): one launch for three.
+// (blockIdx.z = 1): one launch for three. ATTENTION also writes its output as the int8 GEMV's quantized columns of the
+// output projection when the host asks (q8_out: store_out, from the one-chunk kernel or the combine).
 // TODO(#7): K/V tiles in shared memory for prefill (many query tokens), mma.
 #include "cuda-common.cuh"
 
@@ -27,14 +28,19 @@
 
 // kernels
 
-// the output row of (head h, token t): the lanes' accumulator elements (d = lane + 32 r) times inv
+// the output row of (head h, token t): the lanes' accumulator elements (d = lane + 32 r) times inv; with q8 (the
+// host's q8_out: head_dim % 32 == 0, the whole warp here) also token t's int8 GEMV column, its heads one row
 static __device__ __forceinline__ void store_out(const smoe_cuda_tensor &dst, int64_t h, int64_t t, int lane,
-                                                 const float *acc, float inv) {
+                                                 const float *acc, float inv, uint8_t *q8 = nullptr,
+                                                 int64_t col_bytes = 0) {
     float *o = (float *)((uint8_t *)dst.data + h * dst.nb[1] + t * dst.nb[2]);
 #pragma unroll
     for (int r = 0; r < SMOE_ATTN_MAX_PER_LANE; r++) {
         const int64_t d = lane + (int64_t)r * SMOE_WARP;
-        if (d < dst.ne[0]) o[d] = acc[r] * inv;
+        if (d < dst.ne[0]) {
+            o[d] = acc[r] * inv;
+            if (q8) q8_store_warp(q8 + t * col_bytes, dst.ne[0] * dst.ne[1], h * dst.ne[0] + d, acc[r] * inv);
+        }
     }
 }
 
@@ -126,7 +132,7 @@ template <int KT, int VT, int G>
 static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
-                                              float *partial) {
+                                              float *partial, uint8_t *q8, int64_t col_bytes) {
     __shared__ float qs[4][G][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
@@ -215,7 +221,7 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
     for (int g = 0; g < G; g++) {
         const int64_t h = hkv * G + g;
         if (gridDim.y == 1) { // one chunk: the final output
-            store_out(dst, h, t, lane, acc[g], sum[g] > 0.0f ? 1.0f / sum[g] : 0.0f);
+            store_out(dst, h, t, lane, acc[g], sum[g] > 0.0f ? 1.0f / sum[g] : 0.0f, q8, col_bytes);
             continue;
         }
         float *pp = partial + ((t * n_head + h) * gridDim.y + blockIdx.y) * (head_dim + 2);
@@ -232,7 +238,8 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
 }
 
 // merges the chunks' (max, sum, accumulator) of each (token, head): one warp each
-static __global__ void combine_kernel(const float *partial, int64_t n_chunks, smoe_cuda_tensor dst, int64_t n_work) {
+static __global__ void combine_kernel(const float *partial, int64_t n_chunks, smoe_cuda_tensor dst, int64_t n_work,
+                                      uint8_t *q8, int64_t col_bytes) {
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (w >= n_work) return;
@@ -256,7 +263,7 @@ static __global__ void combine_kernel(const float *partial, int64_t n_chunks, sm
             }
         }
     }
-    store_out(dst, h, t, lane, acc, S > 0.0f ? 1.0f / S : 0.0f);
+    store_out(dst, h, t, lane, acc, S > 0.0f ? 1.0f / S : 0.0f, q8, col_bytes);
 }
 
 // The RoPE a KV_WRITE applies to its rows when a ROPE is fused in (rope_kv_write): the ROPE's input and result
@@ -330,11 +337,17 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
 
 // launchers
 
+// the bytes of one int8 GEMV column of the node's rows (a token's heads together)
+static int64_t q8_col_bytes(const smoe_cuda_node *n) {
+    return (int64_t)smoe_cuda_q8_column_bytes(n->dst.ne[0] * n->dst.ne[1]);
+}
+
 template <int KT, int VT, int G> static int launch_split(const smoe_cuda_node *n, int64_t n_chunks, cudaStream_t st) {
     const int64_t n_work = n->src[1].ne[1] * n->src[0].ne[2]; // (kv head, token)
     const dim3    grid(ceil_div(n_work, 4), (unsigned)n_chunks);
     split_attention_kernel<KT, VT, G><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
-        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch);
+        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, (uint8_t *)n->q8_out,
+        q8_col_bytes(n));
     return launch_result();
 }
 
@@ -355,7 +368,8 @@ template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, c
     default: e = launch_split<KT, VT, 1>(n, n_chunks, st); break;
     }
     if (e != 0 || n_chunks == 1) return e;
-    combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst, n_work);
+    combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst, n_work,
+                                                                  (uint8_t *)n->q8_out, q8_col_bytes(n));
     return launch_result();
 }
 

@@ -474,8 +474,11 @@ static int is_q8_gemv(const smoe_cuda_node *nd) {
     return (nd->op == SMOE_OP_MUL_MAT || is_id) && nd->scratch && smoe_cuda_gemvq_scratch(nd, is_id) > 0;
 }
 
-void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
+size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
+    size_t need = 0; /* bytes of scratch from the nodes' scratch address */
     for (int k = 0; k < n; k++) {
+        const size_t bytes = node_scratch_bytes(&nd[k]);
+        need = bytes > need ? bytes : need;
         nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
                          memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
         nd[k].q8_out = NULL;
@@ -490,17 +493,37 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         nd[k].route_n_used = 0;
         memset(&nd[k].route_ids, 0, sizeof(nd[k].route_ids));
     }
-    if (!fuse) return;
+    if (!fuse) return need;
     for (int p = 0; p < n; p++) {
-        if (nd[p].simple || (nd[p].op != SMOE_OP_RMS_NORM && nd[p].op != SMOE_OP_SWIGLU)) continue;
+        const int attn = nd[p].op == SMOE_OP_ATTENTION;
+        if (nd[p].simple || (nd[p].op != SMOE_OP_RMS_NORM && nd[p].op != SMOE_OP_SWIGLU && !attn)) continue;
+        /* ATTENTION's rows are a token's heads together ([head_dim * n_head] per token, the output projection's
+         * columns); its own scratch (the chunks' partial results) comes first, the columns after it */
+        smoe_cuda_tensor rows = nd[p].dst;
+        size_t           off = 0;
+        if (attn) {
+            const smoe_cuda_tensor *d = &nd[p].dst;
+            if (d->ne[0] % 32 != 0 || d->nb[1] != d->ne[0] * 4 || d->nb[2] != d->nb[1] * d->ne[1] || d->ne[3] != 1)
+                continue;
+            rows.ne[0] = d->ne[0] * d->ne[1];
+            rows.ne[1] = d->ne[2];
+            rows.ne[2] = 1;
+            rows.nb[1] = d->nb[2];
+            rows.nb[2] = rows.nb[3] = d->nb[2] * d->ne[2];
+            off = (node_scratch_bytes(&nd[p]) + 255) & ~(size_t)255;
+        }
         /* the graph keeps a result's memory until its last reader ran, and no op between writes into an earlier
-         * result (KV_WRITE writes the cache, never an RMS_NORM's or SWIGLU's result) */
+         * result (KV_WRITE writes the cache, never an RMS_NORM's, SWIGLU's or ATTENTION's result) */
         for (int j = p + 1; j < n && j <= p + 4; j++) {
             smoe_cuda_node *c = &nd[j];
-            if (is_q8_gemv(c) && !c->q8_ready &&
-                smoe_cuda_q8_rows_match(&nd[p].dst, c, c->op == SMOE_OP_MUL_MAT_ID)) {
+            const int       is_id = c->op == SMOE_OP_MUL_MAT_ID;
+            if (is_q8_gemv(c) && !c->q8_ready && (!attn || !is_id) && smoe_cuda_q8_rows_match(&rows, c, is_id)) {
+                c->scratch = (uint8_t *)c->scratch + off; /* so do the GEMVs after it that reuse its columns */
+                for (int f = j + 1; f < n && nd[f].q8_ready; f++) nd[f].scratch = c->scratch;
                 nd[p].q8_out = c->scratch;
                 c->q8_ready = 1;
+                const size_t end = off + smoe_cuda_gemvq_scratch(c, is_id);
+                need = end > need ? end : need;
                 break;
             }
             if (node_scratch_bytes(c) > 0) break; /* it would overwrite the columns before c reads them */
@@ -581,6 +604,7 @@ void smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         g->route_ids = r->dst;
         k++;
     }
+    return need;
 }
 
 static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
@@ -617,11 +641,11 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     }
     /* scratch memory, grown before any launch (and before a capture); one buffer serves every node of the split:
      * they run one after another on the stream */
-    size_t need = 0;
-    for (int k = 0; k < n; k++) {
-        const size_t bytes = node_scratch_bytes(&c->launches[k]);
-        need = bytes > need ? bytes : need;
-    }
+    /* the plan places each launch's scratch at an offset from a stand-in address (never dereferenced), then the
+     * addresses move into the buffer */
+    uint8_t *const base = (uint8_t *)(uintptr_t)4096;
+    for (int k = 0; k < n; k++) c->launches[k].scratch = node_scratch_bytes(&c->launches[k]) > 0 ? base : NULL;
+    const size_t need = smoe_cuda_plan_fusion(c->launches, n, c->fuse);
     if (need > c->op_scratch_size) {
         SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream)); /* the old scratch may still be read */
         if (c->op_scratch) SMOE_CUDA_TRY(c, cudaFree(c->op_scratch));
@@ -630,9 +654,11 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
         SMOE_CUDA_TRY(c, cudaMalloc(&c->op_scratch, need));
         c->op_scratch_size = need;
     }
-    for (int k = 0; k < n; k++)
-        if (node_scratch_bytes(&c->launches[k]) > 0) c->launches[k].scratch = c->op_scratch;
-    smoe_cuda_plan_fusion(c->launches, n, c->fuse);
+    for (int k = 0; k < n; k++) {
+        smoe_cuda_node *nd = &c->launches[k];
+        if (nd->scratch) nd->scratch = (uint8_t *)c->op_scratch + ((uint8_t *)nd->scratch - base);
+        if (nd->q8_out) nd->q8_out = (uint8_t *)c->op_scratch + ((uint8_t *)nd->q8_out - base);
+    }
     if (!c->graphs || n == 0) return launch_all(c, split, n);
     int            slot = -1;
     smoe_lc_action act = SMOE_LC_LAUNCH;

@@ -60,8 +60,9 @@ typedef struct smoe_cuda_node {
     int32_t          q8_ready;   /* 1: src[1]'s columns are in the scratch already, quantized for the int8 GEMV by
                                     the launch before (the same tensor: K and V, gate and up) or by the op that
                                     computed them (q8_out): it skips that step */
-    void            *q8_out;     /* RMS_NORM, SWIGLU: also write each result row, quantized as the int8 GEMV's
-                                    column (smoe_cuda_q8_column_bytes apart), here: the consumer's scratch */
+    void            *q8_out;     /* RMS_NORM, SWIGLU, ATTENTION (a token's heads as one row): also write each
+                                    result row, quantized as the int8 GEMV's column (smoe_cuda_q8_column_bytes
+                                    apart), here: the consumer's scratch */
     int32_t          n_more;     /* MUL_MAT, MUL_MAT_ID on the int8 GEMV: the 0-2 launches right after this one
                                     whose products of src[1] (and MUL_MAT_ID's src[2]) its kernel also does
                                     (smoe_cuda_plan_fusion); they are skipped */
@@ -213,16 +214,18 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
 }
 
 /* What the launches of a split share (cuda-backend.c, tested by test-cuda-host.c): sets each node's q8_ready,
- * q8_out, n_more, more_w and more_dst, given their scratch. A GEMV whose src[1] equals the one of the int8 GEMV just
- * before reuses its quantized columns. With fuse: an RMS_NORM or SWIGLU whose rows are the columns of an int8 GEMV at
- * most 4 launches later, with no launch between that uses scratch memory, writes them itself; up to 3 consecutive
+ * q8_out and the fused launches' fields, given their scratch (one address, that of the split's buffer), and returns
+ * the bytes of scratch the split needs from that address (a consumer's columns may follow its producer's own
+ * scratch). A GEMV whose src[1] equals the one of the int8 GEMV just before reuses its quantized columns. With fuse:
+ * an RMS_NORM, SWIGLU or ATTENTION (its rows: a token's heads together) whose rows are the columns of an int8 GEMV
+ * at most 4 launches later, with no launch between that uses scratch memory, writes them itself; up to 3 consecutive
  * int8 GEMVs of one op, weight type and k over the same activations (and expert ids) run as one launch: K, V and Q;
  * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4); a lone int8
  * MUL_MAT does the ADD of its result and a residual of the same shape right after it (add), unless the sum lies
  * over the residual's bytes other than exactly in place; a ROPE does the KV_WRITE of its result right after it and
  * the KV_WRITE after that one at the same cells (kv_write); the router's product (float weights on the GEMV, at most
  * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used). */
-void smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
+size_t smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);

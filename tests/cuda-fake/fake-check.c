@@ -42,6 +42,8 @@ int        fake_cuda_added_launches(void) { return g_added; }
 int        fake_cuda_kv_launches(void) { return g_kv; }
 int        fake_cuda_route_launches(void) { return g_route; }
 
+static int64_t elements_of(const int64_t *ne) { return ne[0] * ne[1] * ne[2] * ne[3]; }
+
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
     const int n_src = smoe_op_n_src((smoe_op)n->op);
@@ -107,9 +109,11 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
         }
         g_kv++;
     }
-    if (n->q8_out) { /* an RMS_NORM or SWIGLU writing its rows as int8 GEMV columns */
-        const size_t q8 = (size_t)(n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3]) * smoe_cuda_q8_column_bytes(n->dst.ne[0]);
-        if ((n->op != SMOE_OP_RMS_NORM && n->op != SMOE_OP_SWIGLU) || n->dst.ne[0] % 32 != 0 ||
+    if (n->q8_out) { /* an RMS_NORM, SWIGLU or ATTENTION (a token's heads as one row) writing int8 GEMV columns */
+        const int     attn = n->op == SMOE_OP_ATTENTION;
+        const int64_t row = attn ? n->dst.ne[0] * n->dst.ne[1] : n->dst.ne[0];
+        const size_t  q8 = (size_t)(elements_of(n->dst.ne) / row) * smoe_cuda_q8_column_bytes(row);
+        if ((n->op != SMOE_OP_RMS_NORM && n->op != SMOE_OP_SWIGLU && !attn) || n->dst.ne[0] % 32 != 0 ||
             !fake_cuda_is_device(n->q8_out, q8)) {
             fprintf(stderr, "fake cuda: %s (node %d): q8_out of %zu bytes not device memory, or not such an op\n",
                     smoe_op_name((smoe_op)n->op), n->node_index, q8);
