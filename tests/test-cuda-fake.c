@@ -383,10 +383,11 @@ static void test_rope_kv_fused(void **state) {
     }
 }
 
-/* ATTENTION writing the int8 columns of the output projection after it (q8_out: a token's heads as one row, after
- * the attention's own scratch when its cells are split into chunks), at head_dim 64 with 4 heads over 2 kv heads: a
- * 32-cell cache (one chunk: the split kernel writes the output) and a 512-cell one (chunks, then the combine). On the
- * emulator the result must equal the unfused launches' and the CPU's within the int8 rounding. */
+/* ATTENTION doing q's ROPE before it (rope_q: n_rot 48 of 64; the ROPE's result is read back too) and writing the
+ * int8 columns of the output projection after it (q8_out: a token's heads as one row, after the attention's own
+ * scratch when its cells are split into chunks), at head_dim 64 with 4 heads over 2 kv heads: a 32-cell cache (one
+ * chunk: the split kernel writes the output) and a 512-cell one (chunks, then the combine). On the emulator the
+ * results must equal the unfused launches' and the CPU's within the int8 rounding. */
 static void test_attention_q8_fused(void **state) {
     (void)state;
     const int64_t hd = 64, nh = 4, nkv = 2, m = 24;
@@ -413,25 +414,35 @@ static void test_attention_q8_fused(void **state) {
         gt_fill(&rng, wf, hd * nh * m, -1, 1);
         void *kd = gt_encode(SMOE_TYPE_F16, kf, hd, nkv * nc), *vd = gt_encode(SMOE_TYPE_F16, vf, hd, nkv * nc);
         void *wd = gt_encode(SMOE_TYPE_Q8_0, wf, hd * nh, m);
-        const gt_input in[7] = {{q, qf}, {kc, kd}, {vc, vd}, {qi, qinfo}, {cinf, cinfo}, {ns, &n_scan}, {w, wd}};
-        smoe_tensor *a = NULL, *a2 = NULL, *y = NULL;
-        assert_int_equal(smoe_attention(g, q, kc, vc, qi, cinf, ns, 0.125f, &a), SMOE_OK);
+        const int32_t  posd = 1000;
+        gt_input       in[8] = {{q, qf}, {kc, kd}, {vc, vd}, {qi, qinfo}, {cinf, cinfo}, {ns, &n_scan}, {w, wd}, {0}};
+        smoe_tensor *a = NULL, *a2 = NULL, *y = NULL, *rq = NULL, *pos = NULL;
+        assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(1), &pos), SMOE_OK);
+        const smoe_op_rope_params rp = {.n_rot = 48, .theta_base = 1e6f, .freq_scale = 1.0f};
+        assert_int_equal(smoe_rope(g, q, pos, &rp, &rq), SMOE_OK);
+        smoe_graph_set_output(rq);
+        assert_int_equal(smoe_attention(g, rq, kc, vc, qi, cinf, ns, 0.125f, &a), SMOE_OK);
         assert_int_equal(smoe_reshape(g, a, 2, NE(hd * nh, 1), &a2), SMOE_OK);
         assert_int_equal(smoe_mul_mat(g, w, a2, &y), SMOE_OK);
         smoe_graph_set_output(y);
-        float         want[24], unfused[24], got[24];
+        in[7] = (gt_input){pos, &posd};
+        float         want[24], unfused[24], got[24], rq_want[256], rq_got[256];
         smoe_backend *cpu = NULL, *cuda = NULL;
         assert_int_equal(smoe_cpu_backend_init(NULL, &cpu), SMOE_OK);
-        assert_int_equal(gt_run(&cpu, 1, g, in, 7, &(gt_output){y, want}, 1, 1, NULL), SMOE_OK);
+        const gt_output cpu_out[2] = {{y, want}, {rq, rq_want}}, unf_out[2] = {{y, unfused}, {rq, rq_want}};
+        assert_int_equal(gt_run(&cpu, 1, g, in, 8, cpu_out, 2, 1, NULL), SMOE_OK);
         setenv("SMOE_CUDA_FUSE", "0", 1);
         cuda = cuda_open();
         unsetenv("SMOE_CUDA_FUSE");
-        assert_int_equal(gt_run(&cuda, 1, g, in, 7, &(gt_output){y, unfused}, 1, 1, NULL), SMOE_OK);
+        assert_int_equal(gt_run(&cuda, 1, g, in, 8, unf_out, 2, 1, NULL), SMOE_OK);
         smoe_backend_free(cuda);
         cuda = cuda_open();
-        const int q0 = fake_cuda_q8_out_launches();
-        assert_int_equal(gt_run(&cuda, 1, g, in, 7, &(gt_output){y, got}, 1, 1, NULL), SMOE_OK);
+        const int       q0 = fake_cuda_q8_out_launches(), r0 = fake_cuda_rope_q_launches();
+        const gt_output out[2] = {{y, got}, {rq, rq_got}};
+        assert_int_equal(gt_run(&cuda, 1, g, in, 8, out, 2, 1, NULL), SMOE_OK);
         assert_int_equal(fake_cuda_q8_out_launches() - q0, 1);
+        assert_int_equal(fake_cuda_rope_q_launches() - r0, 1);
+        assert_memory_equal(rq_got, rq_want, sizeof(rq_got)); /* the unfused ROPE's result (the CUDA one's) */
         double num = 0, den = 0;
         for (int i = 0; i < m; i++) {
             if (got[i] != unfused[i]) fail_msg("cells %d, output %d: %.9g with fusion, %.9g without", (int)nc, i,
@@ -462,6 +473,7 @@ typedef struct gen_result {
     int    added_launches;   /* int8 GEMV launches (not replayed) doing the residual ADD after them */
     int    kv_launches;      /* ROPE launches (not replayed) doing the KV_WRITEs after them */
     int    route_launches;   /* router launches (not replayed) doing the MOE_ROUTE after them */
+    int    rope_q_launches;  /* attention launches (not replayed) doing q's ROPE */
 } gen_result;
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
@@ -471,6 +483,7 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     const int         g0 = fake_cuda_graph_launches(), q0 = fake_cuda_q8_out_launches();
     const int         u0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
     const int         k0 = fake_cuda_kv_launches(), r0 = fake_cuda_route_launches();
+    const int         p0 = fake_cuda_rope_q_launches();
     const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
     r->q8_out_launches = fake_cuda_q8_out_launches() - q0;
@@ -478,6 +491,7 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     r->added_launches = fake_cuda_added_launches() - a0;
     r->kv_launches = fake_cuda_kv_launches() - k0;
     r->route_launches = fake_cuda_route_launches() - r0;
+    r->rope_q_launches = fake_cuda_rope_q_launches() - p0;
     return st;
 }
 
@@ -535,6 +549,8 @@ static void test_model_decode(void **state) {
             fail_msg("%d ROPE launches with the KV_WRITEs in %d steps", got.kv_launches, N_GEN + 1);
         if (got.route_launches < N_GEN + 1) /* the router with the expert choice */
             fail_msg("%d router launches with the MOE_ROUTE in %d steps", got.route_launches, N_GEN + 1);
+        if (got.rope_q_launches < N_GEN + 1) /* the attention with q's RoPE */
+            fail_msg("%d attention launches with q's ROPE in %d steps", got.rope_q_launches, N_GEN + 1);
         const int fused = got.q8_out_launches;
         if (fused < 3 * 2 * (N_GEN + 1)) fail_msg("%d launches wrote int8 columns in %d steps", fused, N_GEN + 1);
         setenv("SMOE_CUDA_FUSE", "0", 1);
@@ -545,6 +561,7 @@ static void test_model_decode(void **state) {
         assert_int_equal(got.added_launches, 0);
         assert_int_equal(got.kv_launches, 0);
         assert_int_equal(got.route_launches, 0);
+        assert_int_equal(got.rope_q_launches, 0);
         check_identical("cuda0 without fusion against with", &graphs, &got);
         /* the reference kernels' launches (no scratch memory) */
         setenv("SMOE_CUDA_SIMPLE", "1", 1);

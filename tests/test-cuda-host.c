@@ -485,7 +485,7 @@ static void test_q8_rows_match(void **state) {
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
  * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
  * residual ADD after it, K's RoPE the KV_WRITEs of K and V, the router the MOE_ROUTE; ATTENTION writes the output
- * projection's columns after its own scratch */
+ * projection's columns after its own scratch and does q's RoPE */
 static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
@@ -706,6 +706,37 @@ static void test_plan_fusion(void **state) {
     nd[1].src[1].ne[0] = 512;
     assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), smoe_cuda_gemvq_scratch(&nd[1], 0));
     assert_null(nd[0].q8_out);
+
+    /* ROPE of q [128, 32, 1], then the ATTENTION of its result: the attention rotates q */
+    memset(nd, 0, sizeof(nd));
+    nd[0].op = SMOE_OP_ROPE;
+    nd[0].src[0] = f32_rows(0x10000, 128, 32, 1);
+    nd[0].src[1] = f32_rows(0x20000, 1, 1, 1);
+    nd[0].dst = f32_rows(0x30000, 128, 32, 1);
+    nd[0].i[0] = 128;
+    nd[0].f[0] = 1e6f;
+    nd[0].f[1] = 1.0f;
+    nd[1].op = SMOE_OP_ATTENTION;
+    nd[1].src[0] = nd[0].dst;
+    nd[1].dst = f32_rows(0x40000, 128, 32, 1);
+    nd[1].f[0] = 0.088f;
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_true(nd[0].rope_q && nd[1].rope_q);
+    assert_ptr_equal(nd[1].rope_src.data, (void *)0x10000);
+    assert_ptr_equal(nd[1].rope_pos.data, (void *)0x20000);
+    assert_int_equal(nd[1].i[0], 128);
+    assert_true(nd[1].f[1] == 1e6f && nd[1].f[2] == 1.0f && nd[1].f[0] == 0.088f);
+    nd[1].dst.data = (void *)0x10000; /* the attention's result over the ROPE's input (dead after the ROPE) */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_false(nd[0].rope_q || nd[1].rope_q);
+    assert_int_equal(nd[1].i[0], 0);
+    nd[1].dst.data = (void *)0x40000;
+    nd[1].src[0].data = (void *)0x50000; /* q not the ROPE's result */
+    smoe_cuda_plan_fusion(nd, 2, 1);
+    assert_false(nd[0].rope_q || nd[1].rope_q);
+    nd[1].src[0] = nd[0].dst;
+    smoe_cuda_plan_fusion(nd, 2, 0);
+    assert_false(nd[0].rope_q || nd[1].rope_q);
 }
 
 /* byte overlap of f32 tensors */

@@ -18,7 +18,8 @@
 // last row wins as on the CPU. When the host fuses a ROPE and the KV_WRITEs after it (smoe_cuda_plan_fusion), the
 // same kernel applies the RoPE to K's rows (writing the ROPE's result too) and writes V's rows at the same cells
 // (blockIdx.z = 1): one launch for three. ATTENTION also writes its output as the int8 GEMV's quantized columns of the
-// output projection when the host asks (q8_out: store_out, from the one-chunk kernel or the combine).
+// output projection when the host asks (q8_out: store_out, from the one-chunk kernel or the combine), and applies the
+// ROPE right before it to q as it loads it (rope_q: the pairs as the ROPE kernel computes them).
 // TODO(#7): K/V tiles in shared memory for prefill (many query tokens), mma.
 #include "cuda-common.cuh"
 
@@ -126,13 +127,22 @@ static __device__ __forceinline__ void kdot(const uint8_t *kr, const float (*q)[
     }
 }
 
+// The ROPE an ATTENTION applies to q as it loads it (rope_q): the ROPE's input and positions (src.data null: none);
+// q is the ROPE's result, which the chunk-0 warps write too
+struct attn_rope {
+    smoe_cuda_tensor src;
+    const int32_t   *pos;
+    int32_t          n_rot;
+    float            theta_base, freq_scale;
+};
+
 // One warp per (query token, kv head, chunk of cells), for the G = n_head / n_head_kv query heads that share the kv
 // head (GQA): each K and V row is read once for all G (one warp per query head read it G times).
 template <int KT, int VT, int G>
 static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
-                                              float *partial, uint8_t *q8, int64_t col_bytes) {
+                                              float *partial, uint8_t *q8, int64_t col_bytes, attn_rope rp) {
     __shared__ float qs[4][G][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
@@ -150,8 +160,25 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
     const int32_t qpos = qi[0], qseq = qi[1];
 #pragma unroll
     for (int g = 0; g < G; g++) {
-        const float *qr = (const float *)((const uint8_t *)q.data + (hkv * G + g) * q.nb[1] + t * q.nb[2]);
-        for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][g][d] = qr[d];
+        float *qr = (float *)((uint8_t *)q.data + (hkv * G + g) * q.nb[1] + t * q.nb[2]);
+        if (!rp.src.data) {
+            for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][g][d] = qr[d];
+            continue;
+        }
+        // the ROPE's pairs, as its kernel computes them; chunk 0 writes its result (q) for other readers
+        const float *xr = (const float *)((const uint8_t *)rp.src.data + (hkv * G + g) * rp.src.nb[1] +
+                                          t * rp.src.nb[2]);
+        const double pt = (double)rp.pos[t] * (double)rp.freq_scale;
+        for (int64_t i = lane; 2 * i < head_dim; i += SMOE_WARP) {
+            float y0 = xr[2 * i], y1 = 2 * i + 1 < head_dim ? xr[2 * i + 1] : 0.0f;
+            if (i < rp.n_rot / 2) rope_pair(y0, y1, i, pt, rp.n_rot, rp.theta_base, &y0, &y1);
+            qs[wi][g][2 * i] = y0;
+            if (2 * i + 1 < head_dim) qs[wi][g][2 * i + 1] = y1;
+            if (blockIdx.y == 0) {
+                qr[2 * i] = y0;
+                if (2 * i + 1 < head_dim) qr[2 * i + 1] = y1;
+            }
+        }
     }
     __syncwarp();
     float acc[G][SMOE_ATTN_MAX_PER_LANE], mx[G], sum[G];
@@ -345,9 +372,12 @@ static int64_t q8_col_bytes(const smoe_cuda_node *n) {
 template <int KT, int VT, int G> static int launch_split(const smoe_cuda_node *n, int64_t n_chunks, cudaStream_t st) {
     const int64_t n_work = n->src[1].ne[1] * n->src[0].ne[2]; // (kv head, token)
     const dim3    grid(ceil_div(n_work, 4), (unsigned)n_chunks);
+    attn_rope     rp;
+    memset(&rp, 0, sizeof(rp));
+    if (n->rope_q) rp = attn_rope{n->rope_src, (const int32_t *)n->rope_pos.data, n->i[0], n->f[1], n->f[2]};
     split_attention_kernel<KT, VT, G><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
         n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, (uint8_t *)n->q8_out,
-        q8_col_bytes(n));
+        q8_col_bytes(n), rp);
     return launch_result();
 }
 

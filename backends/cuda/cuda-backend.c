@@ -23,7 +23,7 @@
  * SMOE_CUDA_GRAPHS=0 launches everything directly. The int8 GEMV's quantized activations are shared between launches
  * (smoe_cuda_plan_fusion): RMS_NORM and SWIGLU write them for the GEMV that reads their result, and consecutive GEMVs
  * of those columns run as one launch (K, V, Q; gate, up), a projection's GEMV adds the residual after it, and the
- * RoPE of k writes the KV cache (with v's rows), the router's product picks the experts;
+ * RoPE of k writes the KV cache (with v's rows), the router's product picks the experts, the attention rotates q;
  * SMOE_CUDA_FUSE=0 launches each op on its own and leaves the quantization to the GEMV's own kernel.
  * Without a GPU this file is tested as it is against a CPU stand-in for the runtime that keeps CUDA's ordering rules
  * (tests/cuda-fake, tests/test-cuda-fake.c; the op harness and whole models run on its "cuda0").
@@ -343,7 +343,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 18 * sizeof(smoe_cuda_tensor) + 64 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 20 * sizeof(smoe_cuda_tensor) + 64 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -422,8 +422,8 @@ static smoe_status launch_all(smoe_cuda_ctx *c, const smoe_split *split, int n) 
         const smoe_tensor *t = split->nodes[i];
         if (t->op == SMOE_OP_NONE || t->op == SMOE_OP_VIEW) continue;
         const smoe_cuda_node *nd = &c->launches[k++];
-        if (skip > 0) { /* done by an earlier launch (n_more) */
-            skip--;
+        if (skip > 0 || (nd->rope_q && nd->op == SMOE_OP_ROPE)) { /* done by an earlier launch, or the next */
+            skip -= skip > 0;
             continue;
         }
         skip = nd->n_more + nd->add + nd->kv_write + (nd->route_n_used > 0);
@@ -492,6 +492,9 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         memset(&nd[k].kv_cache, 0, 4 * sizeof(nd[k].kv_cache));
         nd[k].route_n_used = 0;
         memset(&nd[k].route_ids, 0, sizeof(nd[k].route_ids));
+        if (nd[k].rope_q && nd[k].op == SMOE_OP_ATTENTION) nd[k].i[0] = 0, nd[k].f[1] = nd[k].f[2] = 0.0f;
+        nd[k].rope_q = 0;
+        memset(&nd[k].rope_src, 0, 2 * sizeof(nd[k].rope_src));
     }
     if (!fuse) return need;
     for (int p = 0; p < n; p++) {
@@ -602,6 +605,23 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
             continue;
         g->route_n_used = r->i[0];
         g->route_ids = r->dst;
+        k++;
+    }
+    /* ROPE of q, then the ATTENTION reading its result: the attention rotates q as it loads it (and writes the
+     * ROPE's result); its own result must not lie over the ROPE's input, which other blocks still read */
+    for (int k = 0; k + 1 < n; k++) {
+        smoe_cuda_node *r = &nd[k], *a = &nd[k + 1];
+        if (r->op != SMOE_OP_ROPE || r->simple || r->kv_write || a->op != SMOE_OP_ATTENTION ||
+            memcmp(&a->src[0], &r->dst, sizeof(r->dst)) != 0 || smoe_cuda_overlap4(&a->dst, &r->src[0]) ||
+            smoe_cuda_overlap4(&a->dst, &r->dst) || r->dst.ne[0] > 256)
+            continue;
+        r->rope_q = 1;
+        a->rope_q = 1;
+        a->rope_src = r->src[0];
+        a->rope_pos = r->src[1];
+        a->i[0] = r->i[0];
+        a->f[1] = r->f[0];
+        a->f[2] = r->f[1];
         k++;
     }
     return need;

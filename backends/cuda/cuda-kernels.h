@@ -77,10 +77,13 @@ typedef struct smoe_cuda_node {
     int32_t          route_n_used; /* MUL_MAT (the router: F32/F16/BF16 weights, <= 128 rows, one batch matrix):
                                     > 0 = it also does the MOE_ROUTE of its result right after it (skipped),
                                     picking route_n_used experts into route_ids */
-    int32_t          zero3;      /* 0 */
+    int32_t          rope_q;     /* ATTENTION: 1 = it also does the ROPE right before it, whose result is its q
+                                    (src[0]): rope_src at positions rope_pos, n_rot i[0], theta_base f[1], freq_scale
+                                    f[2]; ROPE: 1 = the ATTENTION after it does it (this launch is skipped) */
     smoe_cuda_tensor add_r, add_out;
     smoe_cuda_tensor kv_cache, kv_cells, kv2_cache, kv2_rows;
     smoe_cuda_tensor route_ids;
+    smoe_cuda_tensor rope_src, rope_pos;
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
@@ -224,7 +227,8 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
  * MUL_MAT does the ADD of its result and a residual of the same shape right after it (add), unless the sum lies
  * over the residual's bytes other than exactly in place; a ROPE does the KV_WRITE of its result right after it and
  * the KV_WRITE after that one at the same cells (kv_write); the router's product (float weights on the GEMV, at most
- * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used). */
+ * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used); an ATTENTION does the ROPE of its q
+ * right before it (rope_q), unless its result lies over the ROPE's input or result. */
 size_t smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */

@@ -35,12 +35,13 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out, g_grouped, g_added, g_kv, g_route;
+static int g_q8_out, g_grouped, g_added, g_kv, g_route, g_rope_q;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
 int        fake_cuda_grouped_launches(void) { return g_grouped; }
 int        fake_cuda_added_launches(void) { return g_added; }
 int        fake_cuda_kv_launches(void) { return g_kv; }
 int        fake_cuda_route_launches(void) { return g_route; }
+int        fake_cuda_rope_q_launches(void) { return g_rope_q; }
 
 static int64_t elements_of(const int64_t *ne) { return ne[0] * ne[1] * ne[2] * ne[3]; }
 
@@ -85,6 +86,14 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
             return 0;
         }
         g_added++;
+    }
+    if (n->rope_q && n->op == SMOE_OP_ATTENTION) { /* the ATTENTION doing the ROPE of its q */
+        if (!on_device(&n->rope_src, "the ROPE's input", n) || !on_device(&n->rope_pos, "the positions", n) ||
+            memcmp(n->rope_src.ne, n->src[0].ne, sizeof(n->src[0].ne)) != 0) {
+            fprintf(stderr, "fake cuda: ATTENTION (node %d): the fused ROPE does not fit\n", n->node_index);
+            return 0;
+        }
+        g_rope_q++;
     }
     if (n->route_n_used > 0) { /* the router doing the MOE_ROUTE of its logits */
         const int32_t wt = n->src[0].type;

@@ -44,5 +44,7 @@ int fake_cuda_added_launches(void);
 int fake_cuda_kv_launches(void);
 /* launches checked so far of a router MUL_MAT that also did the MOE_ROUTE after it (smoe_cuda_node.route_n_used) */
 int fake_cuda_route_launches(void);
+/* launches checked so far of an ATTENTION that also did the ROPE of its q (smoe_cuda_node.rope_q) */
+int fake_cuda_rope_q_launches(void);
 
 #endif

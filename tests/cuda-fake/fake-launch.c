@@ -34,6 +34,21 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         atexit(free_cpu);
     }
     if (!fake_cuda_check_node(n)) return 1;
+    if (n->op == SMOE_OP_ATTENTION && n->rope_q) { /* first the ROPE before it, whose result is q */
+        fake_cuda_launch r = *l;
+        r.op = r.node.op = SMOE_OP_ROPE;
+        r.node.node_index = n->node_index - 1;
+        r.node.rope_q = 0;
+        r.node.src[0] = n->rope_src;
+        r.node.src[1] = n->rope_pos;
+        r.node.dst = n->src[0];
+        r.node.i[0] = n->i[0];
+        r.node.f[0] = n->f[1];
+        r.node.f[1] = n->f[2];
+        r.node.scratch = NULL;
+        r.node.q8_out = NULL;
+        if (fake_cuda_run_launch(&r) != 0) return 1;
+    }
     smoe_tensor src[6], dst;
     fake_cuda_to_tensor(&n->dst, &dst);
     dst.op = (smoe_op)n->op;
