@@ -62,6 +62,34 @@ struct check_sub {
     }
 };
 
+// deq_sub_h2<T> (the prefill's f16 decoder for Q4_0 and Q8_0) against __float2half_rn of deq_sub<T>, bit for bit
+struct check_sub_h2 {
+    const std::vector<uint8_t> *row;
+    int64_t n;
+    int *bad;
+    template <int T> int run() {
+        if constexpr (deq_h2_type(T)) {
+            for (int64_t s = 0; s < n / 32; s++) {
+                float    w[32];
+                uint32_t h[16];
+                deq_sub<T>(row->data(), s, w);
+                deq_sub_h2<T>(row->data(), s, h);
+                for (int j = 0; j < 32; j++) {
+                    const unsigned short got = (unsigned short)(h[j / 2] >> (16 * (j % 2)));
+                    const unsigned short want = __half_as_ushort(__float2half_rn(w[j]));
+                    if (got != want) {
+                        if (*bad < 20)
+                            printf("type %d: deq_sub_h2 sub-block %lld element %d: 0x%04x, want 0x%04x\n", T,
+                                   (long long)s, j, got, want);
+                        (*bad)++;
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+};
+
 int main(void) {
     const int32_t types[] = {SMOE_TYPE_F32, SMOE_TYPE_F16, SMOE_TYPE_BF16, SMOE_TYPE_Q4_0, SMOE_TYPE_Q4_1,
                              SMOE_TYPE_Q5_0, SMOE_TYPE_Q5_1, SMOE_TYPE_Q8_0, SMOE_TYPE_Q4_K, SMOE_TYPE_Q5_K,
@@ -91,6 +119,8 @@ int main(void) {
             }
             check_sub cs{type, &row, n, &bad};
             dispatch_type(type, cs);
+            check_sub_h2 ch{&row, n, &bad};
+            dispatch_type(type, ch);
             for (int64_t i = 0; i < n; i++) {
                 const double d = fabs((double)got[(size_t)i] - (double)ref[(size_t)i]);
                 const double rel = d / fmax(1e-30, fabs((double)ref[(size_t)i]));

@@ -219,6 +219,42 @@ template <int T> static SMOE_HD void deq_sub(const uint8_t *row, int64_t s, floa
     }
 }
 
+// Q4_0 and Q8_0 sub-blocks straight to f16 for the tensor-core prefill: the 32 elements as 16 half2 (element 2j in
+// the low half of word j), each d * q rounded once to f16, so the values are __float2half_rn of deq_sub's (the
+// product of an f16 scale and a small integer is exact in f32, and __hmul2 rounds the exact product:
+// tests/test-cuda-deq.cu checks it). The integers become halves without conversions: 0x6400 | n is 1024 + n for
+// n < 1024, so a nibble (or a byte xor 0x80) or-ed into the mantissa and the offset subtracted is q exactly.
+static constexpr __host__ __device__ bool deq_h2_type(int t) { return t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0; }
+
+static SMOE_HD __half2 h2_bits(uint32_t v) {
+    return __halves2half2(__ushort_as_half((unsigned short)(v & 0xffffu)), __ushort_as_half((unsigned short)(v >> 16)));
+}
+static SMOE_HD uint32_t h2_word(__half2 h) {
+    return (uint32_t)__half_as_ushort(__low2half(h)) | (uint32_t)__half_as_ushort(__high2half(h)) << 16;
+}
+
+template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w) {
+    static_assert(deq_h2_type(T), "deq_sub_h2: Q4_0 and Q8_0");
+    const unsigned short *u = (const unsigned short *)(row + s * type_info<T>::bytes); // 2-byte aligned blocks
+    const __half          dh = __ushort_as_half(u[0]);
+    const __half2         d2 = __halves2half2(dh, dh);
+    if constexpr (T == SMOE_CUDA_Q4_0) {
+        const __half2 off = h2_bits(0x64086408u); // 1032: 1024 + the offset 8
+        for (int j = 0; j < 8; j++) { // bytes 2j, 2j + 1: low nibbles are elements 2j, 2j + 1, high ones + 16
+            const uint32_t v = u[1 + j];
+            const uint32_t lo = (v & 0xfu) | (v & 0xf00u) << 8, hi = (v >> 4 & 0xfu) | (v & 0xf000u) << 4;
+            w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits(lo | 0x64006400u), off)));
+            w[8 + j] = h2_word(__hmul2(d2, __hsub2(h2_bits(hi | 0x64006400u), off)));
+        }
+    } else {
+        const __half2 off = h2_bits(0x64806480u); // 1152: 1024 + 128 (the bytes xor 0x80 are q + 128)
+        for (int j = 0; j < 16; j++) {
+            const uint32_t v = u[1 + j] ^ 0x8080u;
+            w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits((v & 0xffu) | (v & 0xff00u) << 8 | 0x64006400u), off)));
+        }
+    }
+}
+
 // Q8_0 block from 32 floats, as quant/q-legacy.c's reference quantizer (same comparisons, division and rounding, so
 // the bytes are identical; tests/test-cuda-deq.cu checks it): the KV_WRITE and CPY kernels' q8_0 destination.
 static SMOE_HD void quant_q8_0_block(const float *x, uint8_t *y) {

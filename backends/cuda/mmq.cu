@@ -5,8 +5,9 @@
 // version converted them from f32 in every tile, 64 conversions per thread and step, as much ALU work as decoding the
 // weights). One block of 4 warps then computes a 64 x 128 tile of the output (64 weight rows x 128 columns; a MoE
 // expert's pairs in a 512-token prefill are ~128, so its weights are decoded about once), k in steps of 64. Per step
-// each of the 128 threads decodes one sub-block of 32 weights (deq_sub, the GEMV's decoder; two threads per row)
-// into f16 in shared memory with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte loads
+// each of the 128 threads decodes one sub-block of 32 weights (Q4_0 and Q8_0 straight to f16 with half2 arithmetic,
+// deq_sub_h2; other types with deq_sub, the GEMV's decoder, then converted; two threads per row) into shared memory
+// with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte loads
 // (8 threads read a column's 128 consecutive bytes); each warp then multiplies its 32 x 64 part with WMMA 16 x 16 x 16
 // f16 fragments (f32 accumulators, 32 mma per step between two barriers, 6 fragment loads per 8 mma), available from
 // sm_70, so Turing runs it too. The tile goes through shared memory (column-major, in the bytes of the step's tiles)
@@ -103,15 +104,23 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
             const int     sb = tid % 2;
             const int64_t s = st * (KS / 32) + sb;
             const bool    ok = wrow && s < n_sub;
-            float         wv[32];
-            if (ok) deq_sub<T>(wrow, s, wv);
-            uint4 *d = (uint4 *)&ws[tid / 2][32 * sb];
+            uint4        *d = (uint4 *)&ws[tid / 2][32 * sb];
+            if constexpr (deq_h2_type(T)) { // straight to f16 (deq_sub_h2): ~1.5 instructions per weight, not ~5
+                uint32_t h[16];
+                if (ok) deq_sub_h2<T>(wrow, s, h);
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const float *v = wv + 8 * q;
-                d[q] = ok ? make_uint4(pack_h2(v[0], v[1]), pack_h2(v[2], v[3]), pack_h2(v[4], v[5]),
-                                       pack_h2(v[6], v[7]))
-                          : make_uint4(0u, 0u, 0u, 0u);
+                for (int q = 0; q < 4; q++)
+                    d[q] = ok ? make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]) : make_uint4(0u, 0u, 0u, 0u);
+            } else {
+                float wv[32];
+                if (ok) deq_sub<T>(wrow, s, wv);
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const float *v = wv + 8 * q;
+                    d[q] = ok ? make_uint4(pack_h2(v[0], v[1]), pack_h2(v[2], v[3]), pack_h2(v[4], v[5]),
+                                           pack_h2(v[6], v[7]))
+                              : make_uint4(0u, 0u, 0u, 0u);
+                }
             }
         }
         // activations: 8 threads per column, each 8 halves (16 bytes) of the step's 64

@@ -122,6 +122,17 @@ static inline __half2        __float22half2_rn(float2 f) { return __floats2half2
 static inline __half2        __halves2half2(__half a, __half b) { return __half2{a, b}; }
 static inline float          __low2float(__half2 h) { return __half2float(h.x); }
 static inline float          __high2float(__half2 h) { return __half2float(h.y); }
+static inline __half         __low2half(__half2 h) { return h.x; }
+static inline __half         __high2half(__half2 h) { return h.y; }
+/* half arithmetic as IEEE (the exact result rounded once): a product of two halves is exact in float; a difference
+ * is when the operands' exponents are within 13 of each other (the kernels subtract integers below 2048), otherwise
+ * rounding to float first could round twice */
+static inline __half2 __hsub2(__half2 a, __half2 b) {
+    return __floats2half2_rn(__half2float(a.x) - __half2float(b.x), __half2float(a.y) - __half2float(b.y));
+}
+static inline __half2 __hmul2(__half2 a, __half2 b) {
+    return __floats2half2_rn(__half2float(a.x) * __half2float(b.x), __half2float(a.y) * __half2float(b.y));
+}
 
 /* ---- intrinsics ---- */
 
