@@ -423,20 +423,13 @@ struct gemvq_parts {
     int32_t    n, zero;
 };
 
-// the part blockIdx.x falls in, and the block's index within it
-static __device__ __forceinline__ const gemvq_part &gemvq_part_of(const gemvq_parts &P, int64_t *bx) {
-    int64_t b = blockIdx.x;
-    if (P.n > 1 && b >= P.p[0].blocks) {
-        b -= P.p[0].blocks;
-        if (P.n > 2 && b >= P.p[1].blocks) {
-            *bx = b - P.p[1].blocks;
-            return P.p[2];
-        }
-        *bx = b;
-        return P.p[1];
-    }
-    *bx = b;
-    return P.p[0];
+// the part blockIdx.x falls in (a copy, selected by constant indices: a reference or a variable index into the
+// parameter space would copy all three parts to local memory), and the block's index within it
+static __device__ __forceinline__ gemvq_part gemvq_part_of(const gemvq_parts &P, int64_t *bx) {
+    const int64_t b = blockIdx.x, b1 = b - P.p[0].blocks, b2 = b1 - P.p[1].blocks;
+    const int     p = P.n > 1 && b1 >= 0 ? (P.n > 2 && b2 >= 0 ? 2 : 1) : 0;
+    *bx = p == 0 ? b : (p == 1 ? b1 : b2);
+    return p == 0 ? P.p[0] : (p == 1 ? P.p[1] : P.p[2]);
 }
 
 template <int T>
@@ -444,7 +437,7 @@ static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t co
     extern __shared__ int4 qsm[];
     const int64_t c = blockIdx.z, i2 = c % n2, i3 = c / n2;
     int64_t bx;
-    const gemvq_part &pt = gemvq_part_of(P, &bx);
+    const gemvq_part pt = gemvq_part_of(P, &bx);
     stage_q8(qsm, q8 + c * col_bytes, col_bytes);
     const float *r = pt.r ? (const float *)((const uint8_t *)pt.r + i2 * pt.r_nb2 + i3 * pt.r_nb3) : nullptr;
     float       *out = pt.out ? (float *)((uint8_t *)pt.out + i2 * pt.o_nb2 + i3 * pt.o_nb3) : nullptr;
@@ -460,7 +453,7 @@ static __global__ void gemvq_id_kernel(gemvq_parts P, int64_t n_expert, const ui
     extern __shared__ int4 qsm[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
     int64_t bx;
-    const gemvq_part &pt = gemvq_part_of(P, &bx);
+    const gemvq_part pt = gemvq_part_of(P, &bx);
     const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
     if (e < 0) return; // the same id for the whole block: before any barrier
     stage_q8(qsm, q8 + ((x_ne1 == 1 ? 0 : sl) + t * x_ne1) * col_bytes, col_bytes);
