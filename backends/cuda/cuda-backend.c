@@ -607,6 +607,27 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         g->route_ids = r->dst;
         k++;
     }
+    /* a decode step's MOE_COMBINE (one token, <= 4 experts, <= 8192 elements) and the residual ADD after it: one
+     * block that reads all its inputs before it writes (moe.cu), so the sum may lie over them; not over the
+     * combine's own result, which the same block writes too */
+    for (int k = 0; k + 1 < n; k++) {
+        smoe_cuda_node *c = &nd[k], *a = &nd[k + 1];
+        if (c->op != SMOE_OP_MOE_COMBINE || c->simple || a->op != SMOE_OP_ADD || c->src[2].ne[1] != 1 ||
+            c->src[2].ne[0] > 4 || c->dst.ne[0] > 8192)
+            continue;
+        const int at = memcmp(&a->src[0], &c->dst, sizeof(c->dst)) == 0   ? 0
+                       : memcmp(&a->src[1], &c->dst, sizeof(c->dst)) == 0 ? 1
+                                                                            : -1;
+        if (at < 0) continue;
+        const smoe_cuda_tensor *r = &a->src[1 - at], *o = &a->dst;
+        bool ok = r->type == SMOE_CUDA_F32 && o->type == SMOE_CUDA_F32 && r->nb[0] == 4 && o->nb[0] == 4;
+        for (int i = 0; i < 4 && ok; i++) ok = r->ne[i] == c->dst.ne[i] && o->ne[i] == c->dst.ne[i];
+        if (!ok || smoe_cuda_overlap4(o, &c->dst)) continue;
+        c->add = 1;
+        c->add_r = *r;
+        c->add_out = *o;
+        k++;
+    }
     /* ROPE of q, then the ATTENTION reading its result: the attention rotates q as it loads it (and writes the
      * ROPE's result); its own result must not lie over the ROPE's input, which other blocks still read */
     for (int k = 0; k + 1 < n; k++) {

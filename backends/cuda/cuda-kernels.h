@@ -69,8 +69,8 @@ typedef struct smoe_cuda_node {
     int32_t          zero1;      /* 0 */
     smoe_cuda_tensor more_w[2];  /* those products' weights */
     smoe_cuda_tensor more_dst[2]; /* and results */
-    int32_t          add;        /* MUL_MAT on the int8 GEMV: 1 = it also does the ADD right after it (skipped),
-                                    add_out = add_r + dst (the residual connection after a projection) */
+    int32_t          add;        /* MUL_MAT on the int8 GEMV, MOE_COMBINE of one token: 1 = it also does the ADD
+                                    right after it (skipped), add_out = add_r + dst (the residual connection) */
     int32_t          kv_write;   /* ROPE: 1 = it also does the KV_WRITE of its result into kv_cache at kv_cells right
                                     after it, 2 = and the KV_WRITE after that one, of kv2_rows into kv2_cache at the
                                     same cells (K with RoPE, then V); they are skipped */
@@ -225,7 +225,8 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
  * int8 GEMVs of one op, weight type and k over the same activations (and expert ids) run as one launch: K, V and Q;
  * expert gate and up; never where one product's result overlaps another's (smoe_cuda_overlap4); a lone int8
  * MUL_MAT does the ADD of its result and a residual of the same shape right after it (add), unless the sum lies
- * over the residual's bytes other than exactly in place; a ROPE does the KV_WRITE of its result right after it and
+ * over the residual's bytes other than exactly in place, and so does a one-token MOE_COMBINE (one block that reads
+ * before it writes); a ROPE does the KV_WRITE of its result right after it and
  * the KV_WRITE after that one at the same cells (kv_write); the router's product (float weights on the GEMV, at most
  * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used); an ATTENTION does the ROPE of its q
  * right before it (rope_q), unless its result lies over the ROPE's input or result. */

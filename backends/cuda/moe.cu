@@ -144,6 +144,57 @@ static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor l
     ((float *)((uint8_t *)dst.data + t * dst.nb[1]))[i] = acc;
 }
 
+// MOE_COMBINE of one token and the residual ADD after it (smoe_cuda_node.add): one block that reads everything it
+// needs (ids, logits, each thread's elements of y and r) before it writes anything, so its results may lie over any
+// of its inputs (the graph gives the sum the memory of the router logits, dead after the combine); a thread holds
+// up to kCombineAddPer elements of n_embd
+constexpr int kCombineAddPer = 8;
+
+static __global__ void moe_combine_add_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
+                                              smoe_cuda_tensor dst, smoe_cuda_tensor r, smoe_cuda_tensor out,
+                                              int *err, int node) {
+    __shared__ float w[32];
+    __shared__ int   bad;
+    const int64_t n_used = ids.ne[0], n_embd = y.ne[0];
+    const float  *l = (const float *)logits.data;
+    const int32_t *id = (const int32_t *)ids.data;
+    if (threadIdx.x == 0) { // the weights: softmax over the chosen logits
+        bad = 0;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int64_t s = 0; s < n_used; s++) {
+            if (id[s] < 0 || id[s] >= logits.ne[0]) bad = 1;
+            else mx = l[id[s]] > mx ? l[id[s]] : mx;
+        }
+        if (!bad) {
+            for (int64_t s = 0; s < n_used; s++) sum += expf(l[id[s]] - mx);
+            for (int64_t s = 0; s < n_used; s++) w[s] = expf(l[id[s]] - mx) / sum;
+        }
+    }
+    float yv[kCombineAddPer][4], rv[kCombineAddPer]; // n_used <= 4
+#pragma unroll
+    for (int j = 0; j < kCombineAddPer; j++) {
+        const int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
+        rv[j] = i < n_embd ? ((const float *)r.data)[i] : 0.0f;
+#pragma unroll
+        for (int s = 0; s < 4; s++)
+            yv[j][s] = i < n_embd && s < n_used ? ((const float *)((const uint8_t *)y.data + s * y.nb[1]))[i] : 0.0f;
+    }
+    __syncthreads(); // everything read: from here on the block writes
+    if (bad) {
+        if (threadIdx.x == 0) report_error(err, node);
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < kCombineAddPer; j++) {
+        const int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
+        if (i >= n_embd) continue;
+        float acc = 0.0f;
+        for (int s = 0; s < n_used; s++) acc += w[s] * yv[j][s]; // the combine kernel's order of additions
+        ((float *)dst.data)[i] = acc;
+        ((float *)out.data)[i] = rv[j] + acc;
+    }
+}
+
 // launchers
 
 extern "C" int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *err) {
@@ -185,6 +236,12 @@ extern "C" int smoe_cuda_router_route(const smoe_cuda_node *n, void *stream, int
 }
 
 extern "C" int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err) {
+    if (n->add) { // with the ADD after it: one token, one block (cuda-kernels.h: smoe_cuda_combine_add_ok)
+        const unsigned threads = (unsigned)((n->src[0].ne[0] + kCombineAddPer - 1) / kCombineAddPer + 31) / 32 * 32;
+        moe_combine_add_kernel<<<1, threads < 1024 ? threads : 1024, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1],
+            n->src[2], n->dst, n->add_r, n->add_out, err, n->node_index);
+        return launch_result();
+    }
     const dim3 grid(ceil_div(n->src[0].ne[0], 256), (unsigned)n->src[2].ne[1]);
     moe_combine_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1], n->src[2], n->dst, err,
                                                                n->node_index);

@@ -2,7 +2,8 @@
  * emu.cc - runs kernel launches of the emulated CUDA sources on the CPU (tests only; the model is described in
  * emu.h). Every thread of a block is a fiber with its own stack behind a guard page; the scheduler runs each
  * runnable fiber until it waits at a barrier or returns, releases a barrier once all its participants wait, and
- * fails the launch when nothing can run any more (a barrier that can never release).
+ * fails the launch when nothing can run any more (a barrier that can never release). SMOE_EMU_ORDER=reverse runs
+ * blocks and threads in the opposite order (reverse_order).
  *
  * Switching: on x86-64 a dozen instructions (callee-saved registers, MXCSR and the x87 control word, the stack
  * pointer): a model's decode does millions of warp barriers, and glibc's swapcontext makes a system call each time
@@ -17,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -187,6 +189,17 @@ void describe(const char *kernel, int n) {
     fprintf(stderr, " %d of %d threads have returned\n", done, n);
 }
 
+/* SMOE_EMU_ORDER=reverse: blocks and, between barriers, threads run last first. A kernel that reads what another
+ * thread writes without a barrier between, or what another block writes, gets the value only in one of the two
+ * orders (on a GPU: sometimes); the tests run in both. */
+bool reverse_order(void) {
+    static const int rev = [] {
+        const char *v = getenv("SMOE_EMU_ORDER");
+        return v && strcmp(v, "reverse") == 0;
+    }();
+    return rev != 0;
+}
+
 /* runs one block; false when it can not finish */
 bool run_block(const char *kernel, int n) {
     const size_t per = kStack + E->page;
@@ -200,7 +213,8 @@ bool run_block(const char *kernel, int n) {
     const int n_warps = (n + 31) / 32;
     for (;;) {
         bool ran = false;
-        for (int t = 0; t < n; t++) {
+        for (int i = 0; i < n; i++) {
+            const int t = reverse_order() ? n - 1 - i : i;
             if (E->f[t].st != RUNNABLE) continue;
             E->cur = t;
             threadIdx = E->f[t].tid;
@@ -307,7 +321,7 @@ cudaError_t smoe_emu_run(smoe_emu_fn fn, void *ctx, const void *kernel, const ch
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = uint3{x, y, z};
+                blockIdx = reverse_order() ? uint3{grid.x - 1 - x, grid.y - 1 - y, grid.z - 1 - z} : uint3{x, y, z};
                 if (smem) memset(e->dyn, 0xff, smem);
                 if (!run_block(name, (int)n)) return e->last = cudaErrorLaunchFailure;
             }

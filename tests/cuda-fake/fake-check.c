@@ -77,12 +77,15 @@ int fake_cuda_check_node(const smoe_cuda_node *n) {
             }
         g_grouped++;
     }
-    if (n->add) { /* a MUL_MAT doing the residual ADD after it: same shapes, the sum not over the residual */
-        if (n->op != SMOE_OP_MUL_MAT || !on_device(&n->add_r, "the residual", n) ||
-            !on_device(&n->add_out, "the sum", n) || memcmp(n->add_r.ne, n->dst.ne, sizeof(n->dst.ne)) != 0 ||
+    if (n->add) { /* a MUL_MAT (the sum not over the residual) or a one-token MOE_COMBINE doing the ADD after it */
+        const int mm = n->op == SMOE_OP_MUL_MAT, comb = n->op == SMOE_OP_MOE_COMBINE;
+        if ((!mm && !comb) || !on_device(&n->add_r, "the residual", n) || !on_device(&n->add_out, "the sum", n) ||
+            memcmp(n->add_r.ne, n->dst.ne, sizeof(n->dst.ne)) != 0 ||
             memcmp(n->add_out.ne, n->dst.ne, sizeof(n->dst.ne)) != 0 ||
-            (n->add_out.data != n->add_r.data && smoe_cuda_overlap4(&n->add_out, &n->add_r))) {
-            fprintf(stderr, "fake cuda: MUL_MAT (node %d): the fused ADD does not fit\n", n->node_index);
+            (mm && n->add_out.data != n->add_r.data && smoe_cuda_overlap4(&n->add_out, &n->add_r)) ||
+            (comb && (n->src[2].ne[1] != 1 || n->src[2].ne[0] > 4 || smoe_cuda_overlap4(&n->add_out, &n->dst)))) {
+            fprintf(stderr, "fake cuda: %s (node %d): the fused ADD does not fit\n", smoe_op_name((smoe_op)n->op),
+                    n->node_index);
             return 0;
         }
         g_added++;
