@@ -474,6 +474,16 @@ static int is_q8_gemv(const smoe_cuda_node *nd) {
     return (nd->op == SMOE_OP_MUL_MAT || is_id) && nd->scratch && smoe_cuda_gemvq_scratch(nd, is_id) > 0;
 }
 
+/* the residual r of ADD a when a adds y and r (either order), all of y's shape in f32 rows; else NULL */
+static const smoe_cuda_tensor *residual_of(const smoe_cuda_node *a, const smoe_cuda_tensor *y) {
+    const int at = memcmp(&a->src[0], y, sizeof(*y)) == 0 ? 0 : memcmp(&a->src[1], y, sizeof(*y)) == 0 ? 1 : -1;
+    if (a->op != SMOE_OP_ADD || at < 0) return NULL;
+    const smoe_cuda_tensor *r = &a->src[1 - at], *o = &a->dst;
+    bool ok = r->type == SMOE_CUDA_F32 && o->type == SMOE_CUDA_F32 && r->nb[0] == 4 && o->nb[0] == 4;
+    for (int i = 0; i < 4 && ok; i++) ok = r->ne[i] == y->ne[i] && o->ne[i] == y->ne[i];
+    return ok ? r : NULL;
+}
+
 size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
     size_t need = 0; /* bytes of scratch from the nodes' scratch address */
     for (int k = 0; k < n; k++) {
@@ -557,15 +567,9 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
     for (int k = 0; k + 1 < n; k++) {
         smoe_cuda_node *g = &nd[k], *a = &nd[k + 1];
         if (g->op != SMOE_OP_MUL_MAT || !is_q8_gemv(g) || g->n_more || a->op != SMOE_OP_ADD) continue;
-        const int at = memcmp(&a->src[0], &g->dst, sizeof(g->dst)) == 0   ? 0
-                       : memcmp(&a->src[1], &g->dst, sizeof(g->dst)) == 0 ? 1
-                                                                            : -1;
-        if (at < 0) continue;
-        const smoe_cuda_tensor *r = &a->src[1 - at], *o = &a->dst;
-        bool ok = r->type == SMOE_CUDA_F32 && o->type == SMOE_CUDA_F32 && r->nb[0] == 4 && o->nb[0] == 4;
-        for (int i = 0; i < 4 && ok; i++) ok = r->ne[i] == g->dst.ne[i] && o->ne[i] == g->dst.ne[i];
-        ok = ok && (memcmp(o, r, sizeof(*o)) == 0 || !smoe_cuda_overlap4(o, r)) && !smoe_cuda_overlap4(o, &g->dst);
-        if (!ok) continue;
+        const smoe_cuda_tensor *r = residual_of(a, &g->dst), *o = &a->dst;
+        if (!r || !(memcmp(o, r, sizeof(*o)) == 0 || !smoe_cuda_overlap4(o, r)) || smoe_cuda_overlap4(o, &g->dst))
+            continue;
         g->add = 1;
         g->add_r = *r;
         g->add_out = *o;
@@ -615,14 +619,8 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         if (c->op != SMOE_OP_MOE_COMBINE || c->simple || a->op != SMOE_OP_ADD || c->src[2].ne[1] != 1 ||
             c->src[2].ne[0] > 4 || c->dst.ne[0] > 8192)
             continue;
-        const int at = memcmp(&a->src[0], &c->dst, sizeof(c->dst)) == 0   ? 0
-                       : memcmp(&a->src[1], &c->dst, sizeof(c->dst)) == 0 ? 1
-                                                                            : -1;
-        if (at < 0) continue;
-        const smoe_cuda_tensor *r = &a->src[1 - at], *o = &a->dst;
-        bool ok = r->type == SMOE_CUDA_F32 && o->type == SMOE_CUDA_F32 && r->nb[0] == 4 && o->nb[0] == 4;
-        for (int i = 0; i < 4 && ok; i++) ok = r->ne[i] == c->dst.ne[i] && o->ne[i] == c->dst.ne[i];
-        if (!ok || smoe_cuda_overlap4(o, &c->dst)) continue;
+        const smoe_cuda_tensor *r = residual_of(a, &c->dst), *o = &a->dst;
+        if (!r || smoe_cuda_overlap4(o, &c->dst)) continue;
         c->add = 1;
         c->add_r = *r;
         c->add_out = *o;
