@@ -343,7 +343,7 @@ static smoe_status cuda_tensor_get(smoe_backend *b, const smoe_tensor *t, void *
 
 /* launch arrays are compared with memcmp: every byte of these structs is a member (no padding) */
 _Static_assert(sizeof(smoe_cuda_tensor) == 2 * sizeof(void *) + 8 * sizeof(int64_t) &&
-                   sizeof(smoe_cuda_node) == 8 + 20 * sizeof(smoe_cuda_tensor) + 64 + 2 * sizeof(void *) + 8,
+                   sizeof(smoe_cuda_node) == 8 + 11 * sizeof(smoe_cuda_tensor) + 64 + 2 * sizeof(void *) + 8,
                "smoe_cuda_tensor / smoe_cuda_node must have no padding");
 
 static smoe_cuda_tensor desc(const smoe_tensor *t) {
@@ -492,19 +492,10 @@ size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
         nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
                          memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
         nd[k].q8_out = NULL;
-        nd[k].n_more = 0;
-        memset(nd[k].more_w, 0, sizeof(nd[k].more_w));
-        memset(nd[k].more_dst, 0, sizeof(nd[k].more_dst));
-        nd[k].add = 0;
-        memset(&nd[k].add_r, 0, sizeof(nd[k].add_r));
-        memset(&nd[k].add_out, 0, sizeof(nd[k].add_out));
-        nd[k].kv_write = 0;
-        memset(&nd[k].kv_cache, 0, 4 * sizeof(nd[k].kv_cache));
-        nd[k].route_n_used = 0;
-        memset(&nd[k].route_ids, 0, sizeof(nd[k].route_ids));
+        nd[k].n_more = nd[k].add = nd[k].kv_write = nd[k].route_n_used = 0;
         if (nd[k].rope_q && nd[k].op == SMOE_OP_ATTENTION) nd[k].i[0] = 0, nd[k].f[1] = nd[k].f[2] = 0.0f;
         nd[k].rope_q = 0;
-        memset(&nd[k].rope_src, 0, 2 * sizeof(nd[k].rope_src));
+        memset(nd[k].more_w, 0, 4 * sizeof(nd[k].more_w[0])); /* the union's largest member: all of it */
     }
     if (!fuse) return need;
     for (int p = 0; p < n; p++) {

@@ -67,8 +67,6 @@ typedef struct smoe_cuda_node {
                                     whose products of src[1] (and MUL_MAT_ID's src[2]) its kernel also does
                                     (smoe_cuda_plan_fusion); they are skipped */
     int32_t          zero1;      /* 0 */
-    smoe_cuda_tensor more_w[2];  /* those products' weights */
-    smoe_cuda_tensor more_dst[2]; /* and results */
     int32_t          add;        /* MUL_MAT on the int8 GEMV, MOE_COMBINE of one token: 1 = it also does the ADD
                                     right after it (skipped), add_out = add_r + dst (the residual connection) */
     int32_t          kv_write;   /* ROPE: 1 = it also does the KV_WRITE of its result into kv_cache at kv_cells right
@@ -80,10 +78,25 @@ typedef struct smoe_cuda_node {
     int32_t          rope_q;     /* ATTENTION: 1 = it also does the ROPE right before it, whose result is its q
                                     (src[0]): rope_src at positions rope_pos, n_rot i[0], theta_base f[1], freq_scale
                                     f[2]; ROPE: 1 = the ATTENTION after it does it (this launch is skipped) */
-    smoe_cuda_tensor add_r, add_out;
-    smoe_cuda_tensor kv_cache, kv_cells, kv2_cache, kv2_rows;
-    smoe_cuda_tensor route_ids;
-    smoe_cuda_tensor rope_src, rope_pos;
+    union { /* the fused launches' tensors: a node takes at most one of these (a decode step copies and compares the
+               launch array: its bytes count) */
+        struct {
+            smoe_cuda_tensor more_w[2];   /* n_more: the products' weights */
+            smoe_cuda_tensor more_dst[2]; /* and results */
+        };
+        struct {
+            smoe_cuda_tensor add_r, add_out; /* add */
+        };
+        struct {
+            smoe_cuda_tensor kv_cache, kv_cells, kv2_cache, kv2_rows; /* kv_write */
+        };
+        struct {
+            smoe_cuda_tensor route_ids; /* route_n_used */
+        };
+        struct {
+            smoe_cuda_tensor rope_src, rope_pos; /* ATTENTION's rope_q */
+        };
+    };
 } smoe_cuda_node;
 
 /* Whether the kernels decode `type` (to_f32 on the device): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
