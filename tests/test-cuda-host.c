@@ -480,6 +480,20 @@ static void test_q8_rows_match(void **state) {
     assert_false(smoe_cuda_q8_rows_match(&r, &c, 0));
 }
 
+/* byte overlap of f32 tensors */
+static void test_overlap(void **state) {
+    (void)state;
+    smoe_cuda_tensor a = f32_rows(0x1000, 64, 3, 1), b = f32_rows(0x1000 + 64 * 3 * 4, 64, 1, 1);
+    assert_false(smoe_cuda_overlap4(&a, &b));
+    b.data = (void *)(0x1000 + 64 * 3 * 4 - 4);
+    assert_true(smoe_cuda_overlap4(&a, &b));
+    assert_true(smoe_cuda_overlap4(&b, &a));
+    b.data = (void *)0xf00;
+    assert_false(smoe_cuda_overlap4(&a, &b)); /* [0xf00, 0x1000) */
+    b.ne[0] = 65;
+    assert_true(smoe_cuda_overlap4(&a, &b));
+}
+
 #if SMOE_HAVE_CUDA
 /* which launches share work (smoe_cuda_plan_fusion): the GEMV after one reading the same tensor reuses its columns,
  * an RMS_NORM / SWIGLU writes the columns of a GEMV up to 4 launches on (nothing across a launch that uses scratch),
@@ -739,19 +753,6 @@ static void test_plan_fusion(void **state) {
     assert_false(nd[0].rope_q || nd[1].rope_q);
 }
 
-/* byte overlap of f32 tensors */
-static void test_overlap(void **state) {
-    (void)state;
-    smoe_cuda_tensor a = f32_rows(0x1000, 64, 3, 1), b = f32_rows(0x1000 + 64 * 3 * 4, 64, 1, 1);
-    assert_false(smoe_cuda_overlap4(&a, &b));
-    b.data = (void *)(0x1000 + 64 * 3 * 4 - 4);
-    assert_true(smoe_cuda_overlap4(&a, &b));
-    assert_true(smoe_cuda_overlap4(&b, &a));
-    b.data = (void *)0xf00;
-    assert_false(smoe_cuda_overlap4(&a, &b)); /* [0xf00, 0x1000) */
-    b.ne[0] = 65;
-    assert_true(smoe_cuda_overlap4(&a, &b));
-}
 #endif
 
 int main(void) {
