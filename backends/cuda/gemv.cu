@@ -233,33 +233,15 @@ static constexpr __host__ __device__ bool gemvq_type(int t) {
            t == SMOE_CUDA_Q6_K;
 }
 
-// Column c (c % n_in at stride st_in, c / n_in at st_out) of x into q8 + c * col_bytes: a thread per float4, a group
-// of 32 being 8 lanes' float4s (k / 4 is a multiple of 8: groups are whole, and every lane takes part in the
-// shuffles); grid (float4s / 256 rounded up, columns)
+// Column c (c % n_in at stride st_in, c / n_in at st_out) of x into q8 + c * col_bytes, with the arithmetic and layout
+// of q8_store_warp (cuda-common.cuh, which RMS_NORM, SWIGLU and ATTENTION use to write the same columns): a thread
+// per element, k a multiple of 32 (whole groups: every lane of a warp takes part); grid (k / 256 rounded up, columns)
 static __global__ void quantize_q8_kernel(const uint8_t *x, int64_t n_in, int64_t st_in, int64_t st_out, int64_t k,
                                           uint8_t *q8, int64_t col_bytes) {
-    const int64_t c = blockIdx.y, n4 = k / 4, f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const float4 *xc = (const float4 *)(x + (c % n_in) * st_in + (c / n_in) * st_out);
-    int          *qi = (int *)(q8 + c * col_bytes);
-    float2       *ds = (float2 *)(q8 + c * col_bytes + k);
-    const bool    in = f < n4;
-    const float4  v = in ? xc[f] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-#pragma unroll
-    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    const int   q0 = (int)roundf(v.x * id), q1 = (int)roundf(v.y * id), q2 = (int)roundf(v.z * id),
-              q3 = (int)roundf(v.w * id);
-    int sum = q0 + q1 + q2 + q3;
-#pragma unroll
-    for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (!in) return;
-    const int64_t g = f >> 3;
-    const int     j = (int)(f & 7), sw = (int)((g >> 2) & 1);
-    qi[4 * (2 * g + ((j >> 2) ^ sw)) + (j & 3)] =
-        (int)((unsigned)(q0 & 255) | (unsigned)(q1 & 255) << 8 | (unsigned)(q2 & 255) << 16 |
-              (unsigned)(q3 & 255) << 24);
-    if (j == 0) ds[g] = make_float2(__half2float(__float2half_rn(d)), (float)sum);
+    const int64_t c = blockIdx.y, e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= k) return; // whole warps
+    const float *xc = (const float *)(x + (c % n_in) * st_in + (c / n_in) * st_out);
+    q8_store_warp(q8 + c * col_bytes, k, e, xc[e]);
 }
 
 // a quantized column into shared memory (16-byte copies), then every thread may read it
@@ -563,7 +545,7 @@ static int quantize_columns(const smoe_cuda_node *n, int is_id, cudaStream_t st)
     const int64_t k = x.ne[0], cols = is_id ? x.ne[1] * x.ne[2] : x.ne[2] * x.ne[3];
     const int64_t n_in = is_id ? x.ne[1] : x.ne[2], st_in = is_id ? x.nb[1] : x.nb[2];
     const int64_t st_out = is_id ? x.nb[2] : x.nb[3];
-    quantize_q8_kernel<<<dim3(ceil_div(k / 4, 256), (unsigned)cols), 256, 0, st>>>((const uint8_t *)x.data, n_in,
+    quantize_q8_kernel<<<dim3(ceil_div(k, 256), (unsigned)cols), 256, 0, st>>>((const uint8_t *)x.data, n_in,
         st_in, st_out, k, (uint8_t *)n->scratch, (int64_t)smoe_cuda_q8_column_bytes(k));
     return launch_result();
 }
