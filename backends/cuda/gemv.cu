@@ -357,9 +357,9 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
     }
 }
 
-// the warp's kRowsQ rows times the staged column, the rows interleaved
+// the warp's kRowsQ rows times the staged column, the rows interleaved; out0 (not null): out0[i] = r0[i] + dst0[i]
+// too (the residual ADD)
 template <int T>
-// out0 (not null): out0[i] = r0[i] + dst0[i] too (the residual ADD)
 static __device__ __forceinline__ void gemvq_rows(const uint8_t *w0, int64_t w_nb1, const int *qi, const float2 *ds,
                                                   int64_t k, int64_t m, float *dst0, int64_t bx,
                                                   const float *r0 = nullptr, float *out0 = nullptr) {
@@ -632,9 +632,8 @@ struct mul_mat_op {
     cudaStream_t st;
     template <int T> int run() {
         if (n->route_n_used > 0) return smoe_cuda_router_route(n, st, nullptr); // with the MOE_ROUTE after it
-        if constexpr (gemvq_type(T))
-            if (n->src[1].ne[1] == 1 && smoe_cuda_mm_path_of(n, 0) == SMOE_CUDA_MM_GEMV && use_gemvq(n, 0))
-                return launch_gemvq<T>(n, st); // with the products of n_more
+        if constexpr (gemvq_type(T)) // (its scratch rule implies one column on the GEMV path)
+            if (use_gemvq(n, 0)) return launch_gemvq<T>(n, st); // with the products of n_more
         if (n->n_more > 0 || n->add) { // another kernel: one launch per product, then the ADD's
             smoe_cuda_node one = *n;
             one.n_more = 0;
@@ -677,7 +676,7 @@ struct mul_mat_id_op {
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
         const smoe_cuda_mm_path path = smoe_cuda_mm_path_of(n, 1);
         if constexpr (gemvq_type(T))
-            if (path == SMOE_CUDA_MM_GEMV && use_gemvq(n, 1)) { // with the products of n_more
+            if (use_gemvq(n, 1)) { // with the products of n_more (the scratch rule implies the GEMV path)
                 const int qe = n->q8_ready ? 0 : quantize_columns(n, 1, st);
                 if (qe != 0) return qe;
                 const size_t      cb = smoe_cuda_q8_column_bytes(w.ne[0]);
@@ -695,24 +694,22 @@ struct mul_mat_id_op {
             const int e = dispatch_type(one.src[0].type, o);
             return e != 0 ? e : launch_more(n, o);
         }
-        {
-            if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
-            if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {
-                size_t smem = 0;
-                const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);
-                if (e != 0) return e;
-                const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-                gemv1_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1],
-                    w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
-                    ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
-                return launch_result();
-            }
-            if (path == SMOE_CUDA_MM_GEMV) {
-                gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
-                    w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data,
-                    ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
-                return launch_result();
-            }
+        if (path == SMOE_CUDA_MM_MMQ) return smoe_cuda_mmq_id(n, st, err);
+        if (path == SMOE_CUDA_MM_GEMV && w.ne[0] <= SMOE_GEMV1_MAX_K) {
+            size_t smem = 0;
+            const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);
+            if (e != 0) return e;
+            const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
+            gemv1_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
+                w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
+                ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+            return launch_result();
+        }
+        if (path == SMOE_CUDA_MM_GEMV) {
+            gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
+                w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
+                ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+            return launch_result();
         }
         mul_mat_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
             w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
