@@ -500,12 +500,11 @@ static void test_overlap(void **state) {
  * consecutive GEMVs of the same columns are one launch (not where their results overlap), a projection does the
  * residual ADD after it, K's RoPE the KV_WRITEs of K and V, the router the MOE_ROUTE; ATTENTION writes the output
  * projection's columns after its own scratch and does q's RoPE */
-static void plan_gemv(smoe_cuda_node *n, uintptr_t x, void *scratch) {
+static void plan_gemv(smoe_cuda_node *n, uintptr_t x) {
     mm_node(n, SMOE_CUDA_Q4_0, 4096, 1, 1, x, 4096 * 4);
     n->op = SMOE_OP_MUL_MAT;
     n->src[0].data = (void *)0x800000;
     n->src[0].nb[1] = 4096;
-    n->scratch = scratch;
 }
 
 static void test_plan_fusion(void **state) {
@@ -515,13 +514,13 @@ static void test_plan_fusion(void **state) {
     memset(nd, 0, sizeof(nd));
     nd[0].op = SMOE_OP_RMS_NORM;
     nd[0].dst = f32_rows(0x10000, 4096, 1, 1);
-    plan_gemv(&nd[1], 0x10000, &scratch); /* k */
-    plan_gemv(&nd[2], 0x10000, &scratch); /* v */
-    plan_gemv(&nd[3], 0x10000, &scratch); /* q */
+    plan_gemv(&nd[1], 0x10000); /* k */
+    plan_gemv(&nd[2], 0x10000); /* v */
+    plan_gemv(&nd[3], 0x10000); /* q */
     nd[1].dst = f32_rows(0x100000, 1024, 1, 1);
     nd[2].dst = f32_rows(0x200000, 1024, 1, 1);
     nd[3].dst = f32_rows(0x300000, 4096, 1, 1);
-    smoe_cuda_plan_fusion(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1, &scratch);
     assert_ptr_equal(nd[0].q8_out, &scratch);
     assert_true(nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
     assert_int_equal(nd[1].n_more, 2); /* k does v and q */
@@ -529,15 +528,15 @@ static void test_plan_fusion(void **state) {
     assert_ptr_equal(nd[1].more_dst[0].data, nd[2].dst.data);
     assert_int_equal(nd[2].n_more + nd[3].n_more, 0);
     nd[3].src[0].type = SMOE_CUDA_Q8_0; /* q of another type: k and v only */
-    smoe_cuda_plan_fusion(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1, &scratch);
     assert_int_equal(nd[1].n_more, 1);
     assert_int_equal(nd[3].n_more, 0);
     nd[3].src[0].type = SMOE_CUDA_Q4_0;
     nd[2].dst = f32_rows(0x100000 + 512, 1024, 1, 1); /* v's result over k's (k's dead): not one launch */
-    smoe_cuda_plan_fusion(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1, &scratch);
     assert_int_equal(nd[1].n_more, 0);
     assert_int_equal(nd[2].n_more, 1); /* v and q still */
-    smoe_cuda_plan_fusion(nd, 4, 0); /* no fusion: the first GEMV quantizes, the others reuse */
+    smoe_cuda_plan_fusion(nd, 4, 0, &scratch); /* no fusion: the first GEMV quantizes, the others reuse */
     assert_null(nd[0].q8_out);
     assert_true(!nd[1].q8_ready && nd[2].q8_ready && nd[3].q8_ready);
     assert_int_equal(nd[1].n_more + nd[2].n_more, 0);
@@ -545,75 +544,75 @@ static void test_plan_fusion(void **state) {
     memset(&nd[1], 0, 3 * sizeof(nd[1]));
     nd[1].op = SMOE_OP_MUL_MAT;
     nd[2].op = SMOE_OP_MOE_ROUTE;
-    plan_gemv(&nd[3], 0x10000, &scratch);
-    smoe_cuda_plan_fusion(nd, 4, 1);
+    plan_gemv(&nd[3], 0x10000);
+    smoe_cuda_plan_fusion(nd, 4, 1, &scratch);
     assert_ptr_equal(nd[0].q8_out, &scratch);
     assert_true(nd[3].q8_ready);
     /* an ATTENTION using scratch between: its partial results would overwrite the columns */
     nd[2].op = SMOE_OP_ATTENTION;
     nd[2].i[2] = 4;
     nd[2].src[0] = f32_rows(0x40000, 128, 32, 1);
-    smoe_cuda_plan_fusion(nd, 4, 1);
+    smoe_cuda_plan_fusion(nd, 4, 1, &scratch);
     assert_null(nd[0].q8_out);
     assert_false(nd[3].q8_ready);
     /* too far: 5 launches on */
     memset(&nd[1], 0, 7 * sizeof(nd[1]));
     for (int i = 1; i < 5; i++) nd[i].op = SMOE_OP_ADD;
-    plan_gemv(&nd[5], 0x10000, &scratch);
-    smoe_cuda_plan_fusion(nd, 6, 1);
+    plan_gemv(&nd[5], 0x10000);
+    smoe_cuda_plan_fusion(nd, 6, 1, &scratch);
     assert_null(nd[0].q8_out);
     assert_false(nd[5].q8_ready);
     /* a SWIGLU's rows; the reference kernels (simple) never fuse */
     nd[4].op = SMOE_OP_SWIGLU;
     nd[4].dst = f32_rows(0x10000, 4096, 1, 1);
-    smoe_cuda_plan_fusion(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1, &scratch);
     assert_ptr_equal(nd[4].q8_out, &scratch);
     assert_true(nd[5].q8_ready);
     nd[4].simple = 1;
-    smoe_cuda_plan_fusion(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1, &scratch);
     assert_null(nd[4].q8_out);
     assert_false(nd[5].q8_ready);
     /* a GEMV reading another tensor */
     nd[4].simple = 0;
     nd[5].src[1].data = (void *)0x20000;
-    smoe_cuda_plan_fusion(nd, 6, 1);
+    smoe_cuda_plan_fusion(nd, 6, 1, &scratch);
     assert_null(nd[4].q8_out);
 
     /* a projection y = W a [4096, 1], then x + y: one launch; y + x too; in place over x too */
     memset(nd, 0, sizeof(nd));
-    plan_gemv(&nd[0], 0x10000, &scratch);
+    plan_gemv(&nd[0], 0x10000);
     nd[0].dst = f32_rows(0x100000, 100, 1, 1);
     nd[1].op = SMOE_OP_ADD;
     nd[1].src[0] = f32_rows(0x200000, 100, 1, 1);
     nd[1].src[1] = nd[0].dst;
     nd[1].dst = f32_rows(0x300000, 100, 1, 1);
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 1);
     assert_ptr_equal(nd[0].add_r.data, (void *)0x200000);
     assert_ptr_equal(nd[0].add_out.data, (void *)0x300000);
     nd[1].src[1] = nd[1].src[0];
     nd[1].src[0] = nd[0].dst;
     nd[1].dst = nd[1].src[1];
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 1);
     nd[1].dst = f32_rows(0x200000 + 8, 100, 1, 1); /* over x, shifted: rows would read sums */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 0);
     nd[1].dst = f32_rows(0x300000, 100, 1, 1);
     nd[1].src[1] = f32_rows(0x200000, 1, 1, 1); /* x broadcast: not this kernel's */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 0);
     nd[1].src[1] = f32_rows(0x200000, 100, 1, 1);
     nd[1].src[0] = f32_rows(0x100000 + 4, 99, 1, 1); /* not the product */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 0);
     nd[1].src[0] = nd[0].dst;
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 1);
-    smoe_cuda_plan_fusion(nd, 2, 0);
+    smoe_cuda_plan_fusion(nd, 2, 0, &scratch);
     assert_int_equal(nd[0].add, 0);
-    nd[0].scratch = NULL; /* not the int8 GEMV */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    nd[0].simple = 1; /* the reference kernels: not the int8 GEMV */
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].add, 0);
 
     /* ROPE of k [128, 8, 1], KV_WRITE of its result, KV_WRITE of v at the same cells: one launch */
@@ -628,30 +627,30 @@ static void test_plan_fusion(void **state) {
     nd[2] = nd[1];
     nd[2].src[0] = f32_rows(0x200000, 128, 8, 64);
     nd[2].src[1] = f32_rows(0x40000, 128, 8, 1);
-    smoe_cuda_plan_fusion(nd, 3, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1, &scratch);
     assert_int_equal(nd[0].kv_write, 2);
     assert_ptr_equal(nd[0].kv_cache.data, (void *)0x100000);
     assert_ptr_equal(nd[0].kv2_cache.data, (void *)0x200000);
     assert_ptr_equal(nd[0].kv2_rows.data, (void *)0x40000);
     nd[2].src[2].data = (void *)0x30100; /* v at other cells: K alone */
-    smoe_cuda_plan_fusion(nd, 3, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1, &scratch);
     assert_int_equal(nd[0].kv_write, 1);
     nd[2].src[2] = nd[1].src[2];
     nd[2].src[1].data = (void *)(0x20000 + 64); /* v's rows under the RoPE result: K alone */
-    smoe_cuda_plan_fusion(nd, 3, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1, &scratch);
     assert_int_equal(nd[0].kv_write, 1);
     nd[2].src[1].data = (void *)0x40000;
     nd[1].src[1].data = (void *)0x50000; /* K's rows not the RoPE's result */
-    smoe_cuda_plan_fusion(nd, 3, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1, &scratch);
     assert_int_equal(nd[0].kv_write, 0);
     nd[1].src[1] = nd[0].dst;
     nd[0].simple = 1;
-    smoe_cuda_plan_fusion(nd, 3, 1);
+    smoe_cuda_plan_fusion(nd, 3, 1, &scratch);
     assert_int_equal(nd[0].kv_write, 0);
     nd[0].simple = 0;
-    smoe_cuda_plan_fusion(nd, 3, 0);
+    smoe_cuda_plan_fusion(nd, 3, 0, &scratch);
     assert_int_equal(nd[0].kv_write, 0);
-    smoe_cuda_plan_fusion(nd, 2, 1); /* the split ends after K's write */
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch); /* the split ends after K's write */
     assert_int_equal(nd[0].kv_write, 1);
 
     /* the router (F32 [4096, 8]) on one token, then MOE_ROUTE of its logits: one launch */
@@ -667,28 +666,28 @@ static void test_plan_fusion(void **state) {
     nd[1].dst = f32_rows(0x30000, 2, 1, 1);
     nd[1].dst.type = SMOE_CUDA_I32;
     nd[1].i[0] = 2;
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 2);
     assert_ptr_equal(nd[0].route_ids.data, (void *)0x30000);
     nd[1].dst.data = (void *)0x20004; /* the ids over the logits */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 0);
     nd[1].dst.data = (void *)0x30000;
     nd[0].src[0].ne[1] = 129; /* more experts than the route warp holds */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 0);
     nd[0].src[0].ne[1] = 8;
     nd[0].src[0].type = SMOE_CUDA_Q8_0; /* a quantized router: the int8 GEMV's arithmetic, not fused */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 0);
     nd[0].src[0].type = SMOE_CUDA_F16;
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 2);
     nd[1].simple = 1;
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, &scratch);
     assert_int_equal(nd[0].route_n_used, 0);
     nd[1].simple = 0;
-    smoe_cuda_plan_fusion(nd, 2, 0);
+    smoe_cuda_plan_fusion(nd, 2, 0, &scratch);
     assert_int_equal(nd[0].route_n_used, 0);
 
     /* ATTENTION [128, 32, 1] in 16 chunks, then the output projection W [4096, 4096] of its rows: the columns go
@@ -699,26 +698,22 @@ static void test_plan_fusion(void **state) {
     nd[0].src[0] = f32_rows(0x10000, 128, 32, 1);
     nd[0].dst = f32_rows(0x40000, 128, 32, 1);
     nd[0].i[2] = 16;
-    nd[0].scratch = buf;
-    plan_gemv(&nd[1], 0x40000, buf);
+    plan_gemv(&nd[1], 0x40000);
     nd[1].dst = f32_rows(0x80000, 4096, 1, 1);
     const size_t partials = smoe_cuda_attention_scratch(32, 128, 16), col = smoe_cuda_q8_column_bytes(4096);
     const size_t off = (partials + 255) / 256 * 256;
-    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), off + col);
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1, buf), off + col);
     assert_ptr_equal(nd[0].q8_out, buf + off);
     assert_ptr_equal(nd[1].scratch, buf + off);
     assert_true(nd[1].q8_ready);
-    nd[1].scratch = buf;
-    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 0), partials); /* without fusion: the larger of the two */
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 0, buf), partials); /* without fusion: the larger of the two */
     assert_null(nd[0].q8_out);
     nd[0].i[2] = 1; /* one chunk: no partial results, the columns at the start */
-    nd[0].scratch = NULL;
-    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), col);
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1, buf), col);
     assert_ptr_equal(nd[0].q8_out, buf);
-    nd[1].scratch = buf;
     nd[0].dst = f32_rows(0x40000, 16, 32, 1); /* head_dim 16: a warp's 32 elements span two heads */
     nd[1].src[1].ne[0] = 512;
-    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1), smoe_cuda_gemvq_scratch(&nd[1], 0));
+    assert_int_equal(smoe_cuda_plan_fusion(nd, 2, 1, buf), smoe_cuda_gemvq_scratch(&nd[1], 0));
     assert_null(nd[0].q8_out);
 
     /* ROPE of q [128, 32, 1], then the ATTENTION of its result: the attention rotates q */
@@ -734,22 +729,22 @@ static void test_plan_fusion(void **state) {
     nd[1].src[0] = nd[0].dst;
     nd[1].dst = f32_rows(0x40000, 128, 32, 1);
     nd[1].f[0] = 0.088f;
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, buf);
     assert_true(nd[0].rope_q && nd[1].rope_q);
     assert_ptr_equal(nd[1].rope_src.data, (void *)0x10000);
     assert_ptr_equal(nd[1].rope_pos.data, (void *)0x20000);
     assert_int_equal(nd[1].i[0], 128);
     assert_true(nd[1].f[1] == 1e6f && nd[1].f[2] == 1.0f && nd[1].f[0] == 0.088f);
     nd[1].dst.data = (void *)0x10000; /* the attention's result over the ROPE's input (dead after the ROPE) */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, buf);
     assert_false(nd[0].rope_q || nd[1].rope_q);
     assert_int_equal(nd[1].i[0], 0);
     nd[1].dst.data = (void *)0x40000;
     nd[1].src[0].data = (void *)0x50000; /* q not the ROPE's result */
-    smoe_cuda_plan_fusion(nd, 2, 1);
+    smoe_cuda_plan_fusion(nd, 2, 1, buf);
     assert_false(nd[0].rope_q || nd[1].rope_q);
     nd[1].src[0] = nd[0].dst;
-    smoe_cuda_plan_fusion(nd, 2, 0);
+    smoe_cuda_plan_fusion(nd, 2, 0, buf);
     assert_false(nd[0].rope_q || nd[1].rope_q);
 }
 

@@ -484,11 +484,12 @@ static const smoe_cuda_tensor *residual_of(const smoe_cuda_node *a, const smoe_c
     return ok ? r : NULL;
 }
 
-size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse) {
-    size_t need = 0; /* bytes of scratch from the nodes' scratch address */
+size_t smoe_cuda_plan_fusion(smoe_cuda_node *nd, int n, int fuse, void *base) {
+    size_t need = 0; /* bytes of scratch from base */
     for (int k = 0; k < n; k++) {
         const size_t bytes = node_scratch_bytes(&nd[k]);
         need = bytes > need ? bytes : need;
+        nd[k].scratch = bytes > 0 ? base : NULL;
         nd[k].q8_ready = k > 0 && is_q8_gemv(&nd[k]) && is_q8_gemv(&nd[k - 1]) && nd[k - 1].op == nd[k].op &&
                          memcmp(&nd[k].src[1], &nd[k - 1].src[1], sizeof(nd[k].src[1])) == 0;
         nd[k].q8_out = NULL;
@@ -674,8 +675,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     /* the plan places each launch's scratch at an offset from a stand-in address (never dereferenced), then the
      * addresses move into the buffer */
     uint8_t *const base = (uint8_t *)(uintptr_t)4096;
-    for (int k = 0; k < n; k++) c->launches[k].scratch = node_scratch_bytes(&c->launches[k]) > 0 ? base : NULL;
-    const size_t need = smoe_cuda_plan_fusion(c->launches, n, c->fuse);
+    const size_t   need = smoe_cuda_plan_fusion(c->launches, n, c->fuse, base);
     if (need > c->op_scratch_size) {
         SMOE_CUDA_TRY(c, cudaStreamSynchronize(c->stream)); /* the old scratch may still be read */
         if (c->op_scratch) SMOE_CUDA_TRY(c, cudaFree(c->op_scratch));

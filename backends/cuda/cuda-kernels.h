@@ -230,8 +230,8 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
 }
 
 /* What the launches of a split share (cuda-backend.c, tested by test-cuda-host.c): sets each node's q8_ready,
- * q8_out and the fused launches' fields, given their scratch (one address, that of the split's buffer), and returns
- * the bytes of scratch the split needs from that address (a consumer's columns may follow its producer's own
+ * q8_out, scratch and the fused launches' fields, and returns the bytes of scratch the split needs from `base` (each
+ * node that needs scratch gets base, or an offset from it: a consumer's columns may follow its producer's own
  * scratch). A GEMV whose src[1] equals the one of the int8 GEMV just before reuses its quantized columns. With fuse:
  * an RMS_NORM, SWIGLU or ATTENTION (its rows: a token's heads together) whose rows are the columns of an int8 GEMV
  * at most 4 launches later, with no launch between that uses scratch memory, writes them itself; up to 3 consecutive
@@ -243,7 +243,7 @@ static inline int smoe_cuda_overlap4(const smoe_cuda_tensor *a, const smoe_cuda_
  * the KV_WRITE after that one at the same cells (kv_write); the router's product (float weights on the GEMV, at most
  * 128 rows) does the MOE_ROUTE of its result right after it (route_n_used); an ATTENTION does the ROPE of its q
  * right before it (rope_q), unless its result lies over the ROPE's input or result. */
-size_t smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse);
+size_t smoe_cuda_plan_fusion(smoe_cuda_node *nodes, int n, int fuse, void *base);
 
 /* launchers (one per op); `stream` is a cudaStream_t, `err` a device int */
 int smoe_cuda_get_rows(const smoe_cuda_node *n, void *stream, int *err);
