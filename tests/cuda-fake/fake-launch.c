@@ -25,6 +25,18 @@ static void free_cpu(void) {
     cpu = NULL;
 }
 
+/* a launch of `op` doing one part of l's fused work (cuda-kernels.h: n_more, add, kv_write, route_n_used, rope_q):
+ * l's node as the launch index `index` would have been, its own fusions cleared */
+static fake_cuda_launch part_of(const fake_cuda_launch *l, int op, int index) {
+    fake_cuda_launch p = *l;
+    p.op = p.node.op = op;
+    p.node.node_index = index;
+    p.node.n_more = p.node.add = p.node.kv_write = p.node.route_n_used = p.node.rope_q = 0;
+    p.node.scratch = NULL;
+    p.node.q8_out = NULL;
+    return p;
+}
+
 int fake_cuda_run_launch(const fake_cuda_launch *l) {
     const smoe_cuda_node *n = &l->node;
     if (!cpu) {
@@ -35,18 +47,13 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
     }
     if (!fake_cuda_check_node(n)) return 1;
     if (n->op == SMOE_OP_ATTENTION && n->rope_q) { /* first the ROPE before it, whose result is q */
-        fake_cuda_launch r = *l;
-        r.op = r.node.op = SMOE_OP_ROPE;
-        r.node.node_index = n->node_index - 1;
-        r.node.rope_q = 0;
+        fake_cuda_launch r = part_of(l, SMOE_OP_ROPE, n->node_index - 1);
         r.node.src[0] = n->rope_src;
         r.node.src[1] = n->rope_pos;
         r.node.dst = n->src[0];
         r.node.i[0] = n->i[0];
         r.node.f[0] = n->f[1];
         r.node.f[1] = n->f[2];
-        r.node.scratch = NULL;
-        r.node.q8_out = NULL;
         if (fake_cuda_run_launch(&r) != 0) return 1;
     }
     smoe_tensor src[6], dst;
@@ -79,17 +86,14 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
     if (st != SMOE_OK) fprintf(stderr, "fake cuda: %s: %s\n", smoe_op_name(dst.op), smoe_last_error());
     if (st != SMOE_OK) return 1;
     for (int i = 0; i < n->n_more && i < 2; i++) { /* the products of the launches this one does too */
-        fake_cuda_launch more = *l;
+        fake_cuda_launch more = part_of(l, n->op, n->node_index); /* the grouped kernel reports as the first */
         more.node.src[0] = n->more_w[i];
         more.node.dst = n->more_dst[i];
-        more.node.n_more = 0;
+        more.node.scratch = n->scratch;
         if (fake_cuda_run_launch(&more) != 0) return 1;
     }
     for (int i = 0; i < n->kv_write && i < 2; i++) { /* the KV_WRITEs after a ROPE: its result, then v's rows */
-        fake_cuda_launch kv = *l;
-        kv.op = kv.node.op = SMOE_OP_KV_WRITE;
-        kv.node.node_index = n->node_index + 1 + i;
-        kv.node.kv_write = 0;
+        fake_cuda_launch kv = part_of(l, SMOE_OP_KV_WRITE, n->node_index + 1 + i);
         kv.node.src[0] = i == 0 ? n->kv_cache : n->kv2_cache;
         kv.node.src[1] = i == 0 ? n->dst : n->kv2_rows;
         kv.node.src[2] = n->kv_cells;
@@ -97,25 +101,17 @@ int fake_cuda_run_launch(const fake_cuda_launch *l) {
         if (fake_cuda_run_launch(&kv) != 0) return 1;
     }
     if (n->route_n_used > 0) { /* the MOE_ROUTE after the router */
-        fake_cuda_launch r = *l;
-        r.op = r.node.op = SMOE_OP_MOE_ROUTE;
-        r.node.node_index = n->node_index + 1;
-        r.node.route_n_used = 0;
+        fake_cuda_launch r = part_of(l, SMOE_OP_MOE_ROUTE, n->node_index + 1);
         r.node.src[0] = n->dst;
         r.node.dst = n->route_ids;
         r.node.i[0] = n->route_n_used;
-        r.node.scratch = NULL;
         if (fake_cuda_run_launch(&r) != 0) return 1;
     }
     if (n->add) { /* the residual ADD after it: add_r + the product */
-        fake_cuda_launch sum = *l;
-        sum.op = sum.node.op = SMOE_OP_ADD;
+        fake_cuda_launch sum = part_of(l, SMOE_OP_ADD, n->node_index + 1);
         sum.node.src[0] = n->add_r;
         sum.node.src[1] = n->dst;
         sum.node.dst = n->add_out;
-        sum.node.add = 0;
-        sum.node.n_more = 0;
-        sum.node.scratch = NULL;
         if (fake_cuda_run_launch(&sum) != 0) return 1;
     }
     return 0;
