@@ -120,6 +120,14 @@ static __global__ void router_route_kernel(const uint8_t *w, int64_t w_nb1, cons
     if (wi == 0) route_warp(ls, m, n_used, (int32_t *)((uint8_t *)ids + t * id_nb1));
 }
 
+// the largest of the chosen experts' logits and the sum of their exp(logit - largest): the combine's softmax
+static __device__ __forceinline__ float2 chosen_max_sum(const float *l, const int32_t *id, int64_t n_used) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int64_t s = 0; s < n_used; s++) mx = l[id[s]] > mx ? l[id[s]] : mx;
+    for (int64_t s = 0; s < n_used; s++) sum += expf(l[id[s]] - mx);
+    return make_float2(mx, sum);
+}
+
 static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
                                           smoe_cuda_tensor dst, int *err, int node) {
     const int64_t t = blockIdx.y, n_used = ids.ne[0], n_embd = y.ne[0];
@@ -132,13 +140,10 @@ static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor l
             return;
         }
     if (i >= n_embd) return;
-    float mx = -INFINITY;
-    for (int64_t s = 0; s < n_used; s++) mx = l[id[s]] > mx ? l[id[s]] : mx;
-    float sum = 0.0f;
-    for (int64_t s = 0; s < n_used; s++) sum += expf(l[id[s]] - mx);
-    float acc = 0.0f;
+    const float2 ms = chosen_max_sum(l, id, n_used);
+    float        acc = 0.0f;
     for (int64_t s = 0; s < n_used; s++) {
-        const float w = expf(l[id[s]] - mx) / sum;
+        const float w = expf(l[id[s]] - ms.x) / ms.y;
         acc += w * ((const float *)((const uint8_t *)y.data + s * y.nb[1] + t * y.nb[2]))[i];
     }
     ((float *)((uint8_t *)dst.data + t * dst.nb[1]))[i] = acc;
@@ -160,14 +165,10 @@ static __global__ void moe_combine_add_kernel(smoe_cuda_tensor y, smoe_cuda_tens
     const int32_t *id = (const int32_t *)ids.data;
     if (threadIdx.x == 0) { // the weights: softmax over the chosen logits
         bad = 0;
-        float mx = -INFINITY, sum = 0.0f;
-        for (int64_t s = 0; s < n_used; s++) {
-            if (id[s] < 0 || id[s] >= logits.ne[0]) bad = 1;
-            else mx = l[id[s]] > mx ? l[id[s]] : mx;
-        }
+        for (int64_t s = 0; s < n_used; s++) bad |= id[s] < 0 || id[s] >= logits.ne[0];
         if (!bad) {
-            for (int64_t s = 0; s < n_used; s++) sum += expf(l[id[s]] - mx);
-            for (int64_t s = 0; s < n_used; s++) w[s] = expf(l[id[s]] - mx) / sum;
+            const float2 ms = chosen_max_sum(l, id, n_used);
+            for (int64_t s = 0; s < n_used; s++) w[s] = expf(l[id[s]] - ms.x) / ms.y;
         }
     }
     float yv[kCombineAddPer][4], rv[kCombineAddPer]; // n_used <= 4
