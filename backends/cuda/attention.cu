@@ -127,14 +127,31 @@ static __device__ __forceinline__ void kdot(const uint8_t *kr, const float (*q)[
     }
 }
 
-// The ROPE an ATTENTION applies to q as it loads it (rope_q): the ROPE's input and positions (src.data null: none);
-// q is the ROPE's result, which the chunk-0 warps write too
-struct attn_rope {
-    smoe_cuda_tensor src;
+// A ROPE fused into the launch after it (smoe_cuda_plan_fusion): its input, result, positions and parameters
+// (src.data null: none). KV_WRITE applies it to K's rows as it writes them (kv_write), ATTENTION to q as it loads it
+// (rope_q); both write the ROPE's result too.
+struct rope_args {
+    smoe_cuda_tensor src, dst;
     const int32_t   *pos;
     int32_t          n_rot;
     float            theta_base, freq_scale;
 };
+
+// elements e0 .. e0 + cnt - 1 (e0 and cnt even) of row x (n elements), with rp's RoPE at position pt when
+// rp.src.data: the ROPE kernel's pairs
+static __device__ __forceinline__ void rope_values(const float *x, int64_t e0, int cnt, int64_t n,
+                                                   const rope_args &rp, double pt, float *out) {
+    for (int j = 0; j < cnt; j += 2) {
+        const int64_t e = e0 + j, i = e / 2;
+        const float   x0 = e < n ? x[e] : 0.0f, x1 = e + 1 < n ? x[e + 1] : 0.0f;
+        if (rp.src.data && i < rp.n_rot / 2) {
+            rope_pair(x0, x1, i, pt, rp.n_rot, rp.theta_base, &out[j], &out[j + 1]);
+        } else {
+            out[j] = x0;
+            out[j + 1] = x1;
+        }
+    }
+}
 
 // One warp per (query token, kv head, chunk of cells), for the G = n_head / n_head_kv query heads that share the kv
 // head (GQA): each K and V row is read once for all G (one warp per query head read it G times).
@@ -142,7 +159,7 @@ template <int KT, int VT, int G>
 static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
-                                              float *partial, uint8_t *q8, int64_t col_bytes, attn_rope rp) {
+                                              float *partial, uint8_t *q8, int64_t col_bytes, rope_args rp) {
     __shared__ float qs[4][G][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
@@ -165,18 +182,16 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
             for (int64_t d = lane; d < head_dim; d += SMOE_WARP) qs[wi][g][d] = qr[d];
             continue;
         }
-        // the ROPE's pairs, as its kernel computes them; chunk 0 writes its result (q) for other readers
+        // the ROPE's pairs (q is its result: chunk 0 writes it for other readers)
         const float *xr = (const float *)((const uint8_t *)rp.src.data + (hkv * G + g) * rp.src.nb[1] +
                                           t * rp.src.nb[2]);
         const double pt = (double)rp.pos[t] * (double)rp.freq_scale;
         for (int64_t i = lane; 2 * i < head_dim; i += SMOE_WARP) {
-            float y0 = xr[2 * i], y1 = 2 * i + 1 < head_dim ? xr[2 * i + 1] : 0.0f;
-            if (i < rp.n_rot / 2) rope_pair(y0, y1, i, pt, rp.n_rot, rp.theta_base, &y0, &y1);
-            qs[wi][g][2 * i] = y0;
-            if (2 * i + 1 < head_dim) qs[wi][g][2 * i + 1] = y1;
-            if (blockIdx.y == 0) {
-                qr[2 * i] = y0;
-                if (2 * i + 1 < head_dim) qr[2 * i + 1] = y1;
+            float y[2];
+            rope_values(xr, 2 * i, 2, head_dim, rp, pt, y);
+            for (int j = 0; j < 2 && 2 * i + j < head_dim; j++) {
+                qs[wi][g][2 * i + j] = y[j];
+                if (blockIdx.y == 0) qr[2 * i + j] = y[j];
             }
         }
     }
@@ -293,35 +308,11 @@ static __global__ void combine_kernel(const float *partial, int64_t n_chunks, sm
     store_out(dst, h, t, lane, acc, S > 0.0f ? 1.0f / S : 0.0f, q8, col_bytes);
 }
 
-// The RoPE a KV_WRITE applies to its rows when a ROPE is fused in (rope_kv_write): the ROPE's input and result
-// (dst.data null: none), positions and parameters
-struct kv_rope {
-    smoe_cuda_tensor src, dst;
-    const int32_t   *pos;
-    int32_t          n_rot;
-    float            theta_base, freq_scale;
-};
-
-// elements e0 .. e0 + cnt - 1 (e0 and cnt even) of row x, with RoPE at position pt when rp.dst.data
-static __device__ __forceinline__ void kv_values(const float *x, int64_t e0, int cnt, int64_t n, const kv_rope &rp,
-                                                 double pt, float *out) {
-    for (int j = 0; j < cnt; j += 2) {
-        const int64_t e = e0 + j, i = e / 2;
-        const float   x0 = e < n ? x[e] : 0.0f, x1 = e + 1 < n ? x[e + 1] : 0.0f;
-        if (rp.dst.data && i < rp.n_rot / 2) {
-            rope_pair(x0, x1, i, pt, rp.n_rot, rp.theta_base, &out[j], &out[j + 1]);
-        } else {
-            out[j] = x0;
-            out[j + 1] = x1;
-        }
-    }
-}
-
 // blockIdx.z 0: rows (with rp's RoPE of rp.src) into cache; 1: rows2 into cache2 (V after K), at the same cells
 static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,
-                                       int *err, int node, kv_rope rp, smoe_cuda_tensor cache2,
+                                       int *err, int node, rope_args rp, smoe_cuda_tensor cache2,
                                        smoe_cuda_tensor rows2) {
-    const bool              second = blockIdx.z == 1, rope = !second && rp.dst.data;
+    const bool              second = blockIdx.z == 1, rope = !second && rp.src.data;
     const smoe_cuda_tensor &C = second ? cache2 : cache, &R = second ? rows2 : rows;
     const int64_t           h = blockIdx.x, t = blockIdx.y, n_tokens = R.ne[2], n = R.ne[0];
     const int32_t           c = cells[t];
@@ -341,7 +332,7 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
     if (C.type == SMOE_CUDA_Q8_0) { // one thread per block of 32
         for (int64_t b = threadIdx.x; b < n / 32; b += blockDim.x) {
             float v[32];
-            kv_values(src, 32 * b, 32, n, rp, pt, v);
+            rope_values(src, 32 * b, 32, n, rp, pt, v);
             if (rd)
                 for (int j = 0; j < 32; j++) rd[32 * b + j] = v[j];
             if (write) quant_q8_0_block(v, d + 34 * b);
@@ -350,7 +341,7 @@ static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor 
     }
     for (int64_t i = threadIdx.x; 2 * i < n; i += blockDim.x) { // a pair of elements per step
         float v[2];
-        kv_values(src, 2 * i, 2, n, rp, pt, v);
+        rope_values(src, 2 * i, 2, n, rp, pt, v);
         for (int j = 0; j < 2 && 2 * i + j < n; j++) {
             const int64_t e = 2 * i + j;
             if (rd) rd[e] = v[j];
@@ -372,9 +363,9 @@ static int64_t q8_col_bytes(const smoe_cuda_node *n) {
 template <int KT, int VT, int G> static int launch_split(const smoe_cuda_node *n, int64_t n_chunks, cudaStream_t st) {
     const int64_t n_work = n->src[1].ne[1] * n->src[0].ne[2]; // (kv head, token)
     const dim3    grid(ceil_div(n_work, 4), (unsigned)n_chunks);
-    attn_rope     rp;
+    rope_args     rp;
     memset(&rp, 0, sizeof(rp));
-    if (n->rope_q) rp = attn_rope{n->rope_src, (const int32_t *)n->rope_pos.data, n->i[0], n->f[1], n->f[2]};
+    if (n->rope_q) rp = rope_args{n->rope_src, n->src[0], (const int32_t *)n->rope_pos.data, n->i[0], n->f[1], n->f[2]};
     split_attention_kernel<KT, VT, G><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
         n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, (uint8_t *)n->q8_out,
         q8_col_bytes(n), rp);
@@ -421,7 +412,7 @@ extern "C" int smoe_cuda_attention(const smoe_cuda_node *n, void *stream, int *e
 extern "C" int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *err) {
     const smoe_cuda_tensor &rows = n->src[1];
     const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], 1);
-    kv_rope rp;
+    rope_args rp;
     memset(&rp, 0, sizeof(rp));
     kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->src[0], rows, (const int32_t *)n->src[2].data, err,
                                                             n->node_index, rp, n->src[0], rows);
@@ -433,7 +424,7 @@ extern "C" int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *er
 extern "C" int smoe_cuda_rope_kv_write(const smoe_cuda_node *n, void *stream, int *err) {
     const smoe_cuda_tensor &rows = n->dst;
     const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], n->kv_write > 1 ? 2 : 1);
-    const kv_rope rp{n->src[0], n->dst, (const int32_t *)n->src[1].data, n->i[0], n->f[0], n->f[1]};
+    const rope_args rp{n->src[0], n->dst, (const int32_t *)n->src[1].data, n->i[0], n->f[0], n->f[1]};
     // a cell out of range is the KV_WRITE's error: the launch after this one (node indices count launches)
     kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->kv_cache, rows, (const int32_t *)n->kv_cells.data,
                                                             err, n->node_index + 1, rp, n->kv2_cache, n->kv2_rows);
