@@ -180,6 +180,93 @@ static void test_index_errors(void **state) {
     smoe_backend_free(b);
 }
 
+/* Index errors inside fused launches name the op whose index was bad, as unfused launches do: a bad cell in K's
+ * KV_WRITE done by the ROPE's launch, a bad expert id in gate/up done as one launch (the first of them), a bad expert
+ * id in the one-token MOE_COMBINE that does the residual ADD. Each case must also have run fused. */
+static void test_fused_index_errors(void **state) {
+    (void)state;
+    const int64_t k = 64, m = 8, n_exp = 4, hd = 32;
+    smoe_graph   *g = NULL;
+    assert_int_equal(smoe_graph_init(&g), SMOE_OK);
+    smoe_tensor *kx, *pos, *cache, *cells, *x, *wg, *wu, *eids, *y, *lg, *cids, *res;
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(hd, 1, 1), &kx), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(1), &pos), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F16, 3, NE(hd, 1, 4), &cache), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 1, NE(1), &cells), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(k, 1, 1), &x), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_Q8_0, 3, NE(k, m, n_exp), &wg), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_Q8_0, 3, NE(k, m, n_exp), &wu), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, NE(2, 1), &eids), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 3, NE(k, 2, 1), &y), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 2, NE(n_exp, 1), &lg), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_I32, 2, NE(2, 1), &cids), SMOE_OK);
+    assert_int_equal(smoe_graph_new_tensor(g, SMOE_TYPE_F32, 2, NE(k, 1), &res), SMOE_OK);
+    const smoe_op_rope_params rp = {.n_rot = 32, .theta_base = 1e4f, .freq_scale = 1.0f};
+    smoe_tensor *rk, *kw, *gate, *up, *c, *sum;
+    assert_int_equal(smoe_rope(g, kx, pos, &rp, &rk), SMOE_OK);
+    assert_int_equal(smoe_kv_write(g, cache, rk, cells, &kw), SMOE_OK);
+    smoe_tensor_set_name(kw, "the_cache");
+    assert_int_equal(smoe_mul_mat_id(g, wg, x, eids, &gate), SMOE_OK);
+    smoe_tensor_set_name(gate, "the_gate");
+    assert_int_equal(smoe_mul_mat_id(g, wu, x, eids, &up), SMOE_OK);
+    assert_int_equal(smoe_moe_combine(g, y, lg, cids, &c), SMOE_OK);
+    smoe_tensor_set_name(c, "the_combine");
+    assert_int_equal(smoe_add(g, res, c, &sum), SMOE_OK);
+    smoe_graph_set_output(kw);
+    smoe_graph_set_output(gate);
+    smoe_graph_set_output(up);
+    smoe_graph_set_output(sum);
+
+    float    fk[32] = {0}, fx[64] = {0}, fy[128] = {0}, fl[4] = {0}, fr[64] = {0};
+    uint8_t  c16[32 * 4 * 2] = {0}, wq[8 * 4 * 2 * 34] = {0};
+    int32_t  p0 = 3, good_cell = 2, bad_cell = 4, good_e[2] = {0, 3}, bad_e[2] = {0, 4}, bad_c[2] = {-1, 1};
+    struct {
+        const int32_t *cell, *e, *ce;
+        const char    *expect;
+    } cases[] = {
+        {&good_cell, good_e, good_e, NULL},
+        {&bad_cell, good_e, good_e, "the_cache"},
+        {&good_cell, bad_e, good_e, "the_gate"},
+        {&good_cell, good_e, bad_c, "the_combine"},
+        {&good_cell, good_e, good_e, NULL},
+    };
+    smoe_backend *b = cuda_open();
+    smoe_sched   *s = NULL;
+    assert_int_equal(smoe_sched_init(&b, 1, &s), SMOE_OK);
+    assert_int_equal(smoe_sched_alloc_graph(s, g), SMOE_OK);
+    const int kv0 = fake_cuda_kv_launches(), g0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(smoe_tensor_set(kx, fk, 0, sizeof(fk)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(pos, &p0, 0, 4), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(cache, c16, 0, sizeof(c16)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(cells, cases[i].cell, 0, 4), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(x, fx, 0, sizeof(fx)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(wg, wq, 0, sizeof(wq)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(wu, wq, 0, sizeof(wq)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(eids, cases[i].e, 0, 8), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(y, fy, 0, sizeof(fy)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(lg, fl, 0, sizeof(fl)), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(cids, cases[i].ce, 0, 8), SMOE_OK);
+        assert_int_equal(smoe_tensor_set(res, fr, 0, sizeof(fr)), SMOE_OK);
+        smoe_status st = smoe_sched_compute(s, g);
+        if (st == SMOE_OK) st = smoe_backend_synchronize(b);
+        if (!cases[i].expect) {
+            if (st != SMOE_OK) fail_msg("case %zu: %s", i, smoe_last_error());
+        } else {
+            assert_int_equal(st, SMOE_ERR_INVALID_ARGUMENT);
+            if (!strstr(smoe_last_error(), cases[i].expect))
+                fail_msg("case %zu: '%s' does not name %s", i, smoe_last_error(), cases[i].expect);
+        }
+    }
+    /* every run took the fused launches (a replayed graph is counted once, when captured) */
+    if (fake_cuda_kv_launches() == kv0 || fake_cuda_grouped_launches() == g0 || fake_cuda_added_launches() == a0)
+        fail_msg("not fused: %d ROPE+KV_WRITE, %d grouped, %d added launches", fake_cuda_kv_launches() - kv0,
+                 fake_cuda_grouped_launches() - g0, fake_cuda_added_launches() - a0);
+    smoe_sched_free(s);
+    smoe_backend_free(b);
+    smoe_graph_free(g);
+}
+
 /* ---- the int8 GEMV's quantized activations reused by the next launch only when it reads the same tensor ---- */
 
 /* y = W1 x1 + W2 x2 + W3 x2, the three products consecutive launches: the second must quantize its own x, the third
@@ -617,7 +704,7 @@ int main(void) {
         cmocka_unit_test(test_fake_ordering), cmocka_unit_test(test_device),
         cmocka_unit_test(test_transfers),     cmocka_unit_test(test_index_errors),
         cmocka_unit_test(test_model_decode),  cmocka_unit_test(test_model_split),
-        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused), cmocka_unit_test(test_rope_kv_fused), cmocka_unit_test(test_attention_q8_fused),
+        cmocka_unit_test(test_model_small_device), cmocka_unit_test(test_q8_reuse), cmocka_unit_test(test_q8_fused), cmocka_unit_test(test_fused_index_errors), cmocka_unit_test(test_rope_kv_fused), cmocka_unit_test(test_attention_q8_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
