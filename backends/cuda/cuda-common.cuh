@@ -233,15 +233,26 @@ static SMOE_HD uint32_t h2_word(__half2 h) {
     return (uint32_t)__half_as_ushort(__low2half(h)) | (uint32_t)__half_as_ushort(__high2half(h)) << 16;
 }
 
-template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w) {
-    static_assert(deq_h2_type(T), "deq_sub_h2: Q4_0 and Q8_0");
+// the 16-bit words of a Q4_0 (9) or Q8_0 (17) block: what the prefill loads a step ahead (raw_h2) and decodes after
+// (decode_h2), so the loads are in flight while the tensor cores work on the step before
+template <int T> struct raw_h2 {
+    static constexpr int n = type_info<T>::bytes / 2;
+    uint32_t             u[n];
+};
+
+template <int T> static SMOE_HD void load_h2(const uint8_t *row, int64_t s, raw_h2<T> *r) {
+    static_assert(deq_h2_type(T), "load_h2: Q4_0 and Q8_0");
     const unsigned short *u = (const unsigned short *)(row + s * type_info<T>::bytes); // 2-byte aligned blocks
-    const __half          dh = __ushort_as_half(u[0]);
-    const __half2         d2 = __halves2half2(dh, dh);
+    for (int i = 0; i < raw_h2<T>::n; i++) r->u[i] = u[i];
+}
+
+template <int T> static SMOE_HD void decode_h2(const raw_h2<T> &r, uint32_t *w) {
+    const __half  dh = __ushort_as_half((unsigned short)r.u[0]);
+    const __half2 d2 = __halves2half2(dh, dh);
     if constexpr (T == SMOE_CUDA_Q4_0) {
         const __half2 off = h2_bits(0x64086408u); // 1032: 1024 + the offset 8
         for (int j = 0; j < 8; j++) { // bytes 2j, 2j + 1: low nibbles are elements 2j, 2j + 1, high ones + 16
-            const uint32_t v = u[1 + j];
+            const uint32_t v = r.u[1 + j];
             const uint32_t lo = (v & 0xfu) | (v & 0xf00u) << 8, hi = (v >> 4 & 0xfu) | (v & 0xf000u) << 4;
             w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits(lo | 0x64006400u), off)));
             w[8 + j] = h2_word(__hmul2(d2, __hsub2(h2_bits(hi | 0x64006400u), off)));
@@ -249,10 +260,16 @@ template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, u
     } else {
         const __half2 off = h2_bits(0x64806480u); // 1152: 1024 + 128 (the bytes xor 0x80 are q + 128)
         for (int j = 0; j < 16; j++) {
-            const uint32_t v = u[1 + j] ^ 0x8080u;
+            const uint32_t v = r.u[1 + j] ^ 0x8080u;
             w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits((v & 0xffu) | (v & 0xff00u) << 8 | 0x64006400u), off)));
         }
     }
+}
+
+template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w) {
+    raw_h2<T> r;
+    load_h2<T>(row, s, &r);
+    decode_h2<T>(r, w);
 }
 
 // Q8_0 block from 32 floats, as quant/q-legacy.c's reference quantizer (same comparisons, division and rounding, so

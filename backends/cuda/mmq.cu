@@ -6,22 +6,30 @@
 // weights). One block of 4 warps then computes a 64 x 128 tile of the output (64 weight rows x 128 columns; a MoE
 // expert's pairs in a 512-token prefill are ~128, so its weights are decoded about once), k in steps of 64. Per step
 // each of the 128 threads decodes one sub-block of 32 weights (Q4_0 and Q8_0 straight to f16 with half2 arithmetic,
-// deq_sub_h2; other types with deq_sub, the GEMV's decoder, then converted; two threads per row) into shared memory
-// with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte loads
+// decode_h2; other types with deq_sub, the GEMV's decoder, then converted; two threads per row) into shared memory
+// with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte pieces
 // (8 threads read a column's 128 consecutive bytes); each warp then multiplies its 32 x 64 part with WMMA 16 x 16 x 16
 // f16 fragments (f32 accumulators, 32 mma per step between two barriers, 6 fragment loads per 8 mma), available from
-// sm_70, so Turing runs it too. The tile goes through shared memory (column-major, in the bytes of the step's tiles)
-// to be written column by column (coalesced along the rows of dst).
+// sm_70, so Turing runs it too. For Q4_0 and Q8_0 the weight block's words of step s + 1 (from DRAM: a tile's rows
+// are read by one or two blocks) are loaded into registers before the mma of step s, so their latency hides behind
+// the tensor cores' work (the version before loaded and used them between two barriers); the activations (in L2:
+// every row tile of an expert reads the same columns) are not, as 32 more registers a thread would cost a third of
+// the blocks per SM: the kernel is held to 168 registers, 3 blocks of 4 warps per SM (__launch_bounds__; without
+// the prefetch it used 164-168 anyway).
+// The tile goes through shared memory (column-major, in the bytes of the step's tiles) to be written column by
+// column (coalesced along the rows of dst).
 // TODO(#7): int8 mma (mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles on
-// Hopper (wgmma).
+// Hopper (wgmma), the K-quants' sub-block bytes loaded a step ahead too.
 #include "cuda-common.cuh"
 
 #include <mma.h>
 
 namespace {
 
-// tile rows, columns, k per step; tile strides (elements) padded so rows start in other banks, 32-byte aligned for WMMA
-constexpr int TM = 64, TN = 128, KS = 64, LDS = KS + 16, LDC = TM + 4;
+// tile rows, columns, k per step; tile strides (elements) padded by 16 bytes: a row of 144 bytes starts 4 banks on
+// from the one before, so the 8 rows of 16 bytes a fragment load reads at once hit 8 different bank groups (a stride
+// of 160, the version before, put rows r and r + 4 on the same banks); rows and fragments stay 32-byte aligned for WMMA
+constexpr int TM = 64, TN = 128, KS = 64, LDS = KS + 8, LDC = TM + 4;
 
 struct mmq_args {
     const uint8_t *w;
@@ -66,7 +74,7 @@ static __global__ void convert_f16_kernel(const uint8_t *x, int64_t nb1, int64_t
     ((uint2 *)(xh + (i1 + i2 * (int64_t)gridDim.y) * k))[f] = make_uint2(pack_h2(v.x, v.y), pack_h2(v.z, v.w));
 }
 
-template <int T> static __global__ void mmq_kernel(mmq_args a) {
+template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq_args a) {
     using namespace nvcuda;
     // the step's weight and activation tiles (f16, row-major along k), and after the last step the output tile
     // (column-major: cs[column][row]) in the same bytes
@@ -98,21 +106,33 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
         for (int j = 0; j < 4; j++) wmma::fill_fragment(acc[i][j], 0.0f);
     const int     wr0 = 32 * (wid / 2), wc0 = 64 * (wid % 2);
     const int64_t n_sub = a.k / 32, n_steps = (n_sub + KS / 32 - 1) / (KS / 32);
+    // the Q4_0/Q8_0 weight words of the next step, loaded before this step's mma (the other types decode at the
+    // step itself: their sub-blocks' bytes are spread over the super-block)
+    raw_h2<deq_h2_type(T) ? T : SMOE_CUDA_Q4_0> wraw;
+    bool                                        wok = false;
+    const auto prefetch = [&](int64_t st) {
+        if constexpr (deq_h2_type(T)) {
+            const int64_t s = st * (KS / 32) + tid % 2;
+            wok = wrow && s < n_sub;
+            if (wok) load_h2<T>(wrow, s, &wraw);
+        }
+    };
+    prefetch(0);
     for (int64_t st = 0; st < n_steps; st++) {
-        __syncthreads(); // the previous step's fragments are loaded (the column pointers written, at the first)
+        __syncthreads(); // the previous step's fragments are loaded
         {
-            const int     sb = tid % 2;
-            const int64_t s = st * (KS / 32) + sb;
-            const bool    ok = wrow && s < n_sub;
-            uint4        *d = (uint4 *)&ws[tid / 2][32 * sb];
-            if constexpr (deq_h2_type(T)) { // straight to f16 (deq_sub_h2): ~1.5 instructions per weight, not ~5
+            const int sb = tid % 2;
+            uint4    *d = (uint4 *)&ws[tid / 2][32 * sb];
+            if constexpr (deq_h2_type(T)) { // straight to f16 (decode_h2): ~1.5 instructions per weight, not ~5
                 uint32_t h[16];
-                if (ok) deq_sub_h2<T>(wrow, s, h);
+                if (wok) decode_h2<T>(wraw, h);
 #pragma unroll
                 for (int q = 0; q < 4; q++)
-                    d[q] = ok ? make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]) : make_uint4(0u, 0u, 0u, 0u);
+                    d[q] = wok ? make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]) : make_uint4(0u, 0u, 0u, 0u);
             } else {
-                float wv[32];
+                const int64_t s = st * (KS / 32) + sb;
+                const bool    ok = wrow && s < n_sub;
+                float         wv[32];
                 if (ok) deq_sub<T>(wrow, s, wv);
 #pragma unroll
                 for (int q = 0; q < 4; q++) {
@@ -132,6 +152,7 @@ template <int T> static __global__ void mmq_kernel(mmq_args a) {
             *(uint4 *)&xs[c][8 * piece] = xc && kq < a.k ? *(const uint4 *)(xc + kq) : make_uint4(0u, 0u, 0u, 0u);
         }
         __syncthreads();
+        if (st + 1 < n_steps) prefetch(st + 1);
 #pragma unroll
         for (int kk = 0; kk < KS; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
