@@ -3,7 +3,7 @@
  * emu.h). Every thread of a block is a fiber with its own stack behind a guard page; the scheduler runs each
  * runnable fiber until it waits at a barrier or returns, releases a barrier once all its participants wait, and
  * fails the launch when nothing can run any more (a barrier that can never release). SMOE_EMU_ORDER=reverse runs
- * blocks and threads in the opposite order (reverse_order).
+ * blocks and threads in the opposite order, a block's warps one after the other (reverse_order).
  *
  * Switching: on x86-64 a dozen instructions (callee-saved registers, MXCSR and the x87 control word, the stack
  * pointer): a model's decode does millions of warp barriers, and glibc's swapcontext makes a system call each time
@@ -189,9 +189,10 @@ void describe(const char *kernel, int n) {
     fprintf(stderr, " %d of %d threads have returned\n", done, n);
 }
 
-/* SMOE_EMU_ORDER=reverse: blocks and, between barriers, threads run last first. A kernel that reads what another
- * thread writes without a barrier between, or what another block writes, gets the value only in one of the two
- * orders (on a GPU: sometimes); the tests run in both. */
+/* SMOE_EMU_ORDER=reverse: blocks and, between barriers, threads run last first, and a block's warps one after the
+ * other (the default interleaves them at every warp-wide operation). A kernel that reads what another thread writes
+ * without a barrier between, or what another block writes, gets the value only in one of the two orders (on a GPU:
+ * sometimes); the tests run in both. */
 bool reverse_order(void) {
     static const int rev = [] {
         const char *v = getenv("SMOE_EMU_ORDER");
@@ -210,16 +211,34 @@ bool run_block(const char *kernel, int n) {
         f.tid = uint3{t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y)};
         start(f, E->stacks + per * (size_t)t + E->page, kStack);
     }
-    const int n_warps = (n + 31) / 32;
+    const int  n_warps = (n + 31) / 32;
+    const auto run_thread = [](int t) {
+        E->cur = t;
+        threadIdx = E->f[t].tid;
+        to_fiber(E->f[t]);
+    };
     for (;;) {
         bool ran = false;
-        for (int i = 0; i < n; i++) {
-            const int t = reverse_order() ? n - 1 - i : i;
-            if (E->f[t].st != RUNNABLE) continue;
-            E->cur = t;
-            threadIdx = E->f[t].tid;
-            to_fiber(E->f[t]);
-            ran = true;
+        if (!reverse_order()) {
+            for (int t = 0; t < n; t++)
+                if (E->f[t].st == RUNNABLE) run_thread(t), ran = true;
+        } else {
+            /* warp by warp, last first, each as far as it can go (to a __syncthreads or its end) before the next
+             * starts: a warp that reads what another warp writes before their barrier reads it too early here */
+            for (int w = n_warps - 1; w >= 0; w--) {
+                const int t0 = 32 * w, t1 = t0 + 32 < n ? t0 + 32 : n;
+                for (bool again = true; again;) {
+                    again = false;
+                    for (int t = t1 - 1; t >= t0; t--)
+                        if (E->f[t].st == RUNNABLE) run_thread(t), ran = true, again = true;
+                    bool all = true;
+                    for (int t = t0; t < t1; t++) all &= E->f[t].st == WAIT_WARP;
+                    if (all) {
+                        for (int t = t0; t < t1; t++) E->f[t].st = RUNNABLE;
+                        again = true;
+                    }
+                }
+            }
         }
         E->cur = -1;
         int alive = 0, at_block = 0, done = 0;
