@@ -16,8 +16,8 @@
 // every row tile of an expert reads the same columns) are not, as 32 more registers a thread would cost a third of
 // the blocks per SM: the kernel is held to 168 registers, 3 blocks of 4 warps per SM (__launch_bounds__; without
 // the prefetch it used 164-168 anyway).
-// The tile goes through shared memory (column-major, in the bytes of the step's tiles) to be written column by
-// column (coalesced along the rows of dst).
+// The tile goes through shared memory half at a time (column-major, in the bytes of the step's tiles) to be
+// written column by column (coalesced along the rows of dst).
 // TODO(#7): int8 mma (mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles on
 // Hopper (wgmma), the K-quants' sub-block bytes loaded a step ahead too.
 #include "cuda-common.cuh"
@@ -76,9 +76,9 @@ static __global__ void convert_f16_kernel(const uint8_t *x, int64_t nb1, int64_t
 
 template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq_args a) {
     using namespace nvcuda;
-    // the step's weight and activation tiles (f16, row-major along k), and after the last step the output tile
-    // (column-major: cs[column][row]) in the same bytes
-    constexpr int WS = TM * LDS * 2, XS = TN * LDS * 2, CS = TN * LDC * 4;
+    // the step's weight and activation tiles (f16, row-major along k), and after the last step half the output tile
+    // at a time (column-major: cs[column][row]) in the same bytes
+    constexpr int WS = TM * LDS * 2, XS = TN * LDS * 2, CS = TN / 2 * LDC * 4;
     __shared__ __align__(32) unsigned char smem[WS + XS > CS ? WS + XS : CS];
     __shared__ const __half *xptr[TN]; // the tile's activation columns (nullptr past the end)
     __shared__ float        *dptr[TN]; // and output columns
@@ -167,19 +167,26 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
                 for (int j = 0; j < 4; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
     }
-    __syncthreads(); // every warp is done with the tiles: the output tile takes their bytes
+    // the output tile in two halves of 64 columns (the warps of columns 0-63, then those of 64-127), each through
+    // shared memory to be written column by column (consecutive threads, consecutive rows of one output column):
+    // half a tile fits in the step's tile bytes, so the block needs 29 KB of shared memory, not 36 (2 blocks per SM
+    // on Turing's 64 KB, 3 on Ada's 100 KB)
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+    for (int part = 0; part < 2; part++) {
+        __syncthreads(); // the step's tiles, then the first half's columns, are read by every warp
+        if (wid % 2 == part)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
-            wmma::store_matrix_sync(&cs[wc0 + 16 * j][wr0 + 16 * i], acc[i][j], LDC, wmma::mem_col_major);
-    __syncthreads();
-    // write column by column: consecutive threads, consecutive rows of one output column
-    for (int c = tid / TM; c < TN; c += blockDim.x / TM) {
-        float *dcol = dptr[c];
-        if (!dcol) break; // columns are filled in order: the rest are past the end
-        const int r = tid % TM;
-        if (row0 + r < a.m) dcol[row0 + r] = cs[c][r];
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    wmma::store_matrix_sync(&cs[16 * j][wr0 + 16 * i], acc[i][j], LDC, wmma::mem_col_major);
+        __syncthreads();
+        for (int c = tid / TM; c < TN / 2; c += blockDim.x / TM) {
+            float *dcol = dptr[TN / 2 * part + c];
+            if (!dcol) break; // columns are filled in order: the rest are past the end
+            const int r = tid % TM;
+            if (row0 + r < a.m) dcol[row0 + r] = cs[c][r];
+        }
     }
 }
 
