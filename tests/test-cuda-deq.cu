@@ -62,12 +62,29 @@ struct check_sub {
     }
 };
 
-// deq_sub_h2<T> (the prefill's f16 decoder for Q4_0 and Q8_0) against __float2half_rn of deq_sub<T>, bit for bit
+// deq_sub_h2<T> (the prefill's f16 decoder for Q4_0 and Q8_0) against __float2half_rn of deq_sub<T>, bit for bit;
+// the prefill's Q4_K/Q5_K decoder (load_kq, decode_kq) against deq_sub<T>
 struct check_sub_h2 {
     const std::vector<uint8_t> *row;
     int64_t n;
     int *bad;
     template <int T> int run() {
+        if constexpr (kq_type(T)) { // load_kq + decode_kq (the prefill's Q4_K/Q5_K path) against deq_sub, bit for bit
+            for (int64_t s = 0; s < n / 32; s++) {
+                float     w[32], v[32];
+                raw_kq<T> r;
+                deq_sub<T>(row->data(), s, w);
+                load_kq<T>(row->data(), s, &r);
+                decode_kq<T>(r, v);
+                for (int j = 0; j < 32; j++)
+                    if (memcmp(&w[j], &v[j], sizeof(float)) != 0) {
+                        if (*bad < 20)
+                            printf("type %d: decode_kq sub-block %lld element %d: %g, want %g\n", T, (long long)s,
+                                   j, (double)v[j], (double)w[j]);
+                        (*bad)++;
+                    }
+            }
+        }
         if constexpr (deq_h2_type(T)) {
             for (int64_t s = 0; s < n / 32; s++) {
                 float    w[32];

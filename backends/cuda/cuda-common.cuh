@@ -272,6 +272,62 @@ template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, u
     decode_h2<T>(r, w);
 }
 
+// The same for Q4_K and Q5_K sub-blocks (rows 16-byte aligned: 144- and 176-byte blocks), in 16-byte loads: the
+// block's first 16 bytes (d, dmin, the 12 scale bytes), Q5_K's 32 bytes of fifth bits and the 32 bytes of nibbles the
+// sub-block shares with its pair; decode_kq takes them apart with shifts (a byte picked by a run-time index out of a
+// register would go through local memory) and computes deq_sub's values with deq_sub's arithmetic.
+static constexpr __host__ __device__ bool kq_type(int t) { return t == SMOE_CUDA_Q4_K || t == SMOE_CUDA_Q5_K; }
+
+template <int T> struct raw_kq {
+    uint4 head, qh[T == SMOE_CUDA_Q5_K ? 2 : 1], qs[2];
+    int   sb; // the sub-block within its block (0-7)
+};
+
+template <int T> static SMOE_HD void load_kq(const uint8_t *row, int64_t s, raw_kq<T> *r) {
+    static_assert(kq_type(T), "load_kq: Q4_K and Q5_K");
+    const uint8_t *b = row + (s / 8) * type_info<T>::bytes;
+    r->sb = (int)(s % 8);
+    r->head = *(const uint4 *)b;
+    if constexpr (T == SMOE_CUDA_Q5_K) {
+        r->qh[0] = *(const uint4 *)(b + 16);
+        r->qh[1] = *(const uint4 *)(b + 32);
+    }
+    const uint4 *q = (const uint4 *)(b + (T == SMOE_CUDA_Q5_K ? 48 : 16) + 32 * (r->sb / 2));
+    r->qs[0] = q[0];
+    r->qs[1] = q[1];
+}
+
+// byte i (0-15) of v, i known only at run time
+static SMOE_HD unsigned byte_of(uint4 v, int i) {
+    const uint32_t w = i < 4 ? v.x : (i < 8 ? v.y : (i < 12 ? v.z : v.w));
+    return (w >> (8 * (i & 3))) & 255u;
+}
+
+template <int T> static SMOE_HD void decode_kq(const raw_kq<T> &r, float *w) {
+    const int sb = r.sb;
+    int       sc, m; // kq_scale_min's rule on the scale bytes (bytes 4-15 of the block)
+    if (sb < 4) {
+        sc = (int)byte_of(r.head, 4 + sb) & 63;
+        m = (int)byte_of(r.head, 8 + sb) & 63;
+    } else {
+        sc = (int)((byte_of(r.head, 8 + sb) & 15) | ((byte_of(r.head, sb) >> 6) << 4));
+        m = (int)((byte_of(r.head, 8 + sb) >> 4) | ((byte_of(r.head, 4 + sb) >> 6) << 4));
+    }
+    const float    d = __half2float(__ushort_as_half((unsigned short)(r.head.x & 0xffffu)));
+    const float    dmin = __half2float(__ushort_as_half((unsigned short)(r.head.x >> 16)));
+    const uint32_t qw[8] = {r.qs[0].x, r.qs[0].y, r.qs[0].z, r.qs[0].w, r.qs[1].x, r.qs[1].y, r.qs[1].z, r.qs[1].w};
+    const int      shift = (sb & 1) ? 4 : 0;
+    for (int l = 0; l < 32; l++) { // constant bounds: unrolled, every index below constant
+        int q = (int)((qw[l / 4] >> (8 * (l % 4) + shift)) & 15u);
+        if constexpr (T == SMOE_CUDA_Q5_K) {
+            const uint4    h = r.qh[l / 16];
+            const uint32_t hw = (l % 16) < 4 ? h.x : ((l % 16) < 8 ? h.y : ((l % 16) < 12 ? h.z : h.w));
+            q |= (int)(((hw >> (8 * (l % 4))) >> sb) & 1u) << 4;
+        }
+        w[l] = d * (float)sc * (float)q - dmin * (float)m;
+    }
+}
+
 // Q8_0 block from 32 floats, as quant/q-legacy.c's reference quantizer (same comparisons, division and rounding, so
 // the bytes are identical; tests/test-cuda-deq.cu checks it): the KV_WRITE and CPY kernels' q8_0 destination.
 static SMOE_HD void quant_q8_0_block(const float *x, uint8_t *y) {

@@ -10,16 +10,18 @@
 // with 16-byte stores, and the columns' 64 f16 activations are copied in 16-byte pieces
 // (8 threads read a column's 128 consecutive bytes); each warp then multiplies its 32 x 64 part with WMMA 16 x 16 x 16
 // f16 fragments (f32 accumulators, 32 mma per step between two barriers, 6 fragment loads per 8 mma), available from
-// sm_70, so Turing runs it too. For Q4_0 and Q8_0 the weight block's words of step s + 1 (from DRAM: a tile's rows
-// are read by one or two blocks) are loaded into registers before the mma of step s, so their latency hides behind
-// the tensor cores' work (the version before loaded and used them between two barriers); the activations (in L2:
-// every row tile of an expert reads the same columns) are not, as 32 more registers a thread would cost a third of
-// the blocks per SM: the kernel is held to 168 registers, 3 blocks of 4 warps per SM (__launch_bounds__; without
-// the prefetch it used 164-168 anyway).
+// sm_70, so Turing runs it too. The weight bytes of step s + 1 (from DRAM: a tile's rows are read by one or two
+// blocks) are loaded into registers before the mma of step s, so their latency hides behind the tensor cores' work
+// (the version before loaded and used them between two barriers): Q4_0/Q8_0 blocks as 16-bit words (load_h2),
+// Q4_K/Q5_K sub-blocks as three to five 16-byte pieces (load_kq; it replaced ~40 byte loads at the step itself, and
+// needs rows 16-byte aligned, else the step decodes with deq_sub); the other types decode at the step. The
+// activations (in L2: every row tile of an expert reads the same columns) are not loaded ahead, as 32 more registers
+// a thread would cost a third of the blocks per SM: the kernel is held to 168 registers, 3 blocks of 4 warps per SM
+// (__launch_bounds__; without the prefetch it used 164-168 anyway).
 // The tile goes through shared memory half at a time (column-major, in the bytes of the step's tiles) to be
 // written column by column (coalesced along the rows of dst).
 // TODO(#7): int8 mma (mma.sync s8) on q8-quantized activations, double-buffered cp.async loads, larger tiles on
-// Hopper (wgmma), the K-quants' sub-block bytes loaded a step ahead too.
+// Hopper (wgmma), Q6_K's sub-block bytes loaded a step ahead too (2-byte aligned 210-byte blocks).
 #include "cuda-common.cuh"
 
 #include <mma.h>
@@ -42,6 +44,7 @@ struct mmq_args {
     int64_t        n_slots;    // id: pairs are p = t * n_slots + s
     const int32_t *counts;     // id: per expert; NULL = dense
     const int32_t *lists;      // id: n_expert lists of n pairs
+    bool           w16;        // w, its row and expert strides are multiples of 16 bytes (Q4_K/Q5_K: load_kq)
 };
 
 // the activation column and output column of column c of expert e's tile; false past the end
@@ -106,15 +109,20 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
         for (int j = 0; j < 4; j++) wmma::fill_fragment(acc[i][j], 0.0f);
     const int     wr0 = 32 * (wid / 2), wc0 = 64 * (wid % 2);
     const int64_t n_sub = a.k / 32, n_steps = (n_sub + KS / 32 - 1) / (KS / 32);
-    // the Q4_0/Q8_0 weight words of the next step, loaded before this step's mma (the other types decode at the
-    // step itself: their sub-blocks' bytes are spread over the super-block)
-    raw_h2<deq_h2_type(T) ? T : SMOE_CUDA_Q4_0> wraw;
-    bool                                        wok = false;
+    // the weight bytes of the next step, loaded before this step's mma: Q4_0/Q8_0 blocks' words, Q4_K/Q5_K
+    // sub-blocks' 16-byte pieces (rows 16-byte aligned; otherwise, and for the other types, the step decodes its
+    // sub-block itself)
+    constexpr bool                  H2 = deq_h2_type(T), KQ = kq_type(T);
+    raw_h2<H2 ? T : SMOE_CUDA_Q4_0> wraw{}; // (initialized: gcc, compiling the emulator, sees no load before a use)
+    raw_kq<KQ ? T : SMOE_CUDA_Q4_K> kraw{};
+    bool                            wok = false;
     const auto prefetch = [&](int64_t st) {
-        if constexpr (deq_h2_type(T)) {
-            const int64_t s = st * (KS / 32) + tid % 2;
-            wok = wrow && s < n_sub;
+        const int64_t s = st * (KS / 32) + tid % 2;
+        wok = wrow && s < n_sub;
+        if constexpr (H2) {
             if (wok) load_h2<T>(wrow, s, &wraw);
+        } else if constexpr (KQ) {
+            if (wok && a.w16) load_kq<T>(wrow, s, &kraw);
         }
     };
     prefetch(0);
@@ -123,23 +131,28 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
         {
             const int sb = tid % 2;
             uint4    *d = (uint4 *)&ws[tid / 2][32 * sb];
-            if constexpr (deq_h2_type(T)) { // straight to f16 (decode_h2): ~1.5 instructions per weight, not ~5
+            if constexpr (H2) { // straight to f16 (decode_h2): ~1.5 instructions per weight, not ~5
                 uint32_t h[16];
                 if (wok) decode_h2<T>(wraw, h);
 #pragma unroll
                 for (int q = 0; q < 4; q++)
                     d[q] = wok ? make_uint4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]) : make_uint4(0u, 0u, 0u, 0u);
             } else {
-                const int64_t s = st * (KS / 32) + sb;
-                const bool    ok = wrow && s < n_sub;
-                float         wv[32];
-                if (ok) deq_sub<T>(wrow, s, wv);
+                float wv[32];
+                if (wok) {
+                    if constexpr (KQ) {
+                        if (a.w16) decode_kq<T>(kraw, wv);
+                        else deq_sub<T>(wrow, st * (KS / 32) + sb, wv);
+                    } else {
+                        deq_sub<T>(wrow, st * (KS / 32) + sb, wv);
+                    }
+                }
 #pragma unroll
                 for (int q = 0; q < 4; q++) {
                     const float *v = wv + 8 * q;
-                    d[q] = ok ? make_uint4(pack_h2(v[0], v[1]), pack_h2(v[2], v[3]), pack_h2(v[4], v[5]),
-                                           pack_h2(v[6], v[7]))
-                              : make_uint4(0u, 0u, 0u, 0u);
+                    d[q] = wok ? make_uint4(pack_h2(v[0], v[1]), pack_h2(v[2], v[3]), pack_h2(v[4], v[5]),
+                                            pack_h2(v[6], v[7]))
+                               : make_uint4(0u, 0u, 0u, 0u);
                 }
             }
         }
@@ -153,7 +166,9 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
         }
         __syncthreads();
         if (st + 1 < n_steps) prefetch(st + 1);
-#pragma unroll
+        // not unrolled: unrolled, the compiler loads later k slices' fragments early, and with the next step's
+        // weights held in registers the K-quant kernels spilled (Turing: ~200 bytes); 3 blocks per SM hide the wait
+#pragma unroll 1
         for (int kk = 0; kk < KS; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[4];
@@ -237,6 +252,7 @@ static mmq_args args_of(const smoe_cuda_node *n, const __half *xh) {
     a.k = w.ne[0];
     a.m = w.ne[1];
     a.n = x.ne[1];
+    a.w16 = (((uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2]) & 15) == 0;
     return a;
 }
 
