@@ -397,9 +397,14 @@ static void test_gemvq_scratch(void **state) {
         n.src[0].data = (void *)0x20000;
         n.src[0].nb[1] = 4096;
         assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 3 * col);
-        n.src[0].data = (void *)0x20002; /* 2-byte aligned rows: Q4_0/Q8_0/Q6_K (16-bit loads) only */
-        const int kq = yes[i] == SMOE_CUDA_Q4_K || yes[i] == SMOE_CUDA_Q5_K;
+        n.src[0].data = (void *)0x20004; /* 4-byte aligned rows: Q4_0/Q8_0 (aligned 32-bit loads), Q6_K */
+        const int kq = yes[i] == SMOE_CUDA_Q4_K || yes[i] == SMOE_CUDA_Q5_K, q6 = yes[i] == SMOE_CUDA_Q6_K;
         assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), kq ? 0 : 3 * col);
+        n.src[0].data = (void *)0x20002; /* 2-byte aligned rows: Q6_K only */
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), q6 ? 3 * col : 0);
+        n.src[0].data = (void *)0x20000;
+        n.src[0].nb[1] = 4096 + 18; /* a row stride that is not a multiple of 4: the same */
+        assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), q6 ? 3 * col : 0);
         n.src[0].data = (void *)0x20001;
         assert_int_equal(smoe_cuda_gemvq_scratch(&n, 0), 0);
     }

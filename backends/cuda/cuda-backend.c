@@ -218,8 +218,9 @@ static smoe_status cuda_buffer_alloc(smoe_backend *b, smoe_buffer *buf) {
     smoe_cuda_ctx *c = ctx_of(b);
     SMOE_CUDA_TRY(c, cudaSetDevice(c->device));
     void *p = NULL;
-    /* at least 1 byte so an empty buffer still has a unique address */
-    cudaError_t e = cudaMalloc(&p, buf->size ? buf->size : 1);
+    /* 16 bytes more: the int8 GEMV's aligned 32-bit loads of a Q4_0/Q8_0 block read up to 2 bytes past it
+     * (gemv.cu: ld_block_a4), so a buffer's last block must not end the allocation */
+    cudaError_t e = cudaMalloc(&p, buf->size + 16);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         return smoe_set_error(e == cudaErrorMemoryAllocation ? SMOE_ERR_OUT_OF_MEMORY : SMOE_ERR_DEVICE,

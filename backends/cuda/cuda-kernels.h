@@ -180,7 +180,8 @@ static inline size_t smoe_cuda_mmq_scratch(const smoe_cuda_node *n, int is_id) {
 }
 
 /* The int8 decode GEMV (gemv.cu): weights of these types (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K), k <= SMOE_CUDA_GEMVQ_MAX_K,
- * rows 2-byte aligned (16 for Q4_K and Q5_K, read in 16-byte loads), one activation column per (token, slot). The
+ * rows 2-byte aligned (Q6_K), 4-byte (Q4_0, Q8_0: read in aligned 32-bit words) or 16-byte (Q4_K, Q5_K: read in
+ * 16-byte loads), one activation column per (token, slot). The
  * launcher first quantizes the columns into scratch memory, each as k int8 values then a float2 (d, sum of q) per
  * group of 32, padded to 16 bytes (smoe_cuda_q8_column_bytes); the GEMV blocks copy their column into shared memory.
  * smoe_cuda_gemvq_scratch: the bytes a node needs (0 when it takes another kernel). */
@@ -189,8 +190,9 @@ static inline int smoe_cuda_gemvq_ok(const smoe_cuda_tensor *w) {
     const int32_t t = w->type;
     const int kq = t == SMOE_CUDA_Q4_K || t == SMOE_CUDA_Q5_K;
     const uintptr_t a = (uintptr_t)w->data | (uintptr_t)w->nb[1] | (uintptr_t)w->nb[2];
-    return (t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0 || kq || t == SMOE_CUDA_Q6_K) &&
-           w->ne[0] <= SMOE_CUDA_GEMVQ_MAX_K && (a & (kq ? 15u : 1u)) == 0;
+    const int q0 = t == SMOE_CUDA_Q4_0 || t == SMOE_CUDA_Q8_0;
+    return (q0 || kq || t == SMOE_CUDA_Q6_K) && w->ne[0] <= SMOE_CUDA_GEMVQ_MAX_K &&
+           (a & (kq ? 15u : (q0 ? 3u : 1u))) == 0;
 }
 static inline size_t smoe_cuda_q8_column_bytes(int64_t k) { return ((size_t)k + (size_t)(k / 32) * 8 + 15) & ~(size_t)15; }
 static inline size_t smoe_cuda_gemvq_scratch(const smoe_cuda_node *n, int is_id) {

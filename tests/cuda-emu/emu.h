@@ -156,6 +156,11 @@ static inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
     for (int i = 0; i < 4; i++) c += ((a >> (8 * i)) & 255u) * ((b >> (8 * i)) & 255u);
     return c;
 }
+/* the 64-bit hi:lo shifted right by min(shift, 32), low 32 bits */
+static inline unsigned __funnelshift_rc(unsigned lo, unsigned hi, unsigned shift) {
+    const unsigned s = shift < 32u ? shift : 32u;
+    return (unsigned)((((unsigned long long)hi << 32) | lo) >> s);
+}
 /* per-byte subtraction modulo 256 */
 static inline unsigned __vsub4(unsigned a, unsigned b) {
     unsigned r = 0;
