@@ -233,26 +233,53 @@ static SMOE_HD uint32_t h2_word(__half2 h) {
     return (uint32_t)__half_as_ushort(__low2half(h)) | (uint32_t)__half_as_ushort(__high2half(h)) << 16;
 }
 
-// the 16-bit words of a Q4_0 (9) or Q8_0 (17) block: what the prefill loads a step ahead (raw_h2) and decodes after
-// (decode_h2), so the loads are in flight while the tensor cores work on the step before
+// hi:lo shifted right by s bits (0-32), the low 32 bits: a funnel shift on the GPU, also on the host (tests)
+static SMOE_HD uint32_t funnel_r(uint32_t lo, uint32_t hi, unsigned s) {
+    return (uint32_t)((((uint64_t)hi << 32) | lo) >> s);
+}
+
+// A Q4_0 (NQ = 4) or Q8_0 (NQ = 8) block at b (2-byte aligned: 18 or 34 bytes) from NQ + 1 aligned 32-bit loads
+// (its row 4-byte aligned), the words realigned by funnel shifts: its f16 scale's bits, and in q its NQ words of
+// quants (bytes 2 + 4i .. 5 + 4i). Where each thread reads its own block, a warp-wide load spans several cache lines
+// whatever its width and each spanned line costs the L1 a cycle, so the load count is what matters: 16-bit loads
+// took 9 and 17 a block (the decode GEMV's Q4_0 near 3 TB/s of weights on an H100's 132 SMs, below its 3.35).
+// A block that starts 4-byte aligned reads 2 bytes past its end (the next block's, or cuda_buffer_alloc's padding).
+template <int NQ> static SMOE_HD uint32_t ld_block_a4(const uint8_t *b, uint32_t *q) {
+    const unsigned  o = (unsigned)((uintptr_t)b & 2u) * 8u; // 0 or 16 bits
+    const uint32_t *p = (const uint32_t *)(b - o / 8u);
+    uint32_t        w[NQ + 1];
+    for (int i = 0; i <= NQ; i++) w[i] = p[i];
+    for (int i = 0; i < NQ; i++) q[i] = funnel_r(w[i], w[i + 1], 16u + o);
+    return funnel_r(w[0], w[1], o) & 0xffffu;
+}
+
+// A Q4_0 or Q8_0 block as the prefill loads it a step ahead (load_h2) and decodes it after (decode_h2), so the loads
+// are in flight while the tensor cores work on the step before: the scale's bits and the quant bytes as words
 template <int T> struct raw_h2 {
-    static constexpr int n = type_info<T>::bytes / 2;
-    uint32_t             u[n];
+    static constexpr int nq = (type_info<T>::bytes - 2) / 4;
+    uint32_t             scale, q[nq];
 };
 
-template <int T> static SMOE_HD void load_h2(const uint8_t *row, int64_t s, raw_h2<T> *r) {
+// block s of row; aligned4: the row is 4-byte aligned (ld_block_a4), else 16-bit loads
+template <int T> static SMOE_HD void load_h2(const uint8_t *row, int64_t s, raw_h2<T> *r, bool aligned4) {
     static_assert(deq_h2_type(T), "load_h2: Q4_0 and Q8_0");
-    const unsigned short *u = (const unsigned short *)(row + s * type_info<T>::bytes); // 2-byte aligned blocks
-    for (int i = 0; i < raw_h2<T>::n; i++) r->u[i] = u[i];
+    const uint8_t *b = row + s * type_info<T>::bytes;
+    if (aligned4) {
+        r->scale = ld_block_a4<raw_h2<T>::nq>(b, r->q);
+        return;
+    }
+    const unsigned short *u = (const unsigned short *)b; // 2-byte aligned blocks
+    r->scale = u[0];
+    for (int i = 0; i < raw_h2<T>::nq; i++) r->q[i] = (uint32_t)u[1 + 2 * i] | (uint32_t)u[2 + 2 * i] << 16;
 }
 
 template <int T> static SMOE_HD void decode_h2(const raw_h2<T> &r, uint32_t *w) {
-    const __half  dh = __ushort_as_half((unsigned short)r.u[0]);
+    const __half  dh = __ushort_as_half((unsigned short)r.scale);
     const __half2 d2 = __halves2half2(dh, dh);
     if constexpr (T == SMOE_CUDA_Q4_0) {
         const __half2 off = h2_bits(0x64086408u); // 1032: 1024 + the offset 8
         for (int j = 0; j < 8; j++) { // bytes 2j, 2j + 1: low nibbles are elements 2j, 2j + 1, high ones + 16
-            const uint32_t v = r.u[1 + j];
+            const uint32_t v = (r.q[j / 2] >> (16 * (j % 2))) & 0xffffu;
             const uint32_t lo = (v & 0xfu) | (v & 0xf00u) << 8, hi = (v >> 4 & 0xfu) | (v & 0xf000u) << 4;
             w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits(lo | 0x64006400u), off)));
             w[8 + j] = h2_word(__hmul2(d2, __hsub2(h2_bits(hi | 0x64006400u), off)));
@@ -260,15 +287,16 @@ template <int T> static SMOE_HD void decode_h2(const raw_h2<T> &r, uint32_t *w) 
     } else {
         const __half2 off = h2_bits(0x64806480u); // 1152: 1024 + 128 (the bytes xor 0x80 are q + 128)
         for (int j = 0; j < 16; j++) {
-            const uint32_t v = r.u[1 + j] ^ 0x8080u;
+            const uint32_t v = ((r.q[j / 2] >> (16 * (j % 2))) & 0xffffu) ^ 0x8080u;
             w[j] = h2_word(__hmul2(d2, __hsub2(h2_bits((v & 0xffu) | (v & 0xff00u) << 8 | 0x64006400u), off)));
         }
     }
 }
 
-template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w) {
+// aligned4 as load_h2's
+template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w, bool aligned4 = false) {
     raw_h2<T> r;
-    load_h2<T>(row, s, &r);
+    load_h2<T>(row, s, &r, aligned4);
     decode_h2<T>(r, w);
 }
 

@@ -252,7 +252,8 @@ static __device__ __forceinline__ void stage_q8(int4 *dst, const uint8_t *col, i
 }
 
 // N words of bytes from p (2-byte aligned: Q6_K's 210-byte blocks) out of N + 1 aligned 32-bit loads (2N 16-bit
-// loads before; the reason below), which read up to 4 bytes past the N words (Q6_K: still within the block)
+// loads before; cuda-common.cuh's ld_block_a4 says why), which read up to 4 bytes past the N words (Q6_K: still
+// within the block)
 template <int N> static __device__ __forceinline__ void ld_words_a2(const uint8_t *p, unsigned *out) {
     const unsigned  o = (unsigned)((uintptr_t)p & 2u) * 8u; // 0 or 16 bits
     const unsigned *a = (const unsigned *)(p - o / 8u);
@@ -260,25 +261,9 @@ template <int N> static __device__ __forceinline__ void ld_words_a2(const uint8_
 #pragma unroll
     for (int i = 0; i <= N; i++) w[i] = a[i];
 #pragma unroll
-    for (int i = 0; i < N; i++) out[i] = __funnelshift_rc(w[i], w[i + 1], o);
+    for (int i = 0; i < N; i++) out[i] = funnel_r(w[i], w[i + 1], o);
 }
 
-// A Q4_0 (NQ = 4) or Q8_0 (NQ = 8) block at b (2-byte aligned: 18 or 34 bytes; its row 4-byte aligned,
-// smoe_cuda_gemvq_ok) from NQ + 1 aligned 32-bit loads, the words realigned by funnel shifts: its f16 scale's bits
-// and its NQ words of quants. With one block per lane a warp-wide load spans ~5 cache lines whatever its width, and
-// each spanned line costs the L1 a cycle: 16-bit loads (9 and 17 a block) held Q4_0 to ~45 such cycles per 576
-// bytes of weights (12.8 bytes per SM and cycle, ~3 TB/s on an H100's 132 SMs, below its 3.35 TB/s), these take 25.
-// A block that starts 4-byte aligned reads 2 bytes past its end (the next block's, or cuda_buffer_alloc's padding).
-template <int NQ> static __device__ __forceinline__ unsigned ld_block_a4(const uint8_t *b, int *q) {
-    const unsigned  o = (unsigned)((uintptr_t)b & 2u) * 8u; // 0 or 16 bits
-    const unsigned *p = (const unsigned *)(b - o / 8u);
-    unsigned        w[NQ + 1];
-#pragma unroll
-    for (int i = 0; i <= NQ; i++) w[i] = p[i];
-#pragma unroll
-    for (int i = 0; i < NQ; i++) q[i] = (int)__funnelshift_rc(w[i], w[i + 1], 16u + o);
-    return __funnelshift_rc(w[0], w[1], o) & 0xffffu;
-}
 
 // the two 16-byte halves of activation group g (elements 0-15, 16-31)
 static __device__ __forceinline__ void q8_group(const int *qi, int64_t g, int4 *lo, int4 *hi) {
@@ -307,19 +292,19 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
     constexpr unsigned M = 0x0f0f0f0fu;
     int v[8];
     if constexpr (T == SMOE_CUDA_Q4_0) { // byte j: element j (low nibble) and j + 16 (high)
-        int         q[4];
+        uint32_t    q[4]; // rows 4-byte aligned: smoe_cuda_gemvq_ok
         const float dw = __half2float(__ushort_as_half((unsigned short)ld_block_a4<4>(wr + 18 * u, q)));
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            v[i] = (int)((unsigned)q[i] & M);
-            v[i + 4] = (int)(((unsigned)q[i] >> 4) & M);
+            v[i] = (int)(q[i] & M);
+            v[i + 4] = (int)((q[i] >> 4) & M);
         }
         int4 lo, hi;
         q8_group(qi, u, &lo, &hi);
         const float2 dx = ds[u];
         return dw * dx.x * (float)(dot8(v, lo, hi) - 8 * (int)dx.y);
     } else if constexpr (T == SMOE_CUDA_Q8_0) {
-        const float dw = __half2float(__ushort_as_half((unsigned short)ld_block_a4<8>(wr + 34 * u, v)));
+        const float dw = __half2float(__ushort_as_half((unsigned short)ld_block_a4<8>(wr + 34 * u, (uint32_t *)v)));
         int4 lo, hi;
         q8_group(qi, u, &lo, &hi);
         return dw * ds[u].x * (float)dot8(v, lo, hi);

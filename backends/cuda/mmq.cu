@@ -12,7 +12,8 @@
 // f16 fragments (f32 accumulators, 32 mma per step between two barriers, 6 fragment loads per 8 mma), available from
 // sm_70, so Turing runs it too. The weight bytes of step s + 1 (from DRAM: a tile's rows are read by one or two
 // blocks) are loaded into registers before the mma of step s, so their latency hides behind the tensor cores' work
-// (the version before loaded and used them between two barriers): Q4_0/Q8_0 blocks as 16-bit words (load_h2),
+// (the version before loaded and used them between two barriers): Q4_0/Q8_0 blocks in aligned 32-bit words (load_h2,
+// rows 4-byte aligned; else 16-bit loads),
 // Q4_K/Q5_K sub-blocks as three to five 16-byte pieces (load_kq; it replaced ~40 byte loads at the step itself, and
 // needs rows 16-byte aligned, else the step decodes with deq_sub); the other types decode at the step. The
 // activations (in L2: every row tile of an expert reads the same columns) are not loaded ahead, as 32 more registers
@@ -44,7 +45,8 @@ struct mmq_args {
     int64_t        n_slots;    // id: pairs are p = t * n_slots + s
     const int32_t *counts;     // id: per expert; NULL = dense
     const int32_t *lists;      // id: n_expert lists of n pairs
-    bool           w16;        // w, its row and expert strides are multiples of 16 bytes (Q4_K/Q5_K: load_kq)
+    bool           w4, w16;    // w, its row and expert strides are multiples of 4 (Q4_0/Q8_0: load_h2's aligned
+                               // words) or 16 bytes (Q4_K/Q5_K: load_kq)
 };
 
 // the activation column and output column of column c of expert e's tile; false past the end
@@ -120,7 +122,7 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
         const int64_t s = st * (KS / 32) + tid % 2;
         wok = wrow && s < n_sub;
         if constexpr (H2) {
-            if (wok) load_h2<T>(wrow, s, &wraw);
+            if (wok) load_h2<T>(wrow, s, &wraw, a.w4);
         } else if constexpr (KQ) {
             if (wok && a.w16) load_kq<T>(wrow, s, &kraw);
         }
@@ -252,7 +254,9 @@ static mmq_args args_of(const smoe_cuda_node *n, const __half *xh) {
     a.k = w.ne[0];
     a.m = w.ne[1];
     a.n = x.ne[1];
-    a.w16 = (((uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2]) & 15) == 0;
+    const uintptr_t wa = (uintptr_t)w.data | (uintptr_t)w.nb[1] | (uintptr_t)w.nb[2];
+    a.w4 = (wa & 3) == 0;
+    a.w16 = (wa & 15) == 0;
     return a;
 }
 
