@@ -53,15 +53,39 @@ float block_dot(uint ro, uint b, uint qb) {
     const uvec2 ds = xq4[qb + 2u].xy;
     const float dx = uintBitsToFloat(ds.x), sx = uintBitsToFloat(ds.y);
     uint w[8];
-#if A_TYPE == TYPE_Q4_0 || A_TYPE == TYPE_Q4_1
+#if A_TYPE == TYPE_Q4_0 || A_TYPE == TYPE_Q8_0
+    /* The block (18 or 34 bytes, 2-aligned) from NW aligned words, realigned by sh (0 or 16 bits): U32 took half the
+     * blocks' quant words in two 16-bit loads and the other half in one, so a subgroup ran both ways, 13 and 25
+     * loads a block; an invocation's block spans several cache lines of the subgroup's load either way, and each
+     * costs a cycle of the L1. The last word may hold 2 bytes past the block: inside the binding (bind_range ends
+     * windows at a multiple of 4). */
 #if A_TYPE == TYPE_Q4_0
-    const uint bo = ro + b * 18u, qs = bo + 2u;
-    const float dw = f16_to_f32(U16(bo)), mw = -8.0 * dw;
+    const uint NW = 5u, bo = ro + b * 18u;
 #else
+    const uint NW = 9u, bo = ro + b * 34u;
+#endif
+    const uint a = bo >> 2, sh = (bo & 2u) << 3;
+    uint W[NW];
+    [[unroll]] for (uint j = 0u; j < NW; j++) W[j] = wa_w32[a + j];
+    const float dw = f16_to_f32(sh == 0u ? W[0] & 0xFFFFu : W[0] >> 16);
+    [[unroll]] for (uint j = 0u; j + 1u < NW; j++) {
+        const uint q = sh == 0u ? (W[j] >> 16) | (W[j + 1u] << 16) : W[j + 1u];
+#if A_TYPE == TYPE_Q4_0
+        w[j] = q & 0x0F0F0F0Fu;
+        w[j + 4u] = (q >> 4) & 0x0F0F0F0Fu;
+#else
+        w[j] = q;
+#endif
+    }
+#if A_TYPE == TYPE_Q4_0
+    const float mw = -8.0 * dw;
+#else
+    const float mw = 0.0;
+#endif
+#elif A_TYPE == TYPE_Q4_1
     const uint bo = ro + b * 20u, qs = bo + 4u;
     const vec2 dm = unpackHalf2x16(U32(bo));
     const float dw = dm.x, mw = dm.y;
-#endif
     [[unroll]] for (uint j = 0u; j < 4u; j++) {
         const uint q = U32(qs + 4u * j);
         w[j] = q & 0x0F0F0F0Fu;
@@ -82,10 +106,6 @@ float block_dot(uint ro, uint b, uint qb) {
         w[j] = (q & 0x0F0F0F0Fu) | high_bits(qh >> (4u * j));
         w[j + 4u] = ((q >> 4) & 0x0F0F0F0Fu) | high_bits(qh >> (16u + 4u * j));
     }
-#elif A_TYPE == TYPE_Q8_0
-    const uint bo = ro + b * 34u;
-    const float dw = f16_to_f32(U16(bo)), mw = 0.0;
-    [[unroll]] for (uint j = 0u; j < 8u; j++) w[j] = U32(bo + 2u + 4u * j);
 #elif A_TYPE == TYPE_Q4_K || A_TYPE == TYPE_Q5_K
 #if A_TYPE == TYPE_Q4_K
     const uint bo = ro + (b >> 3) * 144u, qs = bo + 16u;
