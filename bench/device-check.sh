@@ -135,6 +135,8 @@ tail -1 "$out/test-ops-cuda0.txt" 2>/dev/null | tee -a "$log"
 # then half), teacher-forced logits within tolerance; the table goes to the log (the device tool brings back at
 # most 8 files from $OUT: the log, results.json, three op-test outputs and three benchmark tables)
 step cuda-model-check 180 "$bdir/tests/backend-check" -b cuda0 || failed=1
+# the same with programmatic dependent launch (Hopper; off by default until the benchmark below shows it pays)
+SMOE_CUDA_PDL=1 step cuda-model-check-pdl 180 "$bdir/tests/backend-check" -b cuda0 || failed=1
 # end to end on CUDA: the transformers-reference checks with the default backend set to cuda0 (core/devices.c)
 py=${PYTHON:-$root/build/venv/bin/python}
 if command -v "$py" >/dev/null && "$py" -c 'import pytest, numpy, safetensors, mistral_common' 2>/dev/null; then
@@ -205,6 +207,10 @@ SMOE_CUDA_GEMVQ=0 step bench-cuda-float-gemv 150 "$smoe" bench --synthetic mixtr
 # without the launch fusions (norm/SwiGLU writing the int8 columns, K/V/Q and gate/up as one launch, the projection
 # adding its residual), side by side in this run: the log has it
 SMOE_CUDA_FUSE=0 step bench-cuda-unfused 120 "$smoe" bench --synthetic mixtral-8x7b --type q4_0 \
+  --backend cuda0 -p 512 -n 32 -d 512 -r 3 "${peak_arg[@]}" || failed=1
+# programmatic dependent launch (each kernel's launch and block scheduling overlapping the tail of the one before),
+# side by side in this run: the log has it; if it is faster, it becomes the default (cuda-backend.c: pdl)
+SMOE_CUDA_PDL=1 step bench-cuda-pdl 120 "$smoe" bench --synthetic mixtral-8x7b --type q4_0 \
   --backend cuda0 -p 512 -n 32 -d 512 -r 3 "${peak_arg[@]}" || failed=1
 # a consumer card's budget: 16 GB of weights on the GPU, the other experts in host memory on the CPU
 bench bench-cuda-16g 180 --synthetic mixtral-8x7b --type q4_0 --backend cuda0 --gpu-mem 16G -p 0 -n 16 -d 512 \

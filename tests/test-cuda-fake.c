@@ -561,6 +561,7 @@ typedef struct gen_result {
     int    kv_launches;      /* ROPE launches (not replayed) doing the KV_WRITEs after them */
     int    route_launches;   /* router launches (not replayed) doing the MOE_ROUTE after them */
     int    rope_q_launches;  /* attention launches (not replayed) doing q's ROPE */
+    int    pdl_launches;     /* launches (not replayed) with programmatic stream serialization */
 } gen_result;
 
 /* The tiny synthetic model of `ftype` on `backend` with a weight budget: a prompt, then greedy generation one token
@@ -570,7 +571,7 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     const int         g0 = fake_cuda_graph_launches(), q0 = fake_cuda_q8_out_launches();
     const int         u0 = fake_cuda_grouped_launches(), a0 = fake_cuda_added_launches();
     const int         k0 = fake_cuda_kv_launches(), r0 = fake_cuda_route_launches();
-    const int         p0 = fake_cuda_rope_q_launches();
+    const int         p0 = fake_cuda_rope_q_launches(), d0 = fake_cuda_pdl_launches();
     const smoe_status st = sr_run_model(backend, gpu_mem, ftype, N_PROMPT, N_GEN, NULL, &r->run);
     r->graph_launches = fake_cuda_graph_launches() - g0;
     r->q8_out_launches = fake_cuda_q8_out_launches() - q0;
@@ -579,6 +580,7 @@ static smoe_status generate(const char *backend, uint64_t gpu_mem, smoe_ftype ft
     r->kv_launches = fake_cuda_kv_launches() - k0;
     r->route_launches = fake_cuda_route_launches() - r0;
     r->rope_q_launches = fake_cuda_rope_q_launches() - p0;
+    r->pdl_launches = fake_cuda_pdl_launches() - d0;
     return st;
 }
 
@@ -650,6 +652,21 @@ static void test_model_decode(void **state) {
         assert_int_equal(got.route_launches, 0);
         assert_int_equal(got.rope_q_launches, 0);
         check_identical("cuda0 without fusion against with", &graphs, &got);
+        /* programmatic dependent launch: asked for on the (fake) Hopper device, every launch carries it (the
+         * launchers' kernels all wait first: tests/check-cuda-pdl.py), the same results; not on an older device,
+         * nor by default */
+        assert_int_equal(graphs.pdl_launches, 0);
+        setenv("SMOE_CUDA_PDL", "1", 1);
+        assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
+        if (got.pdl_launches < 10 * (N_GEN + 1))
+            fail_msg("%d launches with programmatic serialization in %d steps", got.pdl_launches, N_GEN + 1);
+        check_identical("cuda0 with programmatic dependent launch against without", &graphs, &got);
+        setenv("SMOE_FAKE_CUDA_CC", "8.9", 1);
+        assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);
+        unsetenv("SMOE_FAKE_CUDA_CC");
+        unsetenv("SMOE_CUDA_PDL");
+        assert_int_equal(got.pdl_launches, 0);
+        check_identical("cuda0 on Ada against Hopper", &graphs, &got);
         /* the reference kernels' launches (no scratch memory) */
         setenv("SMOE_CUDA_SIMPLE", "1", 1);
         assert_int_equal(generate("cuda0", SMOE_GPU_MEM_ALL, types[k], &got), SMOE_OK);

@@ -50,6 +50,7 @@ template <int KT, int VT>
 static __global__ void attention_kernel(smoe_cuda_tensor q, smoe_cuda_tensor k, smoe_cuda_tensor v,
                                         smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info, const int32_t *n_scan_p,
                                         smoe_cuda_tensor dst, float scale) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
     const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
@@ -160,6 +161,7 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
                                               smoe_cuda_tensor q_info, smoe_cuda_tensor cell_info,
                                               const int32_t *n_scan_p, smoe_cuda_tensor dst, float scale,
                                               float *partial, uint8_t *q8, int64_t col_bytes, rope_args rp) {
+    SMOE_PDL_ENTER();
     __shared__ float qs[4][G][256];
     const int lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP;
     const int64_t head_dim = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2], n_head_kv = k.ne[1];
@@ -282,6 +284,7 @@ static __global__ void split_attention_kernel(smoe_cuda_tensor q, smoe_cuda_tens
 // merges the chunks' (max, sum, accumulator) of each (token, head): one warp each
 static __global__ void combine_kernel(const float *partial, int64_t n_chunks, smoe_cuda_tensor dst, int64_t n_work,
                                       uint8_t *q8, int64_t col_bytes) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t w = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (w >= n_work) return;
@@ -312,6 +315,7 @@ static __global__ void combine_kernel(const float *partial, int64_t n_chunks, sm
 static __global__ void kv_write_kernel(smoe_cuda_tensor cache, smoe_cuda_tensor rows, const int32_t *cells,
                                        int *err, int node, rope_args rp, smoe_cuda_tensor cache2,
                                        smoe_cuda_tensor rows2) {
+    SMOE_PDL_ENTER();
     const bool              second = blockIdx.z == 1, rope = !second && rp.src.data;
     const smoe_cuda_tensor &C = second ? cache2 : cache, &R = second ? rows2 : rows;
     const int64_t           h = blockIdx.x, t = blockIdx.y, n_tokens = R.ne[2], n = R.ne[0];
@@ -366,17 +370,17 @@ template <int KT, int VT, int G> static int launch_split(const smoe_cuda_node *n
     rope_args     rp;
     memset(&rp, 0, sizeof(rp));
     if (n->rope_q) rp = rope_args{n->rope_src, n->src[0], (const int32_t *)n->rope_pos.data, n->i[0], n->f[1], n->f[2]};
-    split_attention_kernel<KT, VT, G><<<grid, 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2], n->src[3],
-        n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0], (float *)n->scratch, (uint8_t *)n->q8_out,
-        q8_col_bytes(n), rp);
+    smoe_launch(n->pdl, split_attention_kernel<KT, VT, G>, "split_attention_kernel", grid, 4 * SMOE_WARP, 0, st,
+        n->src[0], n->src[1], n->src[2], n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0],
+        (float *)n->scratch, (uint8_t *)n->q8_out, q8_col_bytes(n), rp);
     return launch_result();
 }
 
 template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, cudaStream_t st) {
     const int64_t n_work = n->src[0].ne[1] * n->src[0].ne[2];
     if (n->simple) {
-        attention_kernel<KT, VT><<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>(n->src[0], n->src[1], n->src[2],
-            n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
+        smoe_launch(n->pdl, attention_kernel<KT, VT>, "attention_kernel", ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st,
+            n->src[0], n->src[1], n->src[2], n->src[3], n->src[4], (const int32_t *)n->src[5].data, n->dst, n->f[0]);
         return launch_result();
     }
     const int64_t n_chunks = n->i[2] > 0 ? n->i[2] : 1;
@@ -389,8 +393,8 @@ template <int KT, int VT> static int launch_attention(const smoe_cuda_node *n, c
     default: e = launch_split<KT, VT, 1>(n, n_chunks, st); break;
     }
     if (e != 0 || n_chunks == 1) return e;
-    combine_kernel<<<ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st>>>((const float *)n->scratch, n_chunks, n->dst, n_work,
-                                                                  (uint8_t *)n->q8_out, q8_col_bytes(n));
+    smoe_launch(n->pdl, combine_kernel, "combine_kernel", ceil_div(n_work, 4), 4 * SMOE_WARP, 0, st,
+        (const float *)n->scratch, n_chunks, n->dst, n_work, (uint8_t *)n->q8_out, q8_col_bytes(n));
     return launch_result();
 }
 
@@ -414,8 +418,8 @@ extern "C" int smoe_cuda_kv_write(const smoe_cuda_node *n, void *stream, int *er
     const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], 1);
     rope_args rp;
     memset(&rp, 0, sizeof(rp));
-    kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->src[0], rows, (const int32_t *)n->src[2].data, err,
-                                                            n->node_index, rp, n->src[0], rows);
+    smoe_launch(n->pdl, kv_write_kernel, "kv_write_kernel", grid, 128, 0, (cudaStream_t)stream, n->src[0], rows,
+        (const int32_t *)n->src[2].data, err, n->node_index, rp, n->src[0], rows);
     return launch_result();
 }
 
@@ -426,7 +430,7 @@ extern "C" int smoe_cuda_rope_kv_write(const smoe_cuda_node *n, void *stream, in
     const dim3 grid((unsigned)rows.ne[1], (unsigned)rows.ne[2], n->kv_write > 1 ? 2 : 1);
     const rope_args rp{n->src[0], n->dst, (const int32_t *)n->src[1].data, n->i[0], n->f[0], n->f[1]};
     // a cell out of range is the KV_WRITE's error: the launch after this one (node indices count launches)
-    kv_write_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(n->kv_cache, rows, (const int32_t *)n->kv_cells.data,
-                                                            err, n->node_index + 1, rp, n->kv2_cache, n->kv2_rows);
+    smoe_launch(n->pdl, kv_write_kernel, "kv_write_kernel", grid, 128, 0, (cudaStream_t)stream, n->kv_cache, rows,
+        (const int32_t *)n->kv_cells.data, err, n->node_index + 1, rp, n->kv2_cache, n->kv2_rows);
     return launch_result();
 }

@@ -57,6 +57,8 @@ typedef struct smoe_cuda_ctx {
     int          simple;    /* $SMOE_CUDA_SIMPLE=1: the reference kernels only */
     int          graphs;    /* CUDA graphs on (default; $SMOE_CUDA_GRAPHS=0 turns them off) */
     int          fuse;      /* ops write the next int8 GEMV's columns (default; $SMOE_CUDA_FUSE=0 turns it off) */
+    int          pdl;       /* programmatic dependent launch: $SMOE_CUDA_PDL=1 on Hopper and newer (off by default
+                               until a GPU run shows it pays: bench/device-check.sh compares) */
     smoe_lc      lc;
     smoe_cuda_node *launches; /* the current split's launches */
     int          cap_launches;
@@ -668,6 +670,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
          * equal arrays, so a decode step (one split per run, synchronized in between) replays */
         make_node(t, c->n_names, c->cc, &c->launches[n]);
         c->launches[n].simple = c->simple;
+        c->launches[n].pdl = c->pdl;
         c->n_names++;
         n++;
     }
@@ -778,10 +781,11 @@ static smoe_status ctx_init(smoe_cuda_ctx *c, int device) {
     SMOE_CUDA_TRY(c, cudaGetDeviceProperties(&prop, device));
     c->cc = prop.major * 100 + prop.minor * 10;
     const char *simple = getenv("SMOE_CUDA_SIMPLE"), *graphs = getenv("SMOE_CUDA_GRAPHS");
-    const char *fuse = getenv("SMOE_CUDA_FUSE");
+    const char *fuse = getenv("SMOE_CUDA_FUSE"), *pdl = getenv("SMOE_CUDA_PDL");
     c->simple = simple && strcmp(simple, "1") == 0;
     c->graphs = !(graphs && strcmp(graphs, "0") == 0);
     c->fuse = !(fuse && strcmp(fuse, "0") == 0);
+    c->pdl = pdl && strcmp(pdl, "1") == 0 && c->cc >= SMOE_CC_HOPPER;
     snprintf(c->description, sizeof(c->description), "%.200s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     SMOE_RETURN_IF(c->cc < SMOE_CC_TURING, SMOE_ERR_UNSUPPORTED, "%s: %s: compute capability %d.%d < 7.5 (Turing)",

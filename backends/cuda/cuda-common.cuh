@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <utility>
+
 #define SMOE_WARP 32
 // element decoding also compiles for the host: tests/test-cuda-deq.cu checks it against the CPU's to_f32
 #define SMOE_HD __host__ __device__ __forceinline__
@@ -435,3 +437,48 @@ template <typename F> static inline int dispatch_type(int32_t type, F &f) {
 }
 
 static inline int launch_result(void) { return (int)cudaGetLastError(); }
+
+// Programmatic dependent launch (Hopper; smoe_cuda_node.pdl, SMOE_CUDA_PDL=1): a launch with the attribute may start
+// while the kernel before it in the stream still runs, so every kernel begins with SMOE_PDL_ENTER: wait until the
+// kernel before has finished and its writes are visible (griddepcontrol.wait: a no-op without a programmatic
+// dependency), then let the next kernel launch now (launch_dependents; it too waits before it reads or writes
+// anything). A kernel that waits first cannot race its predecessor, and since each one waits for the one before,
+// nor any earlier kernel. What overlaps is the next grid's launch and block scheduling with this one's tail.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define SMOE_PDL_ENTER()                                            \
+    do {                                                            \
+        asm volatile("griddepcontrol.wait;" ::: "memory");          \
+        asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); \
+    } while (0)
+#else
+#define SMOE_PDL_ENTER() ((void)0)
+#endif
+
+// kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization attribute when pdl (name: the
+// kernel's, for the emulator's messages)
+template <typename... P, typename... A>
+static inline void smoe_launch(int32_t pdl, void (*kernel)(P...), const char *name, dim3 grid, dim3 block,
+                               size_t smem, cudaStream_t stream, A &&...args) {
+#ifdef SMOE_CUDA_EMU_H // tests/cuda-emu: no attributes; the launch runs on the emulator
+    (void)pdl;
+    (void)smoe_emu_launch([&]() { kernel(std::forward<A>(args)...); }, (const void *)kernel, name, grid, block, smem,
+                          stream);
+#else
+    (void)name; // the emulator's messages
+    if (pdl) {
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = block;
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = stream;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...); // an error is launch_result()'s
+        return;
+    }
+    kernel<<<grid, block, smem, stream>>>(std::forward<A>(args)...);
+#endif
+}

@@ -66,7 +66,8 @@ typedef struct smoe_cuda_node {
     int32_t          n_more;     /* MUL_MAT, MUL_MAT_ID on the int8 GEMV: the 0-2 launches right after this one
                                     whose products of src[1] (and MUL_MAT_ID's src[2]) its kernel also does
                                     (smoe_cuda_plan_fusion); they are skipped */
-    int32_t          zero1;      /* 0 */
+    int32_t          pdl;        /* 1: launch with programmatic stream serialization (cuda-common.cuh: smoe_launch;
+                                    Hopper and newer, SMOE_CUDA_PDL=1) */
     int32_t          add;        /* MUL_MAT on the int8 GEMV, MOE_COMBINE of one token: 1 = it also does the ADD
                                     right after it (skipped), add_out = add_r + dst (the residual connection) */
     int32_t          kv_write;   /* ROPE: 1 = it also does the KV_WRITE of its result into kv_cache at kv_cells right

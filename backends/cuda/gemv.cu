@@ -40,6 +40,7 @@ template <int T>
 static __global__ void mul_mat_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1,
                                       int64_t x_nb2, int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2,
                                       int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
@@ -57,6 +58,7 @@ static __global__ void mul_mat_id_kernel(const uint8_t *w, int64_t w_nb1, int64_
                                          const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
                                          const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst,
                                          int64_t d_nb1, int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
@@ -76,6 +78,7 @@ template <int T, int NC>
 static __global__ void gemv_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1, int64_t x_nb2,
                                    int64_t x_nb3, float *dst, int64_t d_nb1, int64_t d_nb2, int64_t d_nb3, int64_t k,
                                    int64_t m, int64_t n1, int64_t n2) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
@@ -117,6 +120,7 @@ static __global__ void gemv_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t w
                                       const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
                                       const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
                                       int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    SMOE_PDL_ENTER();
     const int lane = threadIdx.x % SMOE_WARP;
     const int64_t i = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (i >= m) return;
@@ -192,6 +196,7 @@ static __device__ __forceinline__ void gemv1_rows(const uint8_t *w0, int64_t w_n
 template <int T>
 static __global__ void gemv1_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb2, int64_t x_nb3,
                                     float *dst, int64_t d_nb2, int64_t d_nb3, int64_t k, int64_t m, int64_t n2) {
+    SMOE_PDL_ENTER();
     extern __shared__ float4 xs[];
     const int64_t i2 = blockIdx.z % n2, i3 = blockIdx.z / n2;
     stage_x(xs, (const float4 *)(x + i2 * x_nb2 + i3 * x_nb3), k / 4);
@@ -203,6 +208,7 @@ static __global__ void gemv1_id_kernel(const uint8_t *w, int64_t w_nb1, int64_t 
                                        const uint8_t *x, int64_t x_ne1, int64_t x_nb1, int64_t x_nb2,
                                        const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, float *dst, int64_t d_nb1,
                                        int64_t d_nb2, int64_t k, int64_t m, int *err, int node) {
+    SMOE_PDL_ENTER();
     extern __shared__ float4 xs[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
     const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
@@ -238,6 +244,7 @@ static constexpr __host__ __device__ bool gemvq_type(int t) {
 // per element, k a multiple of 32 (whole groups: every lane of a warp takes part); grid (k / 256 rounded up, columns)
 static __global__ void quantize_q8_kernel(const uint8_t *x, int64_t n_in, int64_t st_in, int64_t st_out, int64_t k,
                                           uint8_t *q8, int64_t col_bytes) {
+    SMOE_PDL_ENTER();
     const int64_t c = blockIdx.y, e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= k) return; // whole warps
     const float *xc = (const float *)(x + (c % n_in) * st_in + (c / n_in) * st_out);
@@ -423,6 +430,7 @@ static __device__ __forceinline__ gemvq_part gemvq_part_of(const gemvq_parts &P,
 
 template <int T>
 static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t col_bytes, int64_t k, int64_t n2) {
+    SMOE_PDL_ENTER();
     extern __shared__ int4 qsm[];
     const int64_t c = blockIdx.z, i2 = c % n2, i3 = c / n2;
     int64_t bx;
@@ -439,6 +447,7 @@ template <int T>
 static __global__ void gemvq_id_kernel(gemvq_parts P, int64_t n_expert, const uint8_t *q8, int64_t col_bytes,
                                        int64_t x_ne1, const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, int64_t k,
                                        int *err, int node) {
+    SMOE_PDL_ENTER();
     extern __shared__ int4 qsm[];
     const int64_t sl = blockIdx.y, t = blockIdx.z;
     int64_t bx;
@@ -454,6 +463,7 @@ template <int T>
 static __global__ void get_rows_kernel(const uint8_t *table, int64_t t_nb1, int64_t n_rows, const uint8_t *ids,
                                        int64_t id_nb0, float *dst, int64_t d_nb1, int64_t n_embd, int *err,
                                        int node) {
+    SMOE_PDL_ENTER();
     const int64_t r = blockIdx.x;
     const int32_t id = *(const int32_t *)(ids + r * id_nb0);
     if (id < 0 || id >= n_rows) {
@@ -467,6 +477,7 @@ static __global__ void get_rows_kernel(const uint8_t *table, int64_t t_nb1, int6
 
 template <int T>
 static __global__ void cpy_kernel(smoe_cuda_tensor src, smoe_cuda_tensor dst) {
+    SMOE_PDL_ENTER();
     const int64_t r = blockIdx.x, i1 = r % src.ne[1], i2 = (r / src.ne[1]) % src.ne[2], i3 = r / (src.ne[1] * src.ne[2]);
     const uint8_t *s = (const uint8_t *)src.data + i1 * src.nb[1] + i2 * src.nb[2] + i3 * src.nb[3];
     uint8_t *d = (uint8_t *)dst.data + i1 * dst.nb[1] + i2 * dst.nb[2] + i3 * dst.nb[3];
@@ -530,8 +541,9 @@ template <int T> static int launch_gemv1(const smoe_cuda_node *n, cudaStream_t s
     const int e = gemv1_smem(gemv1_kernel<T>, w.ne[0], &smem);
     if (e != 0) return e;
     const dim3 grid(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), 1, (unsigned)(x.ne[2] * x.ne[3]));
-    gemv1_kernel<T><<<grid, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1],
-        (const uint8_t *)x.data, x.nb[2], x.nb[3], (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
+    smoe_launch(n->pdl, gemv1_kernel<T>, "gemv1_kernel", grid, kWarps1 * SMOE_WARP, smem, st, (const uint8_t *)w.data,
+        w.nb[1], (const uint8_t *)x.data, x.nb[2], x.nb[3], (float *)d.data, d.nb[2], d.nb[3], w.ne[0], w.ne[1],
+        x.ne[2]);
     return launch_result();
 }
 
@@ -552,8 +564,8 @@ static int quantize_columns(const smoe_cuda_node *n, int is_id, cudaStream_t st)
     const int64_t k = x.ne[0], cols = is_id ? x.ne[1] * x.ne[2] : x.ne[2] * x.ne[3];
     const int64_t n_in = is_id ? x.ne[1] : x.ne[2], st_in = is_id ? x.nb[1] : x.nb[2];
     const int64_t st_out = is_id ? x.nb[2] : x.nb[3];
-    quantize_q8_kernel<<<dim3(ceil_div(k, 256), (unsigned)cols), 256, 0, st>>>((const uint8_t *)x.data, n_in,
-        st_in, st_out, k, (uint8_t *)n->scratch, (int64_t)smoe_cuda_q8_column_bytes(k));
+    smoe_launch(n->pdl, quantize_q8_kernel, "quantize_q8_kernel", dim3(ceil_div(k, 256), (unsigned)cols), 256, 0, st,
+        (const uint8_t *)x.data, n_in, st_in, st_out, k, (uint8_t *)n->scratch, (int64_t)smoe_cuda_q8_column_bytes(k));
     return launch_result();
 }
 
@@ -592,8 +604,8 @@ template <int T> static int launch_gemvq(const smoe_cuda_node *n, cudaStream_t s
     const size_t      cb = smoe_cuda_q8_column_bytes(w.ne[0]);
     const gemvq_parts P = gemvq_parts_of(n);
     const dim3        grid(gemvq_blocks(P), 1, (unsigned)(x.ne[2] * x.ne[3]));
-    gemvq_kernel<T><<<grid, kWarps1 * SMOE_WARP, cb, st>>>(P, (const uint8_t *)n->scratch, (int64_t)cb, w.ne[0],
-                                                           x.ne[2]);
+    smoe_launch(n->pdl, gemvq_kernel<T>, "gemvq_kernel", grid, kWarps1 * SMOE_WARP, cb, st, P,
+        (const uint8_t *)n->scratch, (int64_t)cb, w.ne[0], x.ne[2]);
     return launch_result();
 }
 
@@ -629,8 +641,9 @@ template <typename Op> static int launch_more(const smoe_cuda_node *n, Op &op) {
 template <int T, int NC> static int launch_gemv(const smoe_cuda_node *n, cudaStream_t st) {
     const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst;
     const dim3 grid(ceil_div(w.ne[1], kWarps), ceil_div(x.ne[1], NC), (unsigned)(x.ne[2] * x.ne[3]));
-    gemv_kernel<T, NC><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], (const uint8_t *)x.data,
-        x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[1], x.ne[2]);
+    smoe_launch(n->pdl, gemv_kernel<T, NC>, "gemv_kernel", grid, kWarps * SMOE_WARP, 0, st, (const uint8_t *)w.data,
+        w.nb[1], (const uint8_t *)x.data, x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3],
+        w.ne[0], w.ne[1], x.ne[1], x.ne[2]);
     return launch_result();
 }
 
@@ -667,9 +680,9 @@ struct mul_mat_op {
             }
         }
         const dim3 grid(ceil_div(w.ne[1], kWarps), (unsigned)x.ne[1], (unsigned)(x.ne[2] * x.ne[3]));
-        mul_mat_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1],
-            (const uint8_t *)x.data, x.nb[1], x.nb[2], x.nb[3], (float *)d.data, d.nb[1], d.nb[2], d.nb[3],
-            w.ne[0], w.ne[1], x.ne[2]);
+        smoe_launch(n->pdl, mul_mat_kernel<T>, "mul_mat_kernel", grid, kWarps * SMOE_WARP, 0, st,
+            (const uint8_t *)w.data, w.nb[1], (const uint8_t *)x.data, x.nb[1], x.nb[2], x.nb[3], (float *)d.data,
+            d.nb[1], d.nb[2], d.nb[3], w.ne[0], w.ne[1], x.ne[2]);
         return launch_result();
     }
 };
@@ -689,9 +702,9 @@ struct mul_mat_id_op {
                 const size_t      cb = smoe_cuda_q8_column_bytes(w.ne[0]);
                 const gemvq_parts P = gemvq_parts_of(n);
                 const dim3        grid1(gemvq_blocks(P), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-                gemvq_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, cb, st>>>(P, w.ne[2], (const uint8_t *)n->scratch,
-                    (int64_t)cb, x.ne[1], (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], w.ne[0], err,
-                    n->node_index);
+                smoe_launch(n->pdl, gemvq_id_kernel<T>, "gemvq_id_kernel", grid1, kWarps1 * SMOE_WARP, cb, st, P,
+                    w.ne[2], (const uint8_t *)n->scratch, (int64_t)cb, x.ne[1], (const uint8_t *)ids.data, ids.nb[0],
+                    ids.nb[1], w.ne[0], err, n->node_index);
                 return launch_result();
             }
         if (n->n_more > 0) { // another kernel: one launch per product
@@ -707,20 +720,23 @@ struct mul_mat_id_op {
             const int e = gemv1_smem(gemv1_id_kernel<T>, w.ne[0], &smem);
             if (e != 0) return e;
             const dim3 grid1(ceil_div(w.ne[1], kWarps1 * kRowsPerWarp), (unsigned)ids.ne[0], (unsigned)ids.ne[1]);
-            gemv1_id_kernel<T><<<grid1, kWarps1 * SMOE_WARP, smem, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
-                w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
-                ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+            smoe_launch(n->pdl, gemv1_id_kernel<T>, "gemv1_id_kernel", grid1, kWarps1 * SMOE_WARP, smem, st,
+                (const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2],
+                (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1],
+                err, n->node_index);
             return launch_result();
         }
         if (path == SMOE_CUDA_MM_GEMV) {
-            gemv_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
-                w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
-                ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+            smoe_launch(n->pdl, gemv_id_kernel<T>, "gemv_id_kernel", grid, kWarps * SMOE_WARP, 0, st,
+                (const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2],
+                (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1],
+                err, n->node_index);
             return launch_result();
         }
-        mul_mat_id_kernel<T><<<grid, kWarps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1], w.nb[2],
-            w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2], (const uint8_t *)ids.data, ids.nb[0],
-            ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err, n->node_index);
+        smoe_launch(n->pdl, mul_mat_id_kernel<T>, "mul_mat_id_kernel", grid, kWarps * SMOE_WARP, 0, st,
+            (const uint8_t *)w.data, w.nb[1], w.nb[2], w.ne[2], (const uint8_t *)x.data, x.ne[1], x.nb[1], x.nb[2],
+            (const uint8_t *)ids.data, ids.nb[0], ids.nb[1], (float *)d.data, d.nb[1], d.nb[2], w.ne[0], w.ne[1], err,
+            n->node_index);
         return launch_result();
     }
 };
@@ -731,8 +747,9 @@ struct get_rows_op {
     int *err;
     template <int T> int run() {
         const smoe_cuda_tensor &t = n->src[0], &ids = n->src[1], &d = n->dst;
-        get_rows_kernel<T><<<(unsigned)ids.ne[0], 256, 0, st>>>((const uint8_t *)t.data, t.nb[1], t.ne[1],
-            (const uint8_t *)ids.data, ids.nb[0], (float *)d.data, d.nb[1], t.ne[0], err, n->node_index);
+        smoe_launch(n->pdl, get_rows_kernel<T>, "get_rows_kernel", (unsigned)ids.ne[0], 256, 0, st,
+            (const uint8_t *)t.data, t.nb[1], t.ne[1], (const uint8_t *)ids.data, ids.nb[0], (float *)d.data, d.nb[1],
+            t.ne[0], err, n->node_index);
         return launch_result();
     }
 };
@@ -742,7 +759,8 @@ struct cpy_op {
     cudaStream_t st;
     template <int T> int run() {
         const smoe_cuda_tensor &s = n->src[0];
-        cpy_kernel<T><<<(unsigned)(s.ne[1] * s.ne[2] * s.ne[3]), 256, 0, st>>>(s, n->dst);
+        smoe_launch(n->pdl, cpy_kernel<T>, "cpy_kernel", (unsigned)(s.ne[1] * s.ne[2] * s.ne[3]), 256, 0, st, s,
+            n->dst);
         return launch_result();
     }
 };

@@ -73,6 +73,7 @@ static __device__ __forceinline__ unsigned pack_h2(float a, float b) {
 // x [k, ne1, ne2] (f32, rows at strides nb1, nb2, 16-byte aligned) into xh, dense f16; a thread per 4 elements,
 // grid (k / 4 / 256 rounded up, ne1, ne2)
 static __global__ void convert_f16_kernel(const uint8_t *x, int64_t nb1, int64_t nb2, int64_t k, __half *xh) {
+    SMOE_PDL_ENTER();
     const int64_t f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, i1 = blockIdx.y, i2 = blockIdx.z;
     if (f >= k / 4) return;
     const float4 v = ((const float4 *)(x + i1 * nb1 + i2 * nb2))[f];
@@ -80,6 +81,7 @@ static __global__ void convert_f16_kernel(const uint8_t *x, int64_t nb1, int64_t
 }
 
 template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq_args a) {
+    SMOE_PDL_ENTER();
     using namespace nvcuda;
     // the step's weight and activation tiles (f16, row-major along k), and after the last step half the output tile
     // at a time (column-major: cs[column][row]) in the same bytes
@@ -211,6 +213,7 @@ template <int T> static __global__ void __launch_bounds__(128, 3) mmq_kernel(mmq
 static __global__ void list_kernel(const uint8_t *ids, int64_t id_nb0, int64_t id_nb1, int64_t n_slots,
                                    int64_t n_pairs, int64_t n_expert, int32_t *counts, int32_t *lists, int *err,
                                    int node) {
+    SMOE_PDL_ENTER();
     const int64_t p = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n_pairs) return;
     const int64_t s = p % n_slots, t = p / n_slots;
@@ -227,10 +230,11 @@ struct mmq_op {
     mmq_args     a;
     unsigned     gy, gz;
     cudaStream_t st;
+    int32_t      pdl;
     template <int T> int run() {
         if constexpr (type_info<T>::qk >= 32) {
             const dim3 grid(ceil_div(a.m, TM), gy, gz);
-            mmq_kernel<T><<<grid, 128, 0, st>>>(a);
+            smoe_launch(pdl, mmq_kernel<T>, "mmq_kernel", grid, 128, 0, st, a);
             return launch_result();
         } else {
             return (int)cudaErrorInvalidValue;
@@ -265,7 +269,8 @@ static int convert_activations(const smoe_cuda_node *n, size_t off, cudaStream_t
     const smoe_cuda_tensor &x = n->src[1];
     *xh = (__half *)((uint8_t *)n->scratch + off);
     const dim3 grid(ceil_div(x.ne[0] / 4, 256), (unsigned)x.ne[1], (unsigned)x.ne[2]);
-    convert_f16_kernel<<<grid, 256, 0, st>>>((const uint8_t *)x.data, x.nb[1], x.nb[2], x.ne[0], *xh);
+    smoe_launch(n->pdl, convert_f16_kernel, "convert_f16_kernel", grid, 256, 0, st, (const uint8_t *)x.data, x.nb[1],
+        x.nb[2], x.ne[0], *xh);
     return launch_result();
 }
 
@@ -278,7 +283,7 @@ extern "C" int smoe_cuda_mmq(const smoe_cuda_node *n, void *stream, int *err) {
     __half      *xh = nullptr;
     const int    ce = convert_activations(n, 0, st, &xh);
     if (ce != 0) return ce;
-    mmq_op f{args_of(n, xh), ceil_div(n->src[1].ne[1], TN), 1, st};
+    mmq_op f{args_of(n, xh), ceil_div(n->src[1].ne[1], TN), 1, st, n->pdl};
     return dispatch_type(n->src[0].type, f);
 }
 
@@ -290,8 +295,8 @@ extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err)
     cudaStream_t st = (cudaStream_t)stream;
     cudaError_t  e = cudaMemsetAsync(counts, 0, (size_t)n_expert * sizeof(int32_t), st);
     if (e != cudaSuccess) return (int)e;
-    list_kernel<<<ceil_div(n_pairs, 256), 256, 0, st>>>((const uint8_t *)ids.data, ids.nb[0], ids.nb[1], n_slots,
-                                                         n_pairs, n_expert, counts, lists, err, n->node_index);
+    smoe_launch(n->pdl, list_kernel, "list_kernel", ceil_div(n_pairs, 256), 256, 0, st, (const uint8_t *)ids.data,
+        ids.nb[0], ids.nb[1], n_slots, n_pairs, n_expert, counts, lists, err, n->node_index);
     const int le = launch_result();
     if (le != 0) return le;
     __half   *xh = nullptr;
@@ -303,6 +308,6 @@ extern "C" int smoe_cuda_mmq_id(const smoe_cuda_node *n, void *stream, int *err)
     a.n_slots = n_slots;
     a.counts = counts;
     a.lists = lists;
-    mmq_op f{a, ceil_div(n_pairs, TN), (unsigned)n_expert, st};
+    mmq_op f{a, ceil_div(n_pairs, TN), (unsigned)n_expert, st, n->pdl};
     return dispatch_type(w.type, f);
 }

@@ -13,6 +13,7 @@
 // kernels
 
 static __global__ void moe_route_kernel(smoe_cuda_tensor logits, smoe_cuda_tensor dst, int n_used) {
+    SMOE_PDL_ENTER();
     const int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= logits.ne[1]) return;
     const float *l = (const float *)((const uint8_t *)logits.data + t * logits.nb[1]);
@@ -79,6 +80,7 @@ static __device__ __forceinline__ void route_warp(const float *l, int n_expert, 
 }
 
 static __global__ void moe_route_warp_kernel(smoe_cuda_tensor logits, smoe_cuda_tensor dst, int n_used) {
+    SMOE_PDL_ENTER();
     const int64_t t = (int64_t)blockIdx.x * (blockDim.x / SMOE_WARP) + threadIdx.x / SMOE_WARP;
     if (t >= logits.ne[1]) return; // uniform in the warp
     route_warp((const float *)((const uint8_t *)logits.data + t * logits.nb[1]), (int)logits.ne[0], n_used,
@@ -92,6 +94,7 @@ template <int T>
 static __global__ void router_route_kernel(const uint8_t *w, int64_t w_nb1, const uint8_t *x, int64_t x_nb1, int64_t k,
                                            int m, float *logits, int64_t l_nb1, int32_t *ids, int64_t id_nb1,
                                            int n_used) {
+    SMOE_PDL_ENTER();
     __shared__ float ls[SMOE_WARP * kRoutePerLane];
     const int     lane = threadIdx.x % SMOE_WARP, wi = threadIdx.x / SMOE_WARP, nw = blockDim.x / SMOE_WARP;
     const int64_t t = blockIdx.x, n_sub = k / 32;
@@ -130,6 +133,7 @@ static __device__ __forceinline__ float2 chosen_max_sum(const float *l, const in
 
 static __global__ void moe_combine_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
                                           smoe_cuda_tensor dst, int *err, int node) {
+    SMOE_PDL_ENTER();
     const int64_t t = blockIdx.y, n_used = ids.ne[0], n_embd = y.ne[0];
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const float *l = (const float *)((const uint8_t *)logits.data + t * logits.nb[1]);
@@ -158,6 +162,7 @@ constexpr int kCombineAddPer = 8;
 static __global__ void moe_combine_add_kernel(smoe_cuda_tensor y, smoe_cuda_tensor logits, smoe_cuda_tensor ids,
                                               smoe_cuda_tensor dst, smoe_cuda_tensor r, smoe_cuda_tensor out,
                                               int *err, int node) {
+    SMOE_PDL_ENTER();
     __shared__ float w[32];
     __shared__ int   bad;
     const int64_t n_used = ids.ne[0], n_embd = y.ne[0];
@@ -202,11 +207,12 @@ extern "C" int smoe_cuda_moe_route(const smoe_cuda_node *n, void *stream, int *e
     (void)err;
     const int64_t n_tokens = n->src[0].ne[1];
     if (n->src[0].ne[0] <= SMOE_WARP * kRoutePerLane && !n->simple) { // 4 warps per block, one per token
-        moe_route_warp_kernel<<<ceil_div(n_tokens, 4), 4 * SMOE_WARP, 0, (cudaStream_t)stream>>>(n->src[0], n->dst,
-                                                                                                 n->i[0]);
+        smoe_launch(n->pdl, moe_route_warp_kernel, "moe_route_warp_kernel", ceil_div(n_tokens, 4), 4 * SMOE_WARP, 0,
+            (cudaStream_t)stream, n->src[0], n->dst, n->i[0]);
         return launch_result();
     }
-    moe_route_kernel<<<ceil_div(n_tokens, 64), 64, 0, (cudaStream_t)stream>>>(n->src[0], n->dst, n->i[0]);
+    smoe_launch(n->pdl, moe_route_kernel, "moe_route_kernel", ceil_div(n_tokens, 64), 64, 0, (cudaStream_t)stream,
+        n->src[0], n->dst, n->i[0]);
     return launch_result();
 }
 
@@ -218,9 +224,9 @@ struct router_route_op {
         if constexpr (type_info<T>::qk == 1) {
             const smoe_cuda_tensor &w = n->src[0], &x = n->src[1], &d = n->dst, &ids = n->route_ids;
             const int               m = (int)w.ne[1], warps = m < 16 ? m : 16;
-            router_route_kernel<T><<<(unsigned)x.ne[1], warps * SMOE_WARP, 0, st>>>((const uint8_t *)w.data, w.nb[1],
-                (const uint8_t *)x.data, x.nb[1], w.ne[0], m, (float *)d.data, d.nb[1], (int32_t *)ids.data,
-                ids.nb[1], n->route_n_used);
+            smoe_launch(n->pdl, router_route_kernel<T>, "router_route_kernel", (unsigned)x.ne[1], warps * SMOE_WARP, 0,
+                st, (const uint8_t *)w.data, w.nb[1], (const uint8_t *)x.data, x.nb[1], w.ne[0], m, (float *)d.data,
+                d.nb[1], (int32_t *)ids.data, ids.nb[1], n->route_n_used);
             return launch_result();
         } else {
             return (int)cudaErrorInvalidValue; // the host fuses float weights only
@@ -239,12 +245,12 @@ extern "C" int smoe_cuda_router_route(const smoe_cuda_node *n, void *stream, int
 extern "C" int smoe_cuda_moe_combine(const smoe_cuda_node *n, void *stream, int *err) {
     if (n->add) { // with the ADD after it: one token, one block (cuda-kernels.h: smoe_cuda_combine_add_ok)
         const unsigned threads = (unsigned)((n->src[0].ne[0] + kCombineAddPer - 1) / kCombineAddPer + 31) / 32 * 32;
-        moe_combine_add_kernel<<<1, threads < 1024 ? threads : 1024, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1],
-            n->src[2], n->dst, n->add_r, n->add_out, err, n->node_index);
+        smoe_launch(n->pdl, moe_combine_add_kernel, "moe_combine_add_kernel", 1, threads < 1024 ? threads : 1024, 0,
+            (cudaStream_t)stream, n->src[0], n->src[1], n->src[2], n->dst, n->add_r, n->add_out, err, n->node_index);
         return launch_result();
     }
     const dim3 grid(ceil_div(n->src[0].ne[0], 256), (unsigned)n->src[2].ne[1]);
-    moe_combine_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(n->src[0], n->src[1], n->src[2], n->dst, err,
-                                                               n->node_index);
+    smoe_launch(n->pdl, moe_combine_kernel, "moe_combine_kernel", grid, 256, 0, (cudaStream_t)stream, n->src[0],
+        n->src[1], n->src[2], n->dst, err, n->node_index);
     return launch_result();
 }

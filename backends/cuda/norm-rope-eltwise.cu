@@ -19,6 +19,7 @@ static __device__ __forceinline__ const float *row_ptr(const smoe_cuda_tensor &t
 // q8 (not null): each row also quantized as the int8 GEMV's column r at q8 + r * col_bytes (n % 32 == 0)
 static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, smoe_cuda_tensor dst, float eps,
                                        uint8_t *q8, int64_t col_bytes) {
+    SMOE_PDL_ENTER();
     __shared__ float partial[32];
     const int64_t r = blockIdx.x, i1 = r % x.ne[1], i2 = (r / x.ne[1]) % x.ne[2], i3 = r / (x.ne[1] * x.ne[2]);
     const float *xr = row_ptr(x, i1, i2, i3);
@@ -46,6 +47,7 @@ static __global__ void rms_norm_kernel(smoe_cuda_tensor x, smoe_cuda_tensor w, s
 
 static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_cuda_tensor dst, int n_rot,
                                    float theta_base, float freq_scale) {
+    SMOE_PDL_ENTER();
     const int64_t h = blockIdx.y, t = blockIdx.z;
     const float *src = row_ptr(x, h, t, 0);
     float *d = (float *)row_ptr(dst, h, t, 0);
@@ -66,6 +68,7 @@ static __global__ void rope_kernel(smoe_cuda_tensor x, const int32_t *pos, smoe_
 // warp's 32 elements are one group of one row)
 static __global__ void binary_kernel(smoe_cuda_tensor a, smoe_cuda_tensor b, smoe_cuda_tensor dst, int op,
                                      int64_t total, uint8_t *q8, int64_t col_bytes) {
+    SMOE_PDL_ENTER();
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i0 = idx % a.ne[0], i1 = (idx / a.ne[0]) % a.ne[1], i2 = (idx / (a.ne[0] * a.ne[1])) % a.ne[2],
@@ -82,6 +85,7 @@ static __global__ void binary_kernel(smoe_cuda_tensor a, smoe_cuda_tensor b, smo
 }
 
 static __global__ void scale_kernel(smoe_cuda_tensor a, smoe_cuda_tensor dst, float s, int64_t total) {
+    SMOE_PDL_ENTER();
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i0 = idx % a.ne[0], i1 = (idx / a.ne[0]) % a.ne[1], i2 = (idx / (a.ne[0] * a.ne[1])) % a.ne[2],
@@ -100,9 +104,9 @@ static unsigned int grid_for(int64_t total) {
 extern "C" int smoe_cuda_rms_norm(const smoe_cuda_node *n, void *stream, int *err) {
     (void)err;
     const smoe_cuda_tensor &x = n->src[0];
-    rms_norm_kernel<<<(unsigned)(x.ne[1] * x.ne[2] * x.ne[3]), smoe_cuda_norm_threads(x.ne[0]), 0,
-                      (cudaStream_t)stream>>>(x, n->src[1], n->dst, n->f[0], (uint8_t *)n->q8_out,
-                                              (int64_t)smoe_cuda_q8_column_bytes(x.ne[0]));
+    smoe_launch(n->pdl, rms_norm_kernel, "rms_norm_kernel", (unsigned)(x.ne[1] * x.ne[2] * x.ne[3]),
+        smoe_cuda_norm_threads(x.ne[0]), 0, (cudaStream_t)stream, x, n->src[1], n->dst, n->f[0], (uint8_t *)n->q8_out,
+        (int64_t)smoe_cuda_q8_column_bytes(x.ne[0]));
     return launch_result();
 }
 
@@ -110,8 +114,8 @@ extern "C" int smoe_cuda_rope(const smoe_cuda_node *n, void *stream, int *err) {
     if (n->kv_write) return smoe_cuda_rope_kv_write(n, stream, err); // with the KV_WRITEs after it
     const smoe_cuda_tensor &x = n->src[0];
     const dim3 grid(ceil_div(x.ne[0] / 2 + 1, 64), (unsigned)x.ne[1], (unsigned)x.ne[2]);
-    rope_kernel<<<grid, 64, 0, (cudaStream_t)stream>>>(x, (const int32_t *)n->src[1].data, n->dst, n->i[0], n->f[0],
-                                                       n->f[1]);
+    smoe_launch(n->pdl, rope_kernel, "rope_kernel", grid, 64, 0, (cudaStream_t)stream, x,
+        (const int32_t *)n->src[1].data, n->dst, n->i[0], n->f[0], n->f[1]);
     return launch_result();
 }
 
@@ -119,8 +123,8 @@ extern "C" int smoe_cuda_binary(const smoe_cuda_node *n, void *stream, int *err)
     (void)err;
     const smoe_cuda_tensor &a = n->src[0];
     const int64_t total = a.ne[0] * a.ne[1] * a.ne[2] * a.ne[3];
-    binary_kernel<<<grid_for(total), 256, 0, (cudaStream_t)stream>>>(a, n->src[1], n->dst, n->i[1], total,
-        (uint8_t *)n->q8_out, (int64_t)smoe_cuda_q8_column_bytes(a.ne[0]));
+    smoe_launch(n->pdl, binary_kernel, "binary_kernel", grid_for(total), 256, 0, (cudaStream_t)stream, a, n->src[1],
+        n->dst, n->i[1], total, (uint8_t *)n->q8_out, (int64_t)smoe_cuda_q8_column_bytes(a.ne[0]));
     return launch_result();
 }
 
@@ -128,6 +132,7 @@ extern "C" int smoe_cuda_scale(const smoe_cuda_node *n, void *stream, int *err) 
     (void)err;
     const smoe_cuda_tensor &a = n->src[0];
     const int64_t total = a.ne[0] * a.ne[1] * a.ne[2] * a.ne[3];
-    scale_kernel<<<grid_for(total), 256, 0, (cudaStream_t)stream>>>(a, n->dst, n->f[0], total);
+    smoe_launch(n->pdl, scale_kernel, "scale_kernel", grid_for(total), 256, 0, (cudaStream_t)stream, a, n->dst, n->f[0],
+        total);
     return launch_result();
 }

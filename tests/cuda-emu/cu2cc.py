@@ -4,7 +4,8 @@
 Two rewrites, nothing else: every launch `kernel<<<grid, block[, smem[, stream]]>>>(args)` becomes
 `smoe_emu_launch([&]() { kernel(args); }, (const void *)&kernel, "kernel", grid, block[, smem[, stream]])`, and
 `extern __shared__ T name[];` becomes a pointer to the launch's dynamic shared memory. #line directives keep the
-compiler's messages pointing into the .cu file.
+compiler's messages pointing into the .cu file. (The backend's own launches go through smoe_launch in
+cuda-common.cuh, which calls smoe_emu_launch itself when compiled against emu.h.)
 """
 import re
 import sys

@@ -35,18 +35,25 @@ static int on_device(const smoe_cuda_tensor *d, const char *what, const smoe_cud
     return 0;
 }
 
-static int g_q8_out, g_grouped, g_added, g_kv, g_route, g_rope_q;
+static int g_q8_out, g_grouped, g_added, g_kv, g_route, g_rope_q, g_pdl;
 int        fake_cuda_q8_out_launches(void) { return g_q8_out; }
 int        fake_cuda_grouped_launches(void) { return g_grouped; }
 int        fake_cuda_added_launches(void) { return g_added; }
 int        fake_cuda_kv_launches(void) { return g_kv; }
 int        fake_cuda_route_launches(void) { return g_route; }
 int        fake_cuda_rope_q_launches(void) { return g_rope_q; }
+int        fake_cuda_pdl_launches(void) { return g_pdl; }
 
 static int64_t elements_of(const int64_t *ne) { return ne[0] * ne[1] * ne[2] * ne[3]; }
 
 int fake_cuda_check_node(const smoe_cuda_node *n) {
     if (!on_device(&n->dst, "the result", n)) return 0;
+    if (n->pdl != 0 && (n->pdl != 1 || n->cc < SMOE_CC_HOPPER)) { /* programmatic dependent launch: Hopper on */
+        fprintf(stderr, "fake cuda: %s (node %d): pdl %d on compute capability %d\n", smoe_op_name((smoe_op)n->op),
+                n->node_index, n->pdl, n->cc);
+        return 0;
+    }
+    g_pdl += n->pdl;
     const int n_src = smoe_op_n_src((smoe_op)n->op);
     for (int i = 0; i < n_src; i++) {
         char what[16];

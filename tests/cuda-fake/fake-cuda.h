@@ -46,5 +46,7 @@ int fake_cuda_kv_launches(void);
 int fake_cuda_route_launches(void);
 /* launches checked so far of an ATTENTION that also did the ROPE of its q (smoe_cuda_node.rope_q) */
 int fake_cuda_rope_q_launches(void);
+/* launches checked so far with programmatic stream serialization (smoe_cuda_node.pdl, SMOE_CUDA_PDL=1) */
+int fake_cuda_pdl_launches(void);
 
 #endif

@@ -15,7 +15,8 @@
  *   kernel parameters are copied at launch; a replayed graph runs those copies;
  * - device memory starts as 0xff bytes (NaN as floats), not zeros;
  * - SMOE_FAKE_CUDA_MEM=BYTES (default 8 GiB) is the device's memory: allocations past it fail with
- *   cudaErrorMemoryAllocation; SMOE_FAKE_CUDA_DEVICES=N (default 1) devices.
+ *   cudaErrorMemoryAllocation; SMOE_FAKE_CUDA_DEVICES=N (default 1) devices; SMOE_FAKE_CUDA_CC=MAJOR.MINOR (default
+ *   9.0) their compute capability.
  * Not modelled: several streams running concurrently (the backend uses one), pointer arithmetic checks.
  */
 #include "fake-cuda.h"
@@ -197,8 +198,11 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
     if (device < 0 || device >= g.n_devices) return fail(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof(*prop));
     snprintf(prop->name, sizeof(prop->name), "smoe fake CUDA device %d (CPU)", device);
-    prop->major = 9;
-    prop->minor = 0;
+    const char *cc = getenv("SMOE_FAKE_CUDA_CC"); /* "MAJOR.MINOR", default 9.0 */
+    int         major = 9, minor = 0;
+    if (cc && sscanf(cc, "%d.%d", &major, &minor) != 2) major = 9, minor = 0;
+    prop->major = major;
+    prop->minor = minor;
     prop->totalGlobalMem = g.mem_total;
     prop->multiProcessorCount = 1;
     return cudaSuccess;
