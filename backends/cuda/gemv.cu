@@ -428,6 +428,22 @@ static __device__ __forceinline__ gemvq_part gemvq_part_of(const gemvq_parts &P,
     return p == 0 ? P.p[0] : (p == 1 ? P.p[1] : P.p[2]);
 }
 
+// The first bytes each row of block bx reads (its warp's first 32 units, at most 1152 bytes), asked of L2 before
+// the block stages its column (prefetch.global.L2: no registers, nothing waits on it): the weights' first DRAM
+// round trip then overlaps the column's copy and barrier instead of following them.
+template <int T>
+static __device__ __forceinline__ void prefetch_rows(const uint8_t *w, int64_t w_nb1, int64_t m, int64_t k,
+                                                     int64_t bx) {
+#if defined(__CUDA_ARCH__)
+    const int64_t rows = (int64_t)(blockDim.x / SMOE_WARP) * kRowsQ, row0 = bx * rows;
+    const int64_t rb = k / type_info<T>::qk * type_info<T>::bytes, n = rb < 1152 ? rb : 1152;
+    const int64_t lines = (n + 127) / 128, r = threadIdx.x / lines, l = threadIdx.x % lines;
+    if (r < rows && row0 + r < m) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (row0 + r) * w_nb1 + 128 * l));
+#else
+    (void)w, (void)w_nb1, (void)m, (void)k, (void)bx;
+#endif
+}
+
 template <int T>
 static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t col_bytes, int64_t k, int64_t n2) {
     SMOE_PDL_ENTER();
@@ -435,6 +451,7 @@ static __global__ void gemvq_kernel(gemvq_parts P, const uint8_t *q8, int64_t co
     const int64_t c = blockIdx.z, i2 = c % n2, i3 = c / n2;
     int64_t bx;
     const gemvq_part pt = gemvq_part_of(P, &bx);
+    prefetch_rows<T>(pt.w, pt.w_nb1, pt.m, k, bx);
     stage_q8(qsm, q8 + c * col_bytes, col_bytes);
     const float *r = pt.r ? (const float *)((const uint8_t *)pt.r + i2 * pt.r_nb2 + i3 * pt.r_nb3) : nullptr;
     float       *out = pt.out ? (float *)((uint8_t *)pt.out + i2 * pt.o_nb2 + i3 * pt.o_nb3) : nullptr;
@@ -454,6 +471,7 @@ static __global__ void gemvq_id_kernel(gemvq_parts P, int64_t n_expert, const ui
     const gemvq_part pt = gemvq_part_of(P, &bx);
     const int32_t e = expert_of(ids, id_nb0, id_nb1, sl, t, n_expert, threadIdx.x == 0, err, node);
     if (e < 0) return; // the same id for the whole block: before any barrier
+    prefetch_rows<T>(pt.w + e * pt.w_nb2, pt.w_nb1, pt.m, k, bx);
     stage_q8(qsm, q8 + ((x_ne1 == 1 ? 0 : sl) + t * x_ne1) * col_bytes, col_bytes);
     gemvq_rows<T>(pt.w + e * pt.w_nb2, pt.w_nb1, (const int *)qsm, (const float2 *)((const uint8_t *)qsm + k), k,
                   pt.m, (float *)((uint8_t *)pt.dst + sl * pt.d_nb1 + t * pt.d_nb2), bx);
