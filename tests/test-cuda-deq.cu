@@ -188,6 +188,31 @@ int main(void) {
     }
     printf("q8_0 quantization: %d mismatches\n", q_bad);
     bad += q_bad;
+    // the K-quant scale and min of a sub-block pair from the block's head in registers (the int8 GEMV) and of one
+    // sub-block (the prefill) against kq_scale_min's byte reads, on random heads
+    int s_bad = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        uint8_t h[16];
+        for (int j = 0; j < 16; j++) h[j] = (uint8_t)((rnd() + 1.0f) * 128.0f);
+        uint4 head;
+        memcpy(&head, h, 16);
+        for (int p = 0; p < 4; p++) {
+            int sc[2], m[2], want_sc[2], want_m[2], one_sc, one_m;
+            kq_pair_scale_min(head, p, &sc[0], &m[0], &sc[1], &m[1]);
+            for (int q = 0; q < 2; q++) {
+                kq_scale_min(h + 4, 2 * p + q, &want_sc[q], &want_m[q]);
+                kq_head_scale_min(head, 2 * p + q, &one_sc, &one_m);
+                if (sc[q] != want_sc[q] || m[q] != want_m[q] || one_sc != want_sc[q] || one_m != want_m[q]) {
+                    if (s_bad < 5)
+                        printf("k-quant scales, sub-block %d: %d/%d (pair) %d/%d (one), want %d/%d\n", 2 * p + q,
+                               sc[q], m[q], one_sc, one_m, want_sc[q], want_m[q]);
+                    s_bad++;
+                }
+            }
+        }
+    }
+    printf("k-quant scales from the head: %d mismatches\n", s_bad);
+    bad += s_bad;
     printf(bad ? "FAILED\n" : "OK\n");
     return bad ? 1 : 0;
 }

@@ -333,18 +333,41 @@ static SMOE_HD unsigned byte_of(uint4 v, int i) {
     return (w >> (8 * (i & 3))) & 255u;
 }
 
+// kq_scale_min of sub-block j (0-7, known at run time) from a K-quant block's first 16 bytes in registers (head: d,
+// dmin, the 12 scale bytes), one 16-byte load where kq_scale_min's byte loads were three or four
+static SMOE_HD void kq_head_scale_min(uint4 head, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = (int)byte_of(head, 4 + j) & 63;
+        *m = (int)byte_of(head, 8 + j) & 63;
+    } else {
+        *sc = (int)((byte_of(head, 8 + j) & 15) | ((byte_of(head, j) >> 6) << 4));
+        *m = (int)((byte_of(head, 8 + j) >> 4) | ((byte_of(head, 4 + j) >> 6) << 4));
+    }
+}
+
+// kq_scale_min of sub-blocks 2p and 2p + 1 (p 0-3, known at run time) from the head, as 16-bit halves of its words
+// (the pair's two bytes sit side by side in each of the three scale words): fewer instructions and registers than
+// two kq_head_scale_min, for the int8 GEMV's Q4_K/Q5_K units
+static SMOE_HD void kq_pair_scale_min(uint4 head, int p, int *sc0, int *m0, int *sc1, int *m1) {
+    const unsigned sh = 16u * (unsigned)(p & 1);
+    const uint32_t y = (head.y >> sh) & 0xffffu, z = (head.z >> sh) & 0xffffu, w = (head.w >> sh) & 0xffffu;
+    const uint32_t sc = p < 2 ? y & 0x3f3fu : (w & 0x0f0fu) | ((y >> 2) & 0x3030u);
+    const uint32_t m = p < 2 ? z & 0x3f3fu : ((w >> 4) & 0x0f0fu) | ((z >> 2) & 0x3030u);
+    *sc0 = (int)(sc & 255u);
+    *sc1 = (int)(sc >> 8);
+    *m0 = (int)(m & 255u);
+    *m1 = (int)(m >> 8);
+}
+
+// the block's d (kq_d) and dmin (kq_dmin) from its head
+static SMOE_HD float kq_d(uint4 head) { return __half2float(__ushort_as_half((unsigned short)(head.x & 0xffffu))); }
+static SMOE_HD float kq_dmin(uint4 head) { return __half2float(__ushort_as_half((unsigned short)(head.x >> 16))); }
+
 template <int T> static SMOE_HD void decode_kq(const raw_kq<T> &r, float *w) {
     const int sb = r.sb;
-    int       sc, m; // kq_scale_min's rule on the scale bytes (bytes 4-15 of the block)
-    if (sb < 4) {
-        sc = (int)byte_of(r.head, 4 + sb) & 63;
-        m = (int)byte_of(r.head, 8 + sb) & 63;
-    } else {
-        sc = (int)((byte_of(r.head, 8 + sb) & 15) | ((byte_of(r.head, sb) >> 6) << 4));
-        m = (int)((byte_of(r.head, 8 + sb) >> 4) | ((byte_of(r.head, 4 + sb) >> 6) << 4));
-    }
-    const float    d = __half2float(__ushort_as_half((unsigned short)(r.head.x & 0xffffu)));
-    const float    dmin = __half2float(__ushort_as_half((unsigned short)(r.head.x >> 16)));
+    int       sc, m;
+    kq_head_scale_min(r.head, sb, &sc, &m);
+    const float    d = kq_d(r.head), dmin = kq_dmin(r.head);
     const uint32_t qw[8] = {r.qs[0].x, r.qs[0].y, r.qs[0].z, r.qs[0].w, r.qs[1].x, r.qs[1].y, r.qs[1].z, r.qs[1].w};
     const int      shift = (sb & 1) ? 4 : 0;
     for (int l = 0; l < 32; l++) { // constant bounds: unrolled, every index below constant

@@ -362,10 +362,10 @@ static __device__ __forceinline__ float gemvq_unit(const uint8_t *wr, int64_t u,
         q8_group(qi, g0, &lo0, &hi0);
         q8_group(qi, g0 + 1, &lo1, &hi1);
         const float2 dx0 = ds[g0], dx1 = ds[g0 + 1];
-        int sc0, m0, sc1, m1;
-        kq_scale_min(b + 4, 2 * p, &sc0, &m0);
-        kq_scale_min(b + 4, 2 * p + 1, &sc1, &m1);
-        const float d = f16_at(b), dmin = f16_at(b + 2);
+        const uint4 hd = *(const uint4 *)b; // d, dmin, the scales: one 16-byte load, not ~10 byte loads
+        int         sc0, m0, sc1, m1;
+        kq_pair_scale_min(hd, p, &sc0, &m0, &sc1, &m1);
+        const float d = kq_d(hd), dmin = kq_dmin(hd);
         return d * (dx0.x * (float)(sc0 * dot8(v, lo0, hi0)) + dx1.x * (float)(sc1 * dot8(vh, lo1, hi1))) -
                dmin * (dx0.x * dx0.y * (float)m0 + dx1.x * dx1.y * (float)m1);
     }
