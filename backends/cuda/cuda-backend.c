@@ -665,7 +665,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
             c->launches = p;
             c->cap_launches = cap;
         }
-        snprintf(c->names[c->n_names], SMOE_MAX_NAME, "%s", t->name);
+        memcpy(c->names[c->n_names], t->name, SMOE_MAX_NAME); /* NUL-terminated within (core/tensor.h) */
         /* node_index is the position since the last synchronize: equal runs of a split after a synchronize get
          * equal arrays, so a decode step (one split per run, synchronized in between) replays */
         make_node(t, c->n_names, c->cc, &c->launches[n]);
