@@ -28,6 +28,8 @@ typedef struct smoe_split {
     smoe_tensor  **inputs;     /* tensors living on other backends that this split reads ... */
     smoe_tensor  **copies;     /* ... and their copies on this backend (same shape and type, contiguous) */
     int            n_inputs;
+    uint64_t       stamp;      /* new (process-wide) each time the scheduler binds the graph's tensors to memory,
+                                  0 never: a backend may keep what it derived from the split while it is unchanged */
 } smoe_split;
 
 struct smoe_backend_i {

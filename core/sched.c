@@ -63,6 +63,7 @@ typedef struct sched_plan {
 } sched_plan;
 
 static _Atomic uint64_t sched_uid_counter = 1;
+static _Atomic uint64_t bind_stamp_counter = 1; /* smoe_split.stamp */
 
 /* ---- lifecycle ---- */
 
@@ -465,6 +466,8 @@ static smoe_status bind_plan(smoe_sched *s, smoe_graph *g, sched_plan *pl) {
         pl->shadows[k].buffer = pl->shadow_orig[k]->buffer;
         pl->shadows[k].data = pl->shadow_orig[k]->data;
     }
+    const uint64_t stamp = atomic_fetch_add(&bind_stamp_counter, 1);
+    for (int i = 0; i < pl->n_splits; i++) pl->splits[i].stamp = stamp;
     s->bind_count++;
     pl->bound_at = s->bind_count;
     s->bound_graph = g;

@@ -219,6 +219,14 @@ static void test_launch_cache(void **state) {
     }
     assert_int_equal(c.n_captures, 1);
     assert_int_equal(c.n_replays, 3);
+    /* the caller vouching for an unchanged array: no comparison, the same answer; another count or key: not found */
+    assert_true(smoe_lc_lookup_unchanged(&c, A, 5, &slot, &act));
+    assert_int_equal(act, SMOE_LC_REPLAY);
+    assert_int_equal(c.n_replays, 4);
+    assert_false(smoe_lc_lookup_unchanged(&c, A, 4, &slot, &act));
+    assert_int_equal(slot, -1);
+    assert_false(smoe_lc_lookup_unchanged(&c, B, 5, &slot, &act));
+    assert_false(smoe_lc_lookup_unchanged(&c, NULL, 5, &slot, &act));
     /* the same split now launches something else: the graph is destroyed, the new array starts over */
     assert_int_equal(smoe_lc_lookup(&c, A, y, 5, &slot, &act), SMOE_OK);
     assert_int_equal(act, SMOE_LC_LAUNCH);

@@ -22,6 +22,7 @@
 #include "core/status.h"
 #include "cuda-kernels.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SMOE_LC_SLOTS 16
@@ -52,6 +53,10 @@ void smoe_lc_clear(smoe_lc *c);
  * SMOE_ERR_OUT_OF_MEMORY if the array cannot be recorded (then launch directly). */
 smoe_status smoe_lc_lookup(smoe_lc *c, const void *key, const smoe_cuda_node *nodes, int n, int *slot,
                            smoe_lc_action *action);
+/* The same for a caller that knows its array is the one it passed under key last time (the split was not re-bound
+ * and nothing was re-described: cuda-backend.c), without comparing the bytes (~0.8 MB per Mixtral decode step);
+ * false when key has no entry of n launches (evicted): then smoe_lc_lookup with the array. */
+bool smoe_lc_lookup_unchanged(smoe_lc *c, const void *key, int n, int *slot, smoe_lc_action *action);
 /* After SMOE_LC_CAPTURE: the graph made (exec), or NULL when capturing failed (the entry then starts over). */
 void smoe_lc_set_exec(smoe_lc *c, int slot, void *exec);
 

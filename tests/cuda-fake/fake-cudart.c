@@ -13,7 +13,8 @@
  * - during capture nothing runs: copies from pinned memory, memsets and launches become graph nodes (copies from or
  *   to pageable memory are refused, as the runtime refuses them), and each launch keeps a copy of its arguments, as
  *   kernel parameters are copied at launch; a replayed graph runs those copies;
- * - device memory starts as 0xff bytes (NaN as floats), not zeros;
+ * - device memory starts as 0xff bytes (NaN as floats), not zeros; freed device memory is filled with them and held
+ *   back (up to 512 MiB), so a stale device pointer reads NaNs, not the next allocation's data;
  * - SMOE_FAKE_CUDA_MEM=BYTES (default 8 GiB) is the device's memory: allocations past it fail with
  *   cudaErrorMemoryAllocation; SMOE_FAKE_CUDA_DEVICES=N (default 1) devices; SMOE_FAKE_CUDA_CC=MAJOR.MINOR (default
  *   9.0) their compute capability.
@@ -66,6 +67,10 @@ typedef struct block {
     size_t   size;
 } block;
 
+/* freed device blocks held back, so a later cudaMalloc gets another address and a stale pointer reads NaNs */
+#define QUARANTINE       64
+#define QUARANTINE_BYTES ((size_t)512 << 20)
+
 static struct {
     int         n_devices;
     size_t      mem_total, mem_used;
@@ -73,7 +78,18 @@ static struct {
     int         n_dev, cap_dev, n_pinned, cap_pinned;
     cudaError_t last;
     int         launches_run, graph_launches;
+    block       quarantine[QUARANTINE]; /* freed device memory, 0xff bytes, held back (see cudaFree) */
+    int         n_quarantine;
+    size_t      quarantine_bytes;
 } g;
+
+/* frees the quarantined blocks (at exit: leak checkers see none) */
+static void quarantine_release(void) {
+    for (int i = 0; i < g.n_quarantine; i++) free(g.quarantine[i].p);
+    g.n_quarantine = 0;
+    g.quarantine_bytes = 0;
+}
+__attribute__((destructor)) static void fake_fini(void) { quarantine_release(); }
 
 /* the environment is read at every call, so a test can change the device's memory between models */
 static void fake_init(void) {
@@ -257,9 +273,20 @@ cudaError_t cudaFree(void *p) {
         if (!stream_list[k]->capturing && drain(stream_list[k], -1) != cudaSuccess) return fail(cudaErrorLaunchFailure);
     for (int i = 0; i < g.n_dev; i++) {
         if (g.dev[i].p != p) continue;
-        g.mem_used -= g.dev[i].size;
-        free(p);
+        const size_t size = g.dev[i].size;
+        g.mem_used -= size;
         g.dev[i] = g.dev[--g.n_dev];
+        /* held back, as 0xff bytes (NaN as floats), while the quarantine has room: launches still holding the
+         * address (a replayed graph's stale arguments) compute NaNs instead of reading whatever the next
+         * allocation put there */
+        if (size > QUARANTINE_BYTES) {
+            free(p);
+            return cudaSuccess;
+        }
+        if (g.n_quarantine == QUARANTINE || g.quarantine_bytes + size > QUARANTINE_BYTES) quarantine_release();
+        memset(p, 0xff, size);
+        g.quarantine[g.n_quarantine++] = (block){p, size};
+        g.quarantine_bytes += size;
         return cudaSuccess;
     }
     return fail(cudaErrorInvalidValue);
