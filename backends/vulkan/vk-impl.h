@@ -139,6 +139,9 @@ typedef struct smoe_vk_ctx {
     struct smoe_vk_logged *log; /* this compute's dispatches */
     int                    n_log, cap_log;
     smoe_vk_replay        *replays; /* SMOE_VK_REPLAYS recorded command buffers with their logs */
+    smoe_vk_replay        *last_replay; /* the entry the last submit used (NULL: recorded into cmd, not kept) */
+    const struct smoe_split *last_split; /* the split the last compute ran (NULL: none or failed) and its stamp */
+    uint64_t               last_stamp;
     uint64_t               replay_tick;
     uint64_t               n_replayed, n_recorded; /* computes submitted from the cache / recorded */
     struct smoe_vk_binding *touched; /* windows touched since the last barrier */
@@ -258,6 +261,9 @@ smoe_status smoe_vk_begin(smoe_vk_ctx *c);
 smoe_status smoe_vk_record(smoe_vk_ctx *c, const smoe_vk_dispatch *d);
 /* Submits the log: replays a recorded command buffer with an identical log, else records one (c->pending). */
 smoe_status smoe_vk_submit(smoe_vk_ctx *c);
+/* Submits r's command buffer again, without a log (the caller knows its log would be r's), after waiting for the
+ * previous compute; false when r no longer holds one (invalidated). */
+smoe_status smoe_vk_resubmit(smoe_vk_ctx *c, smoe_vk_replay *r, bool *done);
 
 /* ---- vk-ops.c ---- */
 

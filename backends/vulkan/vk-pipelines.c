@@ -386,6 +386,7 @@ static smoe_status command_buffer_for_log(smoe_vk_ctx *c, VkCommandBuffer *out) 
         if (r->valid && r->n == c->n_log && memcmp(r->log, c->log, (size_t)c->n_log * sizeof(*c->log)) == 0) {
             r->last_used = ++c->replay_tick;
             c->n_replayed++;
+            c->last_replay = r;
             *out = r->cmd;
             return SMOE_OK;
         }
@@ -412,17 +413,35 @@ static smoe_status command_buffer_for_log(smoe_vk_ctx *c, VkCommandBuffer *out) 
     victim->valid = true;
     victim->last_used = ++c->replay_tick;
     c->n_recorded++;
+    c->last_replay = victim;
     *out = victim->cmd;
     return SMOE_OK;
 }
 
-smoe_status smoe_vk_submit(smoe_vk_ctx *c) {
-    VkCommandBuffer cmd = VK_NULL_HANDLE;
-    SMOE_TRY(command_buffer_for_log(c, &cmd));
+static smoe_status submit_cmd(smoe_vk_ctx *c, VkCommandBuffer cmd) {
     ((volatile uint32_t *)c->status.mapped)[0] = 0;
     SMOE_VK_TRY(vkResetFences(c->device, 1, &c->fence), "vkResetFences");
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd};
     SMOE_VK_TRY(vkQueueSubmit(c->queue, 1, &si, c->fence), "vkQueueSubmit");
     c->pending = true;
     return SMOE_OK;
+}
+
+smoe_status smoe_vk_submit(smoe_vk_ctx *c) {
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    c->last_replay = NULL;
+    SMOE_TRY(command_buffer_for_log(c, &cmd));
+    return submit_cmd(c, cmd);
+}
+
+smoe_status smoe_vk_resubmit(smoe_vk_ctx *c, smoe_vk_replay *r, bool *done) {
+    *done = false;
+    if (!r || !r->valid || !r->cmd) return SMOE_OK;
+    SMOE_TRY(smoe_vk_wait(c));
+    c->n_log = 0;
+    r->last_used = ++c->replay_tick;
+    c->n_replayed++;
+    c->last_replay = r;
+    *done = true;
+    return submit_cmd(c, r->cmd);
 }
