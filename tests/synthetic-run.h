@@ -40,12 +40,8 @@ static inline double sr_rel_diff(const float *a, const float *b, size_t n) {
     return mb > 0 ? md / mb : md;
 }
 
-/* The "tiny" synthetic model of `ftype` (seed 5) on `backend` with a weight budget, in a 512-cell context; prompt
- * token i is (37 i + 11) mod n_vocab. forced != NULL: the tokens to feed, else greedy. */
-static inline smoe_status sr_run_model(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, int n_prompt,
-                                       int steps, const int32_t *forced, sr_run *r) {
-    memset(r, 0, sizeof(*r));
-    if (n_prompt < 1 || steps < 0 || steps > SR_MAX_STEPS) return SMOE_ERR_INVALID_ARGUMENT;
+/* The "tiny" synthetic model of `ftype` (seed 5) on `backend` with a weight budget */
+static inline smoe_status sr_model_init(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, smoe_model **m) {
     smoe_synthetic_params sp = smoe_synthetic_default_params();
     sp.preset = "tiny";
     sp.ftype = ftype;
@@ -53,10 +49,19 @@ static inline smoe_status sr_run_model(const char *backend, uint64_t gpu_mem, sm
     smoe_model_params mp = smoe_model_default_params();
     mp.backend = backend;
     mp.gpu_mem = gpu_mem;
+    return smoe_model_init_synthetic(&sp, &mp, m);
+}
+
+/* sr_model_init's model in a 512-cell context; prompt token i is (37 i + 11) mod n_vocab. forced != NULL: the
+ * tokens to feed, else greedy. */
+static inline smoe_status sr_run_model(const char *backend, uint64_t gpu_mem, smoe_ftype ftype, int n_prompt,
+                                       int steps, const int32_t *forced, sr_run *r) {
+    memset(r, 0, sizeof(*r));
+    if (n_prompt < 1 || steps < 0 || steps > SR_MAX_STEPS) return SMOE_ERR_INVALID_ARGUMENT;
     smoe_model   *m = NULL;
     smoe_context *ctx = NULL;
     smoe_batch    batch = {0};
-    smoe_status   st = smoe_model_init_synthetic(&sp, &mp, &m);
+    smoe_status   st = sr_model_init(backend, gpu_mem, ftype, &m);
     if (st != SMOE_OK) return st;
     smoe_model_info info;
     smoe_model_get_info(m, &info);

@@ -684,17 +684,10 @@ static void test_model_decode(void **state) {
  * model, each time in a new context (the one before freed: the new context's scheduler splits may sit where the
  * freed ones did, and the backend must not take them for the splits it described last). */
 static smoe_status rebind_run(const char *backend, float **out, int *n_vocab) {
-    smoe_synthetic_params sp = smoe_synthetic_default_params();
-    sp.preset = "tiny";
-    sp.ftype = SMOE_FTYPE_Q8_0;
-    sp.seed = 5;
-    smoe_model_params mp = smoe_model_default_params();
-    mp.backend = backend;
-    mp.gpu_mem = SMOE_GPU_MEM_ALL;
     smoe_model *m = NULL;
     smoe_batch  batch = {0};
     *out = NULL;
-    smoe_status st = smoe_model_init_synthetic(&sp, &mp, &m);
+    smoe_status st = sr_model_init(backend, SMOE_GPU_MEM_ALL, SMOE_FTYPE_Q8_0, &m);
     if (st != SMOE_OK) return st;
     smoe_model_info info;
     smoe_model_get_info(m, &info);
