@@ -271,7 +271,6 @@ template <int N> static __device__ __forceinline__ void ld_words_a2(const uint8_
     for (int i = 0; i < N; i++) out[i] = funnel_r(w[i], w[i + 1], o);
 }
 
-
 // the two 16-byte halves of activation group g (elements 0-15, 16-31)
 static __device__ __forceinline__ void q8_group(const int *qi, int64_t g, int4 *lo, int4 *hi) {
     const int4 *q = (const int4 *)qi;
