@@ -26,6 +26,20 @@ static inline smoe_buffer *dt_bytes_buffer(smoe_backend *b, size_t size, smoe_te
     return buf;
 }
 
+/* Runs g on s and synchronizes b: case i must pass (expect NULL) or fail with SMOE_ERR_INVALID_ARGUMENT and a
+ * message naming `expect`. */
+static inline void dt_run_expect(smoe_sched *s, smoe_graph *g, smoe_backend *b, size_t i, const char *expect) {
+    smoe_status st = smoe_sched_compute(s, g);
+    if (st == SMOE_OK) st = smoe_backend_synchronize(b);
+    if (!expect) {
+        if (st != SMOE_OK) fail_msg("case %zu: %s", i, smoe_last_error());
+    } else {
+        assert_int_equal(st, SMOE_ERR_INVALID_ARGUMENT);
+        if (!strstr(smoe_last_error(), expect))
+            fail_msg("case %zu: '%s' does not name %s", i, smoe_last_error(), expect);
+    }
+}
+
 /* Ids out of range found on the device (GET_ROWS rows, MUL_MAT_ID experts, KV_WRITE cells) come back from the
  * next synchronize as SMOE_ERR_INVALID_ARGUMENT naming the node; a good run before and after each works. */
 static inline void dt_check_index_errors(smoe_backend *b) {
@@ -75,15 +89,7 @@ static inline void dt_check_index_errors(smoe_backend *b) {
         assert_int_equal(smoe_tensor_set(ids, cases[i].ids, 0, 12), SMOE_OK);
         assert_int_equal(smoe_tensor_set(eids, cases[i].e, 0, 16), SMOE_OK);
         assert_int_equal(smoe_tensor_set(cells, cases[i].c, 0, 8), SMOE_OK);
-        smoe_status st = smoe_sched_compute(s, g);
-        if (st == SMOE_OK) st = smoe_backend_synchronize(b);
-        if (!cases[i].expect) {
-            if (st != SMOE_OK) fail_msg("case %zu: %s", i, smoe_last_error());
-        } else {
-            assert_int_equal(st, SMOE_ERR_INVALID_ARGUMENT);
-            if (!strstr(smoe_last_error(), cases[i].expect))
-                fail_msg("case %zu: '%s' does not name %s", i, smoe_last_error(), cases[i].expect);
-        }
+        dt_run_expect(s, g, b, i, cases[i].expect);
     }
     smoe_sched_free(s);
     smoe_graph_free(g);
