@@ -62,8 +62,8 @@ struct check_sub {
     }
 };
 
-// deq_sub_h2<T> (the prefill's f16 decoder for Q4_0 and Q8_0) against __float2half_rn of deq_sub<T>, bit for bit;
-// the prefill's Q4_K/Q5_K decoder (load_kq, decode_kq) against deq_sub<T>
+// load_h2<T> + decode_h2<T> (the prefill's f16 decoder for Q4_0 and Q8_0) against __float2half_rn of deq_sub<T>,
+// bit for bit; the prefill's Q4_K/Q5_K decoder (load_kq, decode_kq) against deq_sub<T>
 struct check_sub_h2 {
     const std::vector<uint8_t> *row;
     int64_t n;
@@ -90,13 +90,15 @@ struct check_sub_h2 {
                 float    w[32];
                 uint32_t h[16];
                 deq_sub<T>(row->data(), s, w);
-                deq_sub_h2<T>(row->data(), s, h, s % 3 != 0); // 16-bit loads, or aligned words (row 16-byte aligned)
+                raw_h2<T> r;
+                load_h2<T>(row->data(), s, &r, s % 3 != 0); // 16-bit loads, or aligned words (row 16-byte aligned)
+                decode_h2<T>(r, h);
                 for (int j = 0; j < 32; j++) {
                     const unsigned short got = (unsigned short)(h[j / 2] >> (16 * (j % 2)));
                     const unsigned short want = __half_as_ushort(__float2half_rn(w[j]));
                     if (got != want) {
                         if (*bad < 20)
-                            printf("type %d: deq_sub_h2 sub-block %lld element %d: 0x%04x, want 0x%04x\n", T,
+                            printf("type %d: decode_h2 sub-block %lld element %d: 0x%04x, want 0x%04x\n", T,
                                    (long long)s, j, got, want);
                         (*bad)++;
                     }

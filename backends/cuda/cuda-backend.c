@@ -711,7 +711,7 @@ static smoe_status cuda_compute(smoe_backend *b, const smoe_split *split) {
     int       n = 0;
     const int names0 = c->n_names;
     const bool unchanged = split == c->built_split && split->stamp != 0 && split->stamp == c->built_stamp &&
-                           names0 == c->built_names0 && names0 + c->built_n <= c->cap_names;
+                           names0 == c->built_names0;
     if (unchanged) {
         n = c->built_n;
         c->n_names = names0 + n; /* their names are still there: nothing was described since */

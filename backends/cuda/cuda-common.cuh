@@ -295,13 +295,6 @@ template <int T> static SMOE_HD void decode_h2(const raw_h2<T> &r, uint32_t *w) 
     }
 }
 
-// aligned4 as load_h2's
-template <int T> static SMOE_HD void deq_sub_h2(const uint8_t *row, int64_t s, uint32_t *w, bool aligned4 = false) {
-    raw_h2<T> r;
-    load_h2<T>(row, s, &r, aligned4);
-    decode_h2<T>(r, w);
-}
-
 // The same for Q4_K and Q5_K sub-blocks (rows 16-byte aligned: 144- and 176-byte blocks), in 16-byte loads: the
 // block's first 16 bytes (d, dmin, the 12 scale bytes), Q5_K's 32 bytes of fifth bits and the 32 bytes of nibbles the
 // sub-block shares with its pair; decode_kq takes them apart with shifts (a byte picked by a run-time index out of a
